@@ -1,0 +1,1 @@
+"""Datasets prepared for training the bundled models (see ``smapgan data --help``)."""
