@@ -1,0 +1,10 @@
+"""smapgan: the StyleMapGAN toolkit (networks, editing primitives, Hub I/O)."""
+
+from . import editing
+from .config import StyleMapGANConfig
+from .defaults import DEFAULT_MODEL
+from .model import StyleMapGAN
+
+__version__ = "0.1.0"
+
+__all__ = ["DEFAULT_MODEL", "StyleMapGAN", "StyleMapGANConfig", "editing", "__version__"]

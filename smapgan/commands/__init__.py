@@ -1,0 +1,1 @@
+"""One module per ``smapgan`` sub-command (see ``smapgan.cli``)."""

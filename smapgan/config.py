@@ -1,0 +1,81 @@
+"""The model configuration, with the official release's field names."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+NORMALIZE_MODES = ("LayerNorm", "InstanceNorm2d", "BatchNorm2d")
+
+
+@dataclass
+class StyleMapGANConfig:
+    """Everything needed to build the networks.
+
+    Field names follow the release's ``train_args`` so a release checkpoint's
+    namespace maps onto this dataclass one to one. ``channel_base`` and
+    ``channel_max`` generalise the release's hard-coded width table (whose values
+    are the defaults) so that narrow models can be built and tested.
+    """
+
+    size: int = 256
+    latent_spatial_size: int = 8
+    latent_channel_size: int = 64
+    mapping_layer_num: int = 8
+    lr_mul: float = 0.01
+    channel_multiplier: int = 2
+    normalize_mode: str = "LayerNorm"
+    small_generator: bool = False
+    channel_base: int = 16384
+    channel_max: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("size", "latent_spatial_size"):
+            value = getattr(self, name)
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, got {value}")
+        if self.latent_spatial_size > self.size:
+            raise ValueError(
+                f"latent_spatial_size ({self.latent_spatial_size}) must not exceed size ({self.size})"
+            )
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 (the discriminator ends at 4x4), got {self.size}")
+        if self.normalize_mode not in NORMALIZE_MODES:
+            raise ValueError(f"normalize_mode must be one of {NORMALIZE_MODES}, got {self.normalize_mode!r}")
+        if self.mapping_layer_num < 1:
+            raise ValueError("mapping_layer_num must be at least 1")
+        if self.latent_channel_size < 1:
+            raise ValueError("latent_channel_size must be positive")
+
+    @property
+    def style_dim(self) -> int:
+        """The stylemap's channel count C (the release calls it style_dim)."""
+        return self.latent_channel_size
+
+    def channels(self, resolution: int) -> int:
+        """Feature width at a resolution: ``min(channel_max, channel_base * multiplier // r)``."""
+        return min(self.channel_max, self.channel_base * self.channel_multiplier // resolution)
+
+    @property
+    def num_upsamplings(self) -> int:
+        return int(math.log2(self.size // self.latent_spatial_size))
+
+    @property
+    def num_levels(self) -> int:
+        """Levels of the stylemap pyramid (the paper's w+): two per resolution from L to size."""
+        return 2 + 2 * self.num_upsamplings
+
+    def level_resolution(self, level: int) -> int:
+        """Spatial side of pyramid level ``level``."""
+        return self.latent_spatial_size * 2 ** (level // 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "StyleMapGANConfig":
+        """Build from a mapping, ignoring unknown keys (release namespaces carry training flags)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names and v is not None})

@@ -1,0 +1,219 @@
+"""The public model: encoder + generator (+ discriminator), loadable from and pushable to the Hub.
+
+The model computes; it knows nothing about ops, canvases or Gradio (those are in
+``smapgan.ops`` and ``smapgan.app``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file, save_model
+from torch import nn
+
+from . import editing
+from .config import StyleMapGANConfig
+from .networks import Discriminator, Encoder, Generator
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+DIRECTIONS_NAME = "directions.safetensors"
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder exists but its files are unusable (truncated, mismatched, missing)."""
+
+
+class StyleMapGAN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="smapgan",
+    repo_url="https://github.com/smapgan/smapgan",
+    paper_url="https://arxiv.org/abs/2104.14754",
+    tags=["stylemapgan", "gan", "image-editing"],
+):
+    """StyleMapGAN: a GAN with a spatial latent (the stylemap) and an encoder into it.
+
+    Submodules keep the release's state-dict layout: ``generator`` is the
+    release's ``g_ema``, ``encoder`` its ``e_ema``, ``discriminator`` its
+    ``discriminator`` (``None`` when a checkpoint had none).
+    """
+
+    def __init__(self, config: StyleMapGANConfig, with_discriminator: bool = True) -> None:
+        super().__init__()
+        if isinstance(config, dict):  # tolerate configs passed as plain dicts
+            config = StyleMapGANConfig.from_dict(config)
+        self.config = config
+        self.generator = Generator(config)
+        self.encoder = Encoder(config)
+        self.discriminator: Discriminator | None = Discriminator(config) if with_discriminator else None
+        # Named semantic directions (C, L, L), saved next to the weights; not parameters.
+        self.directions: dict[str, torch.Tensor] = {}
+        self._hub_mixin_config = config
+
+    # ------------------------------------------------------------------ compute
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,3,S,S) images in [-1,1] -> stylemaps (N,C,L,L)."""
+        self._check_images(images)
+        return self.encoder(images)
+
+    def expand(self, stylemap: torch.Tensor) -> list[torch.Tensor]:
+        """Stylemap -> the w+ pyramid, one tensor per styled layer."""
+        self._check_stylemap(stylemap)
+        return self.generator.decoder.expand(stylemap)
+
+    def synthesize(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Image from a (possibly edited) pyramid; unclamped like the release."""
+        return self.generator.decoder.synthesize(pyramid)
+
+    def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
+        """Stylemap -> image (N,3,S,S), unclamped."""
+        return self.synthesize(self.expand(stylemap))
+
+    def map(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent z (N,C) -> stylemap (N,C,L,L) through the mapping network."""
+        if z.ndim != 2 or z.shape[1] != self.config.style_dim:
+            raise ValueError(f"z must have shape (N, {self.config.style_dim}), got {tuple(z.shape)}")
+        return self.generator.map(z)
+
+    def generate(
+        self,
+        z: torch.Tensor,
+        truncation: float = 1.0,
+        mean_stylemap: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Random generation with optional truncation ``mean + psi * (w - mean)``."""
+        w = self.map(z)
+        if truncation != 1.0:
+            if mean_stylemap is None:
+                raise ValueError("truncation needs mean_stylemap (see StyleMapGAN.mean_stylemap)")
+            w = editing.truncate(w, mean_stylemap.reshape(1, *w.shape[1:]), truncation)
+        return self.decode(w)
+
+    @torch.no_grad()
+    def mean_stylemap(self, num_samples: int = 4096, seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
+        """Average mapping output (1,C,L,L) over ``num_samples`` random z."""
+        gen = torch.Generator().manual_seed(seed)
+        total = None
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            z = torch.randn(n, self.config.style_dim, generator=gen).to(self.device)
+            s = self.map(z).sum(0, keepdim=True)
+            total = s if total is None else total + s
+        return total / num_samples
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        size = self.config.size
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
+            raise ValueError(f"images must have shape (N, 3, {size}, {size}), got {tuple(images.shape)}")
+
+    def _check_stylemap(self, stylemap: torch.Tensor) -> None:
+        c, side = self.config.style_dim, self.config.latent_spatial_size
+        if stylemap.ndim != 4 or stylemap.shape[1:] != (c, side, side):
+            raise ValueError(f"stylemap must have shape (N, {c}, {side}, {side}), got {tuple(stylemap.shape)}")
+
+    # ------------------------------------------------------------- directions
+    def add_direction(self, name: str, direction: torch.Tensor) -> None:
+        """Store a named semantic direction (C,L,L); saved with the weights."""
+        c, side = self.config.style_dim, self.config.latent_spatial_size
+        direction = direction.detach().reshape(-1)
+        if direction.numel() != c * side * side:
+            raise ValueError(f"direction {name!r} must have {c * side * side} values, got {direction.numel()}")
+        self.directions[name] = direction.reshape(c, side, side).float().cpu().clone()
+
+    # ------------------------------------------------------------ persistence
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
+        directions_path = Path(save_directory) / DIRECTIONS_NAME
+        if self.directions:
+            save_file({k: v.contiguous() for k, v in self.directions.items()}, str(directions_path))
+        elif directions_path.exists():
+            directions_path.unlink()
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        revision: str | None = None,
+        *,
+        map_location: str | torch.device = "cpu",
+        **_: object,
+    ) -> "StyleMapGAN":
+        """Load from a local folder or a Hub repo id (strictly: every tensor must match).
+
+        Unlike the mixin's default this loads with ``strict=True``, prints
+        nothing, and also brings the stored semantic directions.
+        """
+        if Path(pretrained_model_name_or_path).is_dir():
+            return cls._load_folder(Path(pretrained_model_name_or_path), map_location)
+        from .hub import resolve_model_dir
+
+        folder = resolve_model_dir(
+            pretrained_model_name_or_path,
+            revision=revision,
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, DIRECTIONS_NAME, "README.md"],
+        )
+        return cls._load_folder(Path(folder), map_location)
+
+    @classmethod
+    def _load_folder(cls, folder: Path, map_location: str | torch.device = "cpu") -> "StyleMapGAN":
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise ModelLoadError(f"{path} is missing: a smapgan model folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+        try:
+            config = StyleMapGANConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{config_path} is not a valid smapgan config: {exc}") from exc
+        try:
+            state = load_file(str(weights_path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelLoadError(f"{weights_path} is not a readable safetensors file ({exc})") from exc
+        has_discriminator = any(k.startswith("discriminator.") for k in state)
+        model = cls(config, with_discriminator=has_discriminator)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelLoadError(
+                f"{weights_path} does not match the configuration in {config_path}: {exc}"
+            ) from exc
+        directions_path = folder / DIRECTIONS_NAME
+        if directions_path.is_file():
+            try:
+                for name, tensor in load_file(str(directions_path)).items():
+                    model.add_direction(name, tensor)
+            except (SafetensorError, OSError, ValueError) as exc:
+                raise ModelLoadError(f"{directions_path} is unreadable or mismatched ({exc})") from exc
+        return model.to(map_location).eval()
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        commit_message: str = "Upload smapgan model",
+        private: bool = False,
+        token: str | None = None,
+        revision: str | None = None,
+        extra_files: dict[str, str | os.PathLike] | None = None,
+    ) -> str:
+        """Save to a temporary folder and upload it (config, safetensors, directions, card)."""
+        from .hub import push_folder
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            for name, src in (extra_files or {}).items():
+                Path(tmp, name).write_bytes(Path(src).read_bytes())
+            return push_folder(
+                tmp, repo_id, commit_message=commit_message, private=private, token=token, revision=revision
+            )

@@ -1,0 +1,71 @@
+"""Shared pytest fixtures. One section per concern; add yours below the existing ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from hub_double import HubDouble
+
+# --------------------------------------------------------------------------- Hub double
+# huggingface_hub reads HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE ... once, at import; by the time a
+# test runs they are frozen in `huggingface_hub.constants`. The `hub` fixture therefore patches
+# those constants (and sets the variables too, for subprocesses) to point the real client at a
+# fresh loopback server with a fresh cache and a fake token.
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubDouble]:
+    """A fresh Hub test double, an empty HF cache under tmp_path and a fake write token."""
+    from huggingface_hub import constants, hf_api
+    from huggingface_hub.utils import _http
+
+    from hub_double import HubDouble
+
+    double = HubDouble().start()
+    home = tmp_path / "hf_home"
+    cache = home / "hub"
+    cache.mkdir(parents=True)
+    url = double.url
+
+    patches = {
+        "ENDPOINT": url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HUGGINGFACE_HUB_CACHE": str(cache),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HUGGINGFACE_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_TELEMETRY": True,  # also skips the agent-registry request in user agents
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": False,
+    }
+    for name, value in patches.items():
+        if hasattr(constants, name):
+            monkeypatch.setattr(constants, name, value)
+    # The module-level `huggingface_hub.create_repo` & co. are bound to an HfApi made at import.
+    monkeypatch.setattr(hf_api.api, "endpoint", url)
+
+    env = {"HF_ENDPOINT": url, "HF_HOME": str(home), "HF_HUB_CACHE": str(cache), "HF_TOKEN": double.token,
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE",
+                 "HUGGINGFACE_HUB_CACHE", "HF_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+    double.cache_dir = cache
+    _http.close_session()  # no pooled connection to a previous test's server
+    try:
+        yield double
+    finally:
+        double.stop()
+        _http.close_session()

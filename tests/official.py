@@ -1,0 +1,24 @@
+"""Locating the official reference fixtures (../shared/official beside the checkout)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OFFICIAL_DIR = Path(os.environ.get("SMAPGAN_OFFICIAL_FIXTURES", REPO_ROOT.parent / "shared" / "official"))
+
+
+def official_dir() -> Path:
+    if not OFFICIAL_DIR.is_dir():
+        pytest.fail(f"official fixtures not found at {OFFICIAL_DIR} (set SMAPGAN_OFFICIAL_FIXTURES)")
+    return OFFICIAL_DIR
+
+
+def fixture_names() -> list[str]:
+    """Every ``NAME.pt`` with a ``NAME.outputs.safetensors`` beside it (new ones are picked up)."""
+    if not OFFICIAL_DIR.is_dir():
+        return ["narrow64", "small32"]
+    return sorted(p.name[: -len(".outputs.safetensors")] for p in OFFICIAL_DIR.glob("*.outputs.safetensors"))
