@@ -20,6 +20,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    IncompleteSnapshotError,
     LocalEntryNotFoundError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
@@ -150,6 +151,11 @@ def _download_error(exc: Exception, repo_id: str, revision: str | None, offline:
     rev = _rev(revision)
     endpoint = constants.ENDPOINT
     where = f"{repo_id!r} (revision {rev!r})"
+    if isinstance(exc, IncompleteSnapshotError):
+        return HubError(
+            f"Model {where} is only partly in the local cache ({constants.HF_HUB_CACHE}) and cannot be completed "
+            f"now ({exc}). To complete it: {_download_hint(repo_id, revision)}."
+        )
     if isinstance(exc, LocalEntryNotFoundError):
         cause = _root_cause(exc)
         if offline or isinstance(cause, OfflineModeIsEnabled):
@@ -205,8 +211,9 @@ def push_folder(
 ) -> str:
     """Upload every file of ``folder`` as one commit to ``repo_id`` and return the commit URL.
 
-    The repo is created if needed (``private`` only applies then); a ``revision`` other than
-    ``main`` is a branch, created from ``main`` if missing. The local folder is only read.
+    The repo is created if needed (``private`` only applies then; a new Space is a Gradio
+    Space, as smapgan's demo is); a ``revision`` other than ``main`` is a branch, created from
+    ``main`` if missing. The local folder is only read.
     """
     path = Path(folder)
     if not path.is_dir():
@@ -220,7 +227,13 @@ def push_folder(
 
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        repo_url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        repo_url = api.create_repo(
+            repo_id,
+            repo_type=repo_type,
+            private=private,
+            exist_ok=True,
+            space_sdk="gradio" if repo_type == "space" else None,
+        )
         repo_id = getattr(repo_url, "repo_id", None) or repo_id
         if revision is not None and revision != constants.DEFAULT_REVISION:
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)

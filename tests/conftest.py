@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from hub_double import HubDouble
+    from tests.hub_double import HubDouble
 
 # --------------------------------------------------------------------------- Hub double
 # huggingface_hub reads HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE ... once, at import; by the time a
@@ -24,7 +24,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubDouble]:
     from huggingface_hub import constants, hf_api
     from huggingface_hub.utils import _http
 
-    from hub_double import HubDouble
+    from tests.hub_double import HubDouble
 
     double = HubDouble().start()
     home = tmp_path / "hf_home"

@@ -147,7 +147,10 @@ class HubDouble:
         self._port = server.server_address[1]
         self._server = server
         self._is_down = False
-        self._thread = threading.Thread(target=server.serve_forever, name="hub-double", daemon=True)
+        # A short poll keeps down()/stop() (which wait for one poll) from slowing every test.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="hub-double", daemon=True
+        )
         self._thread.start()
         return self
 
