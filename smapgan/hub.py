@@ -66,10 +66,19 @@ def _status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
+def _why_unreachable(exc: BaseException, offline: bool) -> str:
+    """Why the Hub could not answer, from the first telling error in ``exc``'s cause chain."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__
+    if offline or any(isinstance(e, OfflineModeIsEnabled) for e in chain):
+        return "HF_HUB_OFFLINE=1 forbids downloading it"
+    for e in chain:
+        if isinstance(e, HfHubHTTPError) and _status(e):
+            return f"the Hub at {constants.ENDPOINT} answered HTTP {_status(e)}"
+    return f"the Hub at {constants.ENDPOINT} could not be reached ({type(chain[-1]).__name__})"
 
 
 def _local_dir(name_or_path: str | os.PathLike) -> Path | None:
@@ -157,15 +166,9 @@ def _download_error(exc: Exception, repo_id: str, revision: str | None, offline:
             f"now ({exc}). To complete it: {_download_hint(repo_id, revision)}."
         )
     if isinstance(exc, LocalEntryNotFoundError):
-        cause = _root_cause(exc)
-        if offline or isinstance(cause, OfflineModeIsEnabled):
-            why = "HF_HUB_OFFLINE=1 forbids downloading it"
-        elif isinstance(cause, HfHubHTTPError) and _status(cause):
-            why = f"the Hub at {endpoint} answered HTTP {_status(cause)}"
-        else:
-            why = f"the Hub at {endpoint} could not be reached ({type(cause).__name__})"
         return HubError(
-            f"Model {where} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. "
+            f"Model {where} is not in the local cache ({constants.HF_HUB_CACHE}) and "
+            f"{_why_unreachable(exc, offline)}. "
             f"To use it: {_download_hint(repo_id, revision)}."
         )
     if isinstance(exc, GatedRepoError):
@@ -185,7 +188,7 @@ def _download_error(exc: Exception, repo_id: str, revision: str | None, offline:
         )
     if isinstance(exc, HfHubHTTPError):
         return HubError(
-            f"Downloading {where} from {endpoint} failed with HTTP {_status(exc)} ({exc}). Retry later; "
+            f"Downloading {where} failed: the Hub at {endpoint} answered HTTP {_status(exc)}. Retry later; "
             "files already cached are kept."
         )
     if isinstance(exc, _transport_errors()):

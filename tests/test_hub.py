@@ -124,6 +124,20 @@ def test_unreachable_endpoint_uses_cache_or_explains(hub, tmp_path):
     assert cached.is_dir()
 
 
+def test_hub_5xx_while_pulling_an_uncached_repo_says_so(hub, tmp_path):
+    _write_model_folder(tmp_path / "m", seed=0)
+    push_folder(tmp_path / "m", REPO)
+    hub.fail_next(500, count=1, match="GET /api/models/")
+
+    with pytest.raises(HubError) as info:
+        resolve_model_dir(REPO)
+    message = str(info.value)
+    assert REPO in message and "not in the local cache" in message
+    assert f"the Hub at {hub.url} answered HTTP 500" in message
+    folder = resolve_model_dir(REPO)  # the fault was transient: the next call downloads it
+    assert all(hub.files(REPO)[name] == data for name, data in _read(folder).items())
+
+
 def test_wrong_revision_is_a_clear_error(hub, tmp_path):
     _write_model_folder(tmp_path / "m", seed=0)
     push_folder(tmp_path / "m", REPO)
