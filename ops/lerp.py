@@ -1,0 +1,37 @@
+"""lerp: interpolate between two images' stylemaps."""
+
+from __future__ import annotations
+
+import torch
+
+from smapgan import editing
+from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, op
+
+
+@op(
+    name="lerp",
+    title="Interpolate",
+    description=(
+        "Linear interpolation (1 - t) * w1 + t * w2 of the two images' stylemaps: the image at the "
+        "slider's position, and the whole path as frames and an animated GIF."
+    ),
+    inputs=[
+        ImageInput("first", label="First image"),
+        ImageInput("second", label="Second image"),
+        SliderInput("frames", minimum=2, maximum=32, default=8, step=1, integer=True, info="frames along the path"),
+        SliderInput("position", minimum=0.0, maximum=1.0, default=0.5, step=0.05, info="t of the single image"),
+    ],
+    outputs=[ImageOutput("image"), FramesOutput("animation")],
+    order=20,
+    examples=[{"first": "neutral_face.png", "second": "heart_eyes.png", "frames": 8, "position": 0.5}],
+)
+def lerp(ctx: OpContext, first: Picture, second: Picture, frames: int, position: float) -> dict:
+    a, b = ctx.stylemap(first), ctx.stylemap(second)
+    base = ctx.pyramid(first)
+    image = ctx.render(ctx.expand(editing.lerp(a, b, position)), base=base)
+    animation = []
+    for i, t in enumerate(torch.linspace(0, 1, frames).tolist()):
+        t = 0.0 if i == 0 else 1.0 if i == frames - 1 else t  # exact endpoints
+        animation.append(ctx.render(ctx.expand(editing.lerp(a, b, t)), base=base))
+        ctx.report((i + 1) / frames, "interpolating")
+    return {"image": image, "animation": animation}

@@ -1,0 +1,254 @@
+"""Image and mask I/O shared by the CLI, the app and the ops.
+
+Everything a user hands us (a path, bytes, a PIL image, an array) goes through
+:func:`open_image`, which enforces size limits *before* decoding pixels, applies
+the EXIF orientation and keeps only the first frame. Anything unusable raises
+:class:`ImageInputError` with a message meant for the user, never a decoder's
+traceback. Images become tensors (N,3,S,S) in [-1,1]; masks become float
+tensors (N,1,S,S) in {0,1}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+MAX_BYTES = 50 * 2**20
+"""Largest encoded image accepted (50 MiB)."""
+MAX_PIXELS = 40_000_000
+"""Largest decoded image accepted (width x height), checked from the header before decoding."""
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+
+class ImageInputError(ValueError):
+    """An input image or mask cannot be used; the message says why, for the user."""
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"image {os.fspath(source)!r}"
+    return "image"
+
+
+def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open, check limits, load the first frame and apply the EXIF orientation (no mode change)."""
+    what = _describe(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    if isinstance(source, Image.Image):
+        image = source
+        _check_pixels(image, what, max_pixels)
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+            if len(data) > max_bytes:
+                raise ImageInputError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+            if not data:
+                raise ImageInputError(f"{what} is empty")
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageInputError(f"{what} does not exist or is not a file")
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageInputError(f"{what} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+            if size == 0:
+                raise ImageInputError(f"{what} is empty")
+            data = path.read_bytes()
+        else:
+            raise ImageInputError(f"expected an image file, bytes or a PIL image, got {type(source).__name__}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ImageInputError(f"{what} is too large to decode ({exc})") from exc
+        except Exception as exc:  # hostile or unknown files: every decoder failure is a user error
+            raise ImageInputError(f"{what} is not a readable image ({type(exc).__name__}: {exc})") from exc
+        _check_pixels(image, what, max_pixels)
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # animated: the first frame
+        image.load()
+    except Exception as exc:
+        raise ImageInputError(f"{what} could not be decoded ({type(exc).__name__}: {exc})") from exc
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except Exception:
+        pass  # a broken EXIF block does not make the pixels unusable; keep the stored orientation
+    return image
+
+
+def _check_pixels(image: Image.Image, what: str, max_pixels: int) -> None:
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ImageInputError(f"{what} has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageInputError(f"{what} is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+
+
+def _from_array(array: np.ndarray, max_pixels: int) -> Image.Image:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ImageInputError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    if array.shape[0] * array.shape[1] > max_pixels:
+        raise ImageInputError(f"image is {array.shape[1]}x{array.shape[0]} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.dtype != np.uint8:
+        array = _to_uint8(array.astype(np.float64))
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """High bit depth or float pixels to 8 bits: floats <= 1 are [0,1], <= 255 bytes, else 16-bit."""
+    top = float(values.max()) if values.size else 0.0
+    if values.dtype.kind == "f" and top <= 1.0:
+        values = values * 255.0
+    elif top > 255:
+        values = values / 257.0
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any PIL mode to RGB: transparency composited on ``background``, 16-bit/float scaled to 8 bits."""
+    if image.mode == "RGB":
+        return image
+    if has_alpha(image):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, background + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(image, dtype=np.float64))).convert("RGB")
+    if image.mode in ("1", "L", "P", "CMYK", "YCbCr", "RGBX"):
+        return image.convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageInputError(f"images in PIL mode {image.mode!r} are not supported ({exc})") from exc
+
+
+def center_crop(image: Image.Image) -> Image.Image:
+    """The largest centered square."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.crop((left, top, left + side, top + side)) if (w, h) != (side, side) else image
+
+
+def fit(image: Image.Image, size: int) -> Image.Image:
+    """Center crop then resize to ``size`` (area averaging down, bicubic up)."""
+    image = center_crop(image)
+    if image.size == (size, size):
+        return image
+    resample = Image.Resampling.BOX if image.size[0] > size else Image.Resampling.BICUBIC
+    return image.resize((size, size), resample)
+
+
+def load_image(source: ImageSource, size: int) -> Image.Image:
+    """Open any image and return it as an RGB ``size`` x ``size`` PIL image (center crop + resize)."""
+    return fit(to_rgb(open_image(source)), size)
+
+
+def mask_pixels(image: Image.Image) -> np.ndarray:
+    """Boolean selection of a mask image at its own resolution.
+
+    With a transparency channel that is used (a brush layer), a pixel is selected
+    where it is not fully transparent; otherwise any non-black pixel is selected.
+    """
+    if has_alpha(image):
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+        if alpha.min() < 255:
+            return alpha > 0
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return np.asarray(image, dtype=np.float64) > 0
+    if image.mode in ("1", "L"):
+        return np.asarray(image.convert("L")) > 0
+    return np.asarray(image.convert("RGB")).max(axis=2) > 0
+
+
+def fit_mask(selected: np.ndarray, size: int) -> np.ndarray:
+    """Center crop a boolean mask and resize it: a pixel is set where any source pixel under it is."""
+    image = center_crop(Image.fromarray(selected.astype(np.uint8) * 255))
+    if image.size[0] > size:
+        image = image.resize((size, size), Image.Resampling.BOX)
+    elif image.size[0] < size:
+        image = image.resize((size, size), Image.Resampling.NEAREST)
+    return np.asarray(image) > 0
+
+
+def load_mask(source: ImageSource, size: int) -> torch.Tensor:
+    """A mask file (any non-black or non-transparent pixel is selected) as a (1,1,size,size) float tensor."""
+    return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
+
+
+def mask_to_tensor(selected: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(selected, dtype=np.float32))[None, None]
+
+
+def box_mask(box: tuple[float, float, float, float], size: int) -> torch.Tensor:
+    """A rectangle ``(x0, y0, x1, y1)`` in fractions of the image side as a (1,1,size,size) mask."""
+    x0, y0, x1, y1 = box
+    if not all(0.0 <= v <= 1.0 for v in box) or x1 <= x0 or y1 <= y0:
+        raise ImageInputError(f"a box must be x0,y0,x1,y1 in [0,1] with x0<x1 and y0<y1, got {box}")
+    mask = torch.zeros(1, 1, size, size)
+    c0, r0 = int(x0 * size), int(y0 * size)
+    c1, r1 = max(c0 + 1, int(np.ceil(x1 * size))), max(r0 + 1, int(np.ceil(y1 * size)))
+    mask[..., r0:r1, c0:c1] = 1.0
+    return mask
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> (1,3,H,W) float tensor in [-1,1]."""
+    array = np.asarray(to_rgb(image), dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1.0
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """(1,3,H,W) or (3,H,W) in [-1,1] (unclamped model output) -> RGB PIL image."""
+    if tensor.ndim == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy())
+
+
+def tensor_hash(tensor: torch.Tensor) -> str:
+    """A content hash used as a cache key for an image (shape and values)."""
+    data = tensor.detach().cpu().contiguous()
+    digest = hashlib.blake2b(str(tuple(data.shape)).encode(), digest_size=16)
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def preview(image: Image.Image, display: int) -> Image.Image:
+    """Upscale a model-size image by a whole factor (nearest) for display.
+
+    Nearest upscaling by an integer factor and box downscaling invert each other
+    exactly, so what a user paints on the preview maps back onto the very pixels
+    the model sees.
+    """
+    factor = max(1, display // image.size[0])
+    return image if factor == 1 else image.resize((image.size[0] * factor,) * 2, Image.Resampling.NEAREST)
+
+
+def save_gif(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int = 80) -> Path:
+    """Write frames as a looping animated GIF."""
+    if not frames:
+        raise ValueError("no frames to save")
+    path = Path(path)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, disposal=2)
+    return path

@@ -1,0 +1,458 @@
+"""Declarative op specs: what an op takes, what it gives, and the function on tensors.
+
+An op plugin is one Python file that decorates a function with :func:`op`::
+
+    from smapgan.ops import ImageInput, ImageOutput, SliderInput, op
+
+    @op(name="brighten", title="Brighten", description="Shift the stylemap.",
+        inputs=[ImageInput("original"), SliderInput("amount", -1, 1, default=0.2)],
+        outputs=[ImageOutput("image")])
+    def brighten(ctx, original, amount):
+        s = ctx.stylemap(original) + amount
+        return {"image": ctx.render(ctx.expand(s))}
+
+The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
+``smapgan edit <name>`` sub-command; the function only sees tensors
+(:class:`Picture` for images) and plain Python values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Sequence
+
+import torch
+
+if TYPE_CHECKING:
+    from ..model import StyleMapGAN
+    from .context import OpContext
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+MaskMode = Literal["none", "optional", "required"]
+
+
+class OpError(ValueError):
+    """An op was called with values it cannot use; the message is for the user."""
+
+
+class OpSpecError(ValueError):
+    """A plugin declared an invalid spec (raised when the plugin is imported)."""
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise OpSpecError(f"{what} name {name!r} must match {NAME_PATTERN.pattern} (lowercase, digits, underscores)")
+
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """An image handed to an op: model-size tensor in [-1,1], its brush mask, and a content key.
+
+    ``mask`` is (1,1,S,S) in {0,1} or ``None`` when no mask was drawn or given;
+    ``key`` identifies the pixels (the per-session stylemap cache uses it).
+    """
+
+    image: torch.Tensor
+    mask: torch.Tensor | None
+    key: str
+
+    @property
+    def has_mask(self) -> bool:
+        """True when a mask was given and selects at least one pixel."""
+        return self.mask is not None and bool(self.mask.any())
+
+
+# ----------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class Input:
+    """Base of every input: a name (a Python identifier), a label and a help text."""
+
+    name: str
+    label: str = ""
+    info: str = ""
+    kind: ClassVar[str] = "input"
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return None
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        """Turn a value from the CLI (text), the API or Python into what the op function gets."""
+        return value
+
+    def describe(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class ImageInput(Input):
+    """An image (center-cropped and resized to the model), optionally with a brush mask.
+
+    ``mask``: "none" (plain image), "optional" (no strokes -> ``Picture.mask`` is
+    None) or "required" (the op needs a region; an empty one is still passed as
+    zeros). ``count`` > 1 accepts up to that many images (the op gets a list).
+    """
+
+    mask: MaskMode = "none"
+    optional: bool = False
+    count: int = 1
+    kind: ClassVar[str] = "image"
+
+    def describe(self) -> str:
+        text = "image" if self.count == 1 else f"1-{self.count} images"
+        if self.mask != "none":
+            text += f" + {self.mask} mask"
+        return text + (" (optional)" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class SliderInput(Input):
+    """A number in [minimum, maximum]; ``integer`` rounds it."""
+
+    minimum: float = 0.0
+    maximum: float = 1.0
+    default: float = 0.0
+    step: float | None = None
+    integer: bool = False
+    kind: ClassVar[str] = "slider"
+
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return int(self.default) if self.integer else float(self.default)
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "":
+            return self.default_value()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise OpError(f"{self.name} must be a number, got {value!r}") from None
+        if not (self.minimum <= number <= self.maximum):
+            raise OpError(f"{self.name} must be in [{self.minimum:g}, {self.maximum:g}], got {number:g}")
+        if self.integer:
+            if number != int(number):
+                raise OpError(f"{self.name} must be a whole number, got {value!r}")
+            return int(number)
+        return number
+
+    def describe(self) -> str:
+        kind = "integer" if self.integer else "number"
+        return f"{kind} in [{self.minimum:g}, {self.maximum:g}], default {self.default:g}"
+
+
+@dataclass(frozen=True)
+class NumberInput(Input):
+    """A free number (e.g. a seed)."""
+
+    default: float = 0
+    integer: bool = True
+    kind: ClassVar[str] = "number"
+
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return int(self.default) if self.integer else float(self.default)
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "":
+            return self.default_value()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise OpError(f"{self.name} must be a number, got {value!r}") from None
+        if self.integer:
+            if number != int(number):
+                raise OpError(f"{self.name} must be a whole number, got {value!r}")
+            return int(number)
+        return number
+
+    def describe(self) -> str:
+        return f"{'integer' if self.integer else 'number'}, default {self.default:g}"
+
+
+@dataclass(frozen=True)
+class ChoiceInput(Input):
+    """One of a list of strings; ``choices`` may be a function of the model (e.g. its directions)."""
+
+    choices: Sequence[str] | Callable[["StyleMapGAN"], Sequence[str]] = ()
+    default: str | None = None
+    kind: ClassVar[str] = "choice"
+
+    def options(self, model: "StyleMapGAN | None" = None) -> list[str]:
+        if callable(self.choices):
+            return list(self.choices(model)) if model is not None else []
+        return list(self.choices)
+
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        if self.default is not None:
+            return self.default
+        options = self.options(model)
+        return options[0] if options else None
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "":
+            value = self.default_value(model)
+        options = self.options(model)
+        if value not in options:
+            if not options:
+                raise OpError(f"{self.name}: there is nothing to choose from for this model")
+            raise OpError(f"{self.name} must be one of {', '.join(options)}; got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        if callable(self.choices):
+            return "choice (depends on the model)"
+        return "one of " + "|".join(self.choices) + (f", default {self.default}" if self.default else "")
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in re.split(r"[\s,]+", text.strip()) if v]
+    except ValueError:
+        raise OpError(f"{what}: expected numbers separated by commas, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class PointsInput(Input):
+    """Points ``x,y`` in fractions of the image side (0..1); the app places them by clicks on ``on``.
+
+    Text form: ``"0.5,0.3; 0.2,0.3"``. ``multiple=False`` keeps only one point.
+    """
+
+    on: str = ""
+    multiple: bool = True
+    kind: ClassVar[str] = "points"
+
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return []
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "" or value == []:
+            return []
+        if isinstance(value, str):
+            pairs = [_floats(part, self.name) for part in value.split(";") if part.strip()]
+        else:
+            pairs = [list(p) for p in value]
+        points = []
+        for pair in pairs:
+            if len(pair) != 2 or not all(0.0 <= float(v) <= 1.0 for v in pair):
+                raise OpError(f"{self.name}: each point is x,y with both in [0,1], got {pair}")
+            points.append((float(pair[0]), float(pair[1])))
+        if not self.multiple and len(points) > 1:
+            raise OpError(f"{self.name} takes one point, got {len(points)}")
+        return points
+
+    def describe(self) -> str:
+        return f"points 'x,y; x,y' in [0,1] (click on {self.on})" if self.on else "points 'x,y; x,y' in [0,1]"
+
+
+@dataclass(frozen=True)
+class BoxInput(Input):
+    """A rectangle ``x0,y0,x1,y1`` in fractions of the image side, or nothing."""
+
+    on: str = ""
+    kind: ClassVar[str] = "box"
+
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "" or value == ():
+            return None
+        numbers = _floats(value, self.name) if isinstance(value, str) else [float(v) for v in value]
+        if len(numbers) != 4:
+            raise OpError(f"{self.name}: a box is x0,y0,x1,y1, got {value!r}")
+        x0, y0, x1, y1 = numbers
+        if not all(0.0 <= v <= 1.0 for v in numbers) or x1 <= x0 or y1 <= y0:
+            raise OpError(f"{self.name}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {value!r}")
+        return (x0, y0, x1, y1)
+
+    def describe(self) -> str:
+        return "box 'x0,y0,x1,y1' in [0,1] (optional)"
+
+
+# ---------------------------------------------------------------------------- outputs
+@dataclass(frozen=True)
+class Output:
+    name: str
+    label: str = ""
+    kind: ClassVar[str] = "output"
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class ImageOutput(Output):
+    """One image: a (1,3,S,S) tensor in [-1,1] (clamped when saved)."""
+
+    kind: ClassVar[str] = "image"
+
+
+@dataclass(frozen=True)
+class FramesOutput(Output):
+    """A sequence of images (list of (1,3,S,S) tensors); shown as a gallery and an animated GIF."""
+
+    duration_ms: int = 100
+    kind: ClassVar[str] = "frames"
+
+
+@dataclass(frozen=True)
+class NumbersOutput(Output):
+    """Named numbers (dict[str, float]), e.g. metrics."""
+
+    kind: ClassVar[str] = "numbers"
+
+
+# --------------------------------------------------------------------------------- op
+@dataclass(frozen=True, eq=False)
+class Op:
+    """A registered editing op: the spec plus the function ``fn(ctx, **inputs) -> {output: value}``."""
+
+    name: str
+    fn: Callable[..., Mapping[str, Any]]
+    title: str = ""
+    description: str = ""
+    inputs: tuple[Input, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    examples: tuple[Mapping[str, Any], ...] = ()
+    order: int = 100
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "op")
+        if not self.outputs:
+            raise OpSpecError(f"op {self.name!r} declares no outputs")
+        seen: set[str] = set()
+        for item in (*self.inputs, *self.outputs):
+            if not isinstance(item, (Input, Output)):
+                raise OpSpecError(f"op {self.name!r}: {item!r} is not an Input or Output")
+            _check_name(item.name, f"op {self.name!r}: input/output")
+            if item.name in seen:
+                raise OpSpecError(f"op {self.name!r}: the name {item.name!r} is used twice")
+            seen.add(item.name)
+        names = {i.name for i in self.inputs}
+        for item in self.inputs:
+            if isinstance(item, ImageInput) and item.count < 1:
+                raise OpSpecError(f"op {self.name!r}: {item.name}.count must be >= 1")
+            if isinstance(item, (PointsInput, BoxInput)) and item.on and item.on not in names:
+                raise OpSpecError(f"op {self.name!r}: {item.name} is placed on unknown input {item.on!r}")
+        params = inspect.signature(self.fn).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        missing = [n for n in names if n not in params and not takes_kwargs]
+        if missing:
+            raise OpSpecError(f"op {self.name!r}: its function does not accept {', '.join(sorted(missing))}")
+        if not self.title:
+            object.__setattr__(self, "title", self.name.replace("_", " ").capitalize())
+        if not self.description:
+            object.__setattr__(self, "description", inspect.getdoc(self.fn) or "")
+
+    def input(self, name: str) -> Input:
+        for item in self.inputs:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    @property
+    def image_inputs(self) -> list[ImageInput]:
+        return [i for i in self.inputs if isinstance(i, ImageInput)]
+
+    def run(self, ctx: "OpContext", **values: Any) -> dict[str, Any]:
+        """Validate and fill the inputs, call the function, check the outputs.
+
+        Images may be given as :class:`Picture` (or lists for ``count`` > 1) or as
+        anything :meth:`OpContext.picture` accepts (a path, bytes, PIL image).
+        """
+        unknown = set(values) - {i.name for i in self.inputs}
+        if unknown:
+            raise OpError(f"op {self.name!r} has no input {', '.join(sorted(unknown))}")
+        kwargs: dict[str, Any] = {}
+        for item in self.inputs:
+            value = values.get(item.name)
+            if isinstance(item, ImageInput):
+                kwargs[item.name] = self._pictures(ctx, item, value)
+            else:
+                kwargs[item.name] = item.parse(value, ctx.model)
+        result = self.fn(ctx, **kwargs)
+        return self._check_outputs(result)
+
+    def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
+        def one(v: Any) -> Picture:
+            pic = v if isinstance(v, Picture) else ctx.picture(v)
+            if item.mask == "required" and pic.mask is None:
+                pic = Picture(pic.image, torch.zeros_like(pic.image[:, :1]), pic.key)
+            if item.mask == "none" and pic.mask is not None:
+                pic = Picture(pic.image, None, pic.key)
+            return pic
+
+        if item.count == 1:
+            if isinstance(value, (list, tuple)):
+                if len(value) > 1:
+                    raise OpError(f"{item.name} takes one image, got {len(value)}")
+                value = value[0] if value else None
+            if value is None:
+                if item.optional:
+                    return None
+                raise OpError(f"op {self.name!r} needs an image for {item.name!r}")
+            return one(value)
+        items = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
+        if len(items) > item.count:
+            raise OpError(f"{item.name} takes at most {item.count} images, got {len(items)}")
+        if not items and not item.optional:
+            raise OpError(f"op {self.name!r} needs at least one image for {item.name!r}")
+        return [one(v) for v in items]
+
+    def _check_outputs(self, result: Any) -> dict[str, Any]:
+        if not isinstance(result, Mapping):
+            raise TypeError(f"op {self.name!r} must return a dict of outputs, got {type(result).__name__}")
+        missing = [o.name for o in self.outputs if o.name not in result]
+        if missing:
+            raise TypeError(f"op {self.name!r} did not return {', '.join(missing)}")
+        return {o.name: result[o.name] for o in self.outputs}
+
+    def usage(self) -> str:
+        """One line per input, for ``smapgan ops`` and the CLI help."""
+        lines = [f"{i.name}: {i.describe()}" + (f" - {i.info}" if i.info else "") for i in self.inputs]
+        lines += [f"-> {o.name}: {o.kind}" for o in self.outputs]
+        return "\n".join(lines)
+
+
+def op(
+    *,
+    name: str,
+    inputs: Sequence[Input],
+    outputs: Sequence[Output],
+    title: str = "",
+    description: str = "",
+    examples: Sequence[Mapping[str, Any]] = (),
+    order: int = 100,
+) -> Callable[[Callable[..., Mapping[str, Any]]], Op]:
+    """Decorator turning ``fn(ctx, **inputs)`` into an :class:`Op` (nothing is registered globally:
+    discovery finds the ``Op`` objects in the plugin's module).
+
+    ``examples``: dicts of input name -> value; image values are file names of
+    ``smapgan/assets/examples`` (or paths), mask values a box ``(x0,y0,x1,y1)``
+    in fractions or a mask file, given as ``"<input>_mask"`` (a list for ``count`` > 1).
+    ``order`` sorts the app's tabs and ``smapgan ops`` (then discovery order).
+    """
+
+    def wrap(fn: Callable[..., Mapping[str, Any]]) -> Op:
+        return Op(
+            name=name,
+            fn=fn,
+            title=title,
+            description=description,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            examples=tuple(examples),
+            order=order,
+            source=getattr(fn, "__module__", ""),
+        )
+
+    return wrap
+
+
+def replace(op_: Op, **changes: Any) -> Op:
+    """A copy of an op with some fields changed (e.g. its source)."""
+    return dataclasses.replace(op_, **changes)
