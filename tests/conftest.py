@@ -69,3 +69,29 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubDouble]:
     finally:
         double.stop()
         _http.close_session()
+
+
+# --------------------------------------------------------------------------- tiny model (ops, app)
+# A small randomly initialised model saved once per session, for op/CLI/app tests that run before
+# (or without) the bundled emoji model. It carries one semantic direction, "demo".
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with config.json, model.safetensors and directions.safetensors of a 32 px model."""
+    import torch
+
+    from smapgan import StyleMapGAN, StyleMapGANConfig
+
+    config = StyleMapGANConfig(
+        size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
+    )
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = StyleMapGAN(config, with_discriminator=False).eval()
+    direction = torch.randn(8, 4, 4, generator=generator)
+    model.add_direction("demo", direction * (4 / direction.norm()))
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    return folder

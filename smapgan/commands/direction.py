@@ -1,0 +1,83 @@
+"""``smapgan direction``: learn a semantic direction from two image folders and store it with the model.
+
+The direction is saved next to the model's weights (``directions.safetensors``)
+so ``semantic_edit`` offers it and ``push_to_hub`` carries it. See
+:mod:`smapgan.directions` for the methods and the unit-norm-per-cell convention.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--positive", required=True, help="folder of images with the attribute")
+    parser.add_argument("--negative", required=True, help="folder of images without it")
+    parser.add_argument("--name", required=True, help="direction name (shown in the semantic edit op)")
+    parser.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    parser.add_argument("--out", help="folder to save the model with its new direction (default: the model folder)")
+    parser.add_argument(
+        "--method", choices=("logistic", "mean"), default="logistic",
+        help="logistic: L2-regularized logistic regression normal (default); mean: difference of class means",
+    )
+    parser.add_argument("--steps", type=int, default=300, help="L-BFGS iterations for logistic (default: %(default)s)")
+    parser.add_argument("--l2", type=float, default=1e-2, help="L2 penalty for logistic (default: %(default)s)")
+    parser.add_argument("--max-images", type=int, default=2000, help="per folder (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing direction of that name")
+
+
+def image_files(folder: str, limit: int) -> list[Path]:
+    """Image files of a folder (sorted, not recursive), at most ``limit``."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"{folder} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files[:limit]
+
+
+def encode_folder(model, files: list[Path], batch_size: int):
+    """Stylemaps (N,C,L,L) of image files, center-cropped and resized to the model."""
+    import torch
+
+    from .. import imageio
+
+    stylemaps = []
+    with torch.inference_mode():
+        for start in range(0, len(files), batch_size):
+            batch = [imageio.image_to_tensor(imageio.load_image(f, model.config.size)) for f in files[start:start + batch_size]]
+            stylemaps.append(model.encode(torch.cat(batch).to(model.device)).cpu())
+    return torch.cat(stylemaps)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import StyleMapGAN
+    from ..defaults import default_model_path
+    from ..directions import learn_direction
+
+    if not args.name or not args.name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"--name must be letters, digits, '-' or '_', got {args.name!r}")
+    source = args.model or default_model_path()
+    out = args.out or (source if Path(source).is_dir() else None)
+    if out is None:
+        raise ValueError(f"{source} is not a local folder: pass --out DIR to save the model with its direction")
+    model = StyleMapGAN.from_pretrained(source, revision=args.revision)
+    if args.name in model.directions and not args.overwrite:
+        raise ValueError(f"the model already has a direction {args.name!r}; pass --overwrite to replace it")
+    positives = encode_folder(model, image_files(args.positive, args.max_images), args.batch_size)
+    negatives = encode_folder(model, image_files(args.negative, args.max_images), args.batch_size)
+    fit = learn_direction(positives, negatives, args.method, args.steps, args.l2)
+    model.add_direction(args.name, fit.direction)
+    model.save_pretrained(out)
+    print(
+        f"direction {args.name!r} ({args.method}) from {len(positives)} positive and {len(negatives)} negative images: "
+        f"training accuracy {fit.accuracy:.0%}; strength {fit.gap:.2f} moves the average negative to the average "
+        f"positive. Saved with the model in {out}"
+    )
+    return 0
