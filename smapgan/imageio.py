@@ -35,7 +35,7 @@ class ImageInputError(ValueError):
 
 def _describe(source: object) -> str:
     if isinstance(source, (str, os.PathLike)):
-        return f"image {os.fspath(source)!r}"
+        return f"image {Path(source).name!r}"  # the name only: server-side paths are not the user's business
     return "image"
 
 
@@ -72,6 +72,8 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: i
                 image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageInputError(f"{what} is too large to decode ({exc})") from exc
+        except Image.UnidentifiedImageError:
+            raise ImageInputError(f"{what} is not an image in a format this app can read") from None
         except Exception as exc:  # hostile or unknown files: every decoder failure is a user error
             raise ImageInputError(f"{what} is not a readable image ({type(exc).__name__}: {exc})") from exc
         _check_pixels(image, what, max_pixels)

@@ -1,0 +1,8 @@
+"""Launch the smapgan editing app: ``python app.py [--model DIR_OR_REPO] [--port N] [--host [ADDR]]``."""
+
+import sys
+
+from smapgan.app import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""``python app.py [--model DIR_OR_REPO] [--port N] [--host [ADDR]]``: load a model and serve the app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description="The smapgan editing app (Gradio).")
+    parser.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    parser.add_argument(
+        "--host", nargs="?", const="0.0.0.0", default="127.0.0.1",
+        help="listen on ADDR (given without a value: every interface; default: 127.0.0.1 only)",
+    )
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    return parser
+
+
+def load_model(model: str | None, revision: str | None = None) -> Any:
+    """The model to serve; without ``model``, the bundled one (a clear error when it is missing)."""
+    from .. import StyleMapGAN
+    from ..defaults import default_model_path
+
+    return StyleMapGAN.from_pretrained(model or default_model_path(), revision=revision)
+
+
+def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
+    """Build and start the app; extra keyword arguments go to ``Blocks.launch``."""
+    from .builder import build_demo
+
+    demo = build_demo(load_model(args.model, args.revision))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        launch(args)
+    except (FileNotFoundError, RuntimeError, ValueError, OSError) as exc:
+        print(f"app.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,293 @@
+"""One Gradio widget per op input/output kind, and the conversions between widget values and op values.
+
+The app builder never names an op: it asks these bindings to create components
+for each declared input, to turn what Gradio hands over (file paths, ImageEditor
+dicts, strings) into op values, and to turn op results (tensors) into what the
+output components show.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from .. import imageio
+from ..ops import spec
+from ..ops.context import OpContext
+
+BRUSH_COLOR = "#ff2a6d"
+
+
+def display_side(model_size: int, target: int = 256) -> int:
+    """Canvas side: the model size times a whole factor, near ``target`` (exact paint <-> pixel mapping)."""
+    return model_size * max(1, target // model_size)
+
+
+def preview_image(source: Any, model_size: int, display: int) -> Image.Image:
+    """What the model will see (center crop + resize), upscaled for display."""
+    return imageio.preview(imageio.load_image(source, model_size), display)
+
+
+def editor_value(image: Image.Image | None, mask: np.ndarray | None = None) -> dict[str, Any]:
+    """An ImageEditor value: background plus one brush layer drawn from a boolean mask."""
+    layers = []
+    if image is not None and mask is not None:
+        layers = [mask_layer(mask, image.size[0])]
+    return {"background": image, "layers": layers, "composite": None}
+
+
+def mask_layer(mask: np.ndarray, side: int) -> Image.Image:
+    """A transparent RGBA layer with the brush color where ``mask`` is set (resized to ``side``)."""
+    selected = Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side), Image.Resampling.NEAREST)
+    rgba = np.zeros((side, side, 4), dtype=np.uint8)
+    color = tuple(int(BRUSH_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+    sel = np.asarray(selected) > 0
+    rgba[sel] = (*color, 160)
+    return Image.fromarray(rgba)
+
+
+def file_source(payload: Any) -> Any:
+    """The file behind a raw (not preprocessed) Gradio file payload: a path, bytes, or None."""
+    if payload is None or isinstance(payload, (str, bytes, bytearray)):
+        return payload or None
+    if isinstance(payload, dict):
+        return payload.get("path") or None
+    path = getattr(payload, "path", None)
+    if path is None:
+        raise imageio.ImageInputError(f"expected an image file, got {type(payload).__name__}")
+    return path
+
+
+def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
+    """Background, layers and composite of a raw ImageEditor payload, as paths or bytes.
+
+    The browser uploads canvases as blobs held by the component under ``payload["id"]``;
+    API clients send files. Gradio's own preprocessing (which decodes without limits)
+    is bypassed so that every image goes through :mod:`smapgan.imageio`.
+    """
+    if payload is None:
+        return None
+    if not isinstance(payload, dict):
+        return {"background": file_source(payload), "layers": [], "composite": None}
+    blob_id = payload.get("id")
+    storage = getattr(component, "blob_storage", {})
+    if blob_id is not None and blob_id in storage:
+        blobs = storage.pop(blob_id)
+        return {
+            "background": blobs.background or None,
+            "layers": [layer for layer in (blobs.layers or []) if layer],
+            "composite": blobs.composite or None,
+        }
+    return {
+        "background": file_source(payload.get("background")),
+        "layers": [s for s in (file_source(layer) for layer in payload.get("layers") or []) if s is not None],
+        "composite": file_source(payload.get("composite")),
+    }
+
+
+def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
+    """Union of an editor's layers as a boolean mask at the model's size (None: no strokes)."""
+    layers = sources.get("layers") or []
+    if not layers:
+        return None
+    background = sources.get("background") or sources.get("composite")
+    size = imageio.open_image(background).size if background is not None else None
+    union: np.ndarray | None = None
+    for layer in layers:
+        image = imageio.open_image(layer)
+        if size is not None and image.size != size:
+            image = image.resize(size, Image.Resampling.NEAREST)
+        selected = imageio.mask_pixels(image)
+        union = selected if union is None else (union | selected)
+    assert union is not None
+    return imageio.fit_mask(union, model_size) if union.any() else None
+
+
+@dataclass
+class InputBinding:
+    """The components of one op input and how their values become the op's value."""
+
+    item: spec.Input
+    components: list[Any]
+    params: list[str]
+    to_value: Callable[[OpContext, list[Any]], Any]
+    controls: list[Any] = field(default_factory=list)
+    """Components disabled while the op runs."""
+
+
+def build_input(item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None) -> InputBinding:
+    """Create the components for one input (inside the current Gradio layout context).
+
+    ``initial``: starting values by API parameter name (an op's default example).
+    """
+    size = model.config.size
+    initial = initial or {}
+    if isinstance(item, spec.ImageInput):
+        return _image_input(item, size, display, initial)
+    start = initial.get(item.name)
+    if isinstance(item, spec.SliderInput):
+        step = item.step if item.step is not None else (1 if item.integer else (item.maximum - item.minimum) / 100)
+        comp = gr.Slider(item.minimum, item.maximum, value=item.default if start is None else start, step=step, label=item.title, info=item.info or None)
+        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
+    if isinstance(item, spec.NumberInput):
+        comp = gr.Number(value=item.default if start is None else start, precision=0 if item.integer else None, label=item.title, info=item.info or None)
+        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
+    if isinstance(item, spec.ChoiceInput):
+        options = item.options(model)
+        info = item.info or None
+        if not options:
+            info = "nothing to choose from for this model" + (f" ({item.info})" if item.info else "")
+        comp = gr.Dropdown(choices=options, value=item.default_value(model) if start is None else start, label=item.title, info=info)
+        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
+    if isinstance(item, spec.PointsInput):
+        where = f"click on {item.on}" if item.on else "x,y"
+        comp = gr.Textbox(
+            value=start or "", label=item.title, info=item.info or None, placeholder=f"x,y; x,y in [0,1] ({where})"
+        )
+        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
+    if isinstance(item, spec.BoxInput):
+        comp = gr.Textbox(value=start or "", label=item.title, info=item.info or None, placeholder="x0,y0,x1,y1 in [0,1]")
+        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
+    raise TypeError(f"the app cannot show inputs of type {type(item).__name__}")
+
+
+def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[str, Any]) -> InputBinding:
+    def make(label: str, param: str) -> Any:
+        if item.mask == "none":
+            comp = gr.Image(initial.get(param), type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, format="png")
+            comp.upload(
+                lambda payload: _preview_or_error(file_source(payload), size, display),
+                comp,
+                comp,
+                queue=False,
+                preprocess=False,
+                api_visibility="private",
+            )
+        else:
+            comp = gr.ImageEditor(
+                initial.get(param),
+                type="filepath",
+                image_mode="RGBA",
+                format="png",
+                label=label,
+                sources=("upload", "clipboard"),
+                transforms=(),
+                layers=False,
+                brush=gr.Brush(default_size=max(4, display // 24), colors=[(BRUSH_COLOR, 0.6)], color_mode="fixed"),
+                eraser=gr.Eraser(default_size=max(4, display // 24)),
+                canvas_size=(display, display),
+                fixed_canvas=False,
+            )
+
+            def on_upload(payload: Any, comp: Any = comp) -> dict[str, Any]:
+                sources = editor_sources(comp, payload) or {}
+                source = sources.get("background") or sources.get("composite")
+                return editor_value(_preview_or_error(source, size, display))
+
+            comp.upload(on_upload, comp, comp, queue=False, preprocess=False, api_visibility="private")
+        return comp
+
+    if item.count == 1:
+        params = [item.name]
+        components = [make(item.title, item.name)]
+    else:
+        params = [f"{item.name}_{i}" for i in range(1, item.count + 1)]
+        components = [make(f"{item.title} 1", params[0])]
+        with gr.Accordion(f"More ({item.count - 1})", open=False):
+            components += [make(f"{item.title} {i}", params[i - 1]) for i in range(2, item.count + 1)]
+
+    def to_value(ctx: OpContext, values: list[Any]) -> Any:
+        pictures = [_picture(ctx, item, c, v) for c, v in zip(components, values)]
+        if item.count == 1:
+            return pictures[0]
+        return [p for p in pictures if p is not None]
+
+    return InputBinding(item, components, params, to_value)
+
+
+def _preview_or_error(source: Any, size: int, display: int) -> Image.Image | None:
+    if source is None:
+        return None
+    try:
+        return preview_image(source, size, display)
+    except imageio.ImageInputError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:
+    """A raw component payload as a Picture (images and masks decoded by smapgan.imageio)."""
+    if item.mask == "none":
+        source = file_source(payload)
+        return None if source is None else ctx.picture(source)
+    sources = editor_sources(component, payload)
+    if not sources:
+        return None
+    image = sources.get("background") or sources.get("composite")
+    if image is None:
+        return None
+    mask = editor_mask(sources, ctx.size)
+    return ctx.picture(image, None if mask is None else imageio.mask_to_tensor(mask))
+
+
+@dataclass
+class OutputBinding:
+    item: spec.Output
+    components: list[Any]
+    to_values: Callable[[Any], list[Any]]
+
+
+def build_output(item: spec.Output, gif_dir: Path) -> OutputBinding:
+    """Create the components showing one output."""
+    if isinstance(item, spec.ImageOutput):
+        comp = gr.Image(label=item.title, type="pil", format="png", interactive=False)
+        return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
+    if isinstance(item, spec.FramesOutput):
+        gallery = gr.Gallery(label=item.title, format="png", columns=8, height="auto", interactive=False)
+        gif = gr.Image(label=f"{item.title} (GIF)", type="filepath", interactive=False)
+
+        def frames(value: Any) -> list[Any]:
+            if not value:
+                return [[], None]
+            images = [imageio.tensor_to_image(f) for f in value]
+            return [images, str(_write_gif(images, gif_dir, item.duration_ms))]
+
+        return OutputBinding(item, [gallery, gif], frames)
+    if isinstance(item, spec.NumbersOutput):
+        comp = gr.JSON(label=item.title)
+        return OutputBinding(item, [comp], lambda v: [{k: round(float(x), 6) for k, x in v.items()}])
+    raise TypeError(f"the app cannot show outputs of type {type(item).__name__}")
+
+
+def _write_gif(images: list[Image.Image], folder: Path, duration_ms: int, keep: int = 64) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    old = sorted(folder.glob("*.gif"), key=lambda p: p.stat().st_mtime)
+    for path in old[: max(0, len(old) - keep)]:  # bounded: Gradio keeps its own copy of what it served
+        path.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(suffix=".gif", prefix=f"{int(time.time())}-", dir=folder)
+    os.close(fd)
+    return imageio.save_gif(images, name, duration_ms)
+
+
+def example_value(item: spec.ImageInput, value: Any, mask: Any, size: int, display: int, examples_dir: Path) -> Any:
+    """A component value for an example: a file name of ``examples_dir`` (or a path) and an optional mask box/file."""
+    path = Path(value)
+    if not path.is_absolute():
+        path = examples_dir / path
+    image = preview_image(path, size, display)
+    if item.mask == "none":
+        return image
+    selected = None
+    if mask is not None:
+        if isinstance(mask, (tuple, list)) and len(mask) == 4 and all(isinstance(v, (int, float)) for v in mask):
+            selected = imageio.box_mask(tuple(float(v) for v in mask), size)[0, 0].numpy() > 0
+        else:
+            selected = imageio.load_mask(mask, size)[0, 0].numpy() > 0
+    return editor_value(image, selected)
