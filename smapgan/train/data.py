@@ -165,7 +165,7 @@ def decode_all(paths: Sequence[Path], size: int, workers: int = 0) -> tuple[torc
     out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
     ok = torch.ones(len(paths), dtype=torch.bool)
     loader = DataLoader(
-        _DecodeOrNone(paths, size), batch_size=None, num_workers=workers, collate_fn=lambda x: x
+        _DecodeOrNone(paths, size), batch_size=None, num_workers=workers, collate_fn=_identity
     )
     for i, image in enumerate(loader):
         if image is None:
@@ -174,6 +174,10 @@ def decode_all(paths: Sequence[Path], size: int, workers: int = 0) -> tuple[torc
             out[i] = image
     failed = (~ok).nonzero().flatten().tolist()
     return out[ok], failed
+
+
+def _identity(x: torch.Tensor | None) -> torch.Tensor | None:
+    return x
 
 
 class _DecodeOrNone(Dataset):

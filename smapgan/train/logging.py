@@ -52,6 +52,13 @@ def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Te
     return grid
 
 
+def _step_of(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a torn last line
+
+
 class RunLogger:
     """Rank 0's outputs; on other ranks every method is a no-op."""
 
@@ -70,7 +77,11 @@ class RunLogger:
         self._metrics = None
         if not enabled:
             return
-        self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists():  # a resumed run redoes the steps after its checkpoint: drop their records
+            kept = [line for line in metrics.read_text(encoding="utf-8").splitlines(keepends=True) if _step_of(line) <= start_step]
+            metrics.write_text("".join(kept), encoding="utf-8")
+        self._metrics = open(metrics, "a", encoding="utf-8")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -78,17 +89,13 @@ class RunLogger:
                 self.writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=start_step)
             except Exception as exc:  # ImportError without tensorboard; keep training
                 log.warning("TensorBoard logging disabled (%s); metrics.jsonl and samples/ still written", exc)
-        if progress:
+        # A bar only on a terminal: in a log file its carriage returns are noise, so background
+        # runs get one summary line per --log-every steps instead (see ``summary``).
+        if progress and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            interactive = sys.stderr.isatty()
             self.bar = tqdm(
-                total=total_steps,
-                initial=start_step,
-                unit="it",
-                dynamic_ncols=True,
-                mininterval=1.0 if interactive else 60.0,
-                smoothing=0.05,
+                total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, mininterval=1.0, smoothing=0.05
             )
 
     def progress(self, step: int, postfix: dict[str, float]) -> None:
@@ -96,6 +103,19 @@ class RunLogger:
             self.bar.n = step
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
             self.bar.update(0)
+
+    def summary(self, step: int, total: int, values: dict[str, float]) -> None:
+        """One text line of the main losses and speed (written to the log file; to stderr without a bar)."""
+        if not self.enabled:
+            return
+        keys = ("d/loss", "g/adv", "e/w_rec", "e/x_rec", "e/perceptual", "d/r1", "speed/img_per_s")
+        text = " ".join(f"{k.split('/')[-1]} {values[k]:.4g}" for k in keys if k in values)
+        if self.bar is None:
+            log.info("step %d/%d: %s", step, total, text)
+        else:
+            for handler in log.handlers:  # the bar shows these on the terminal; keep them in the file
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "step %d/%d: %s", (step, total, text), None))
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
         if not self.enabled:

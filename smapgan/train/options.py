@@ -190,6 +190,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = _field_type(f)
+            if "choices" not in kwargs:
+                kwargs.setdefault("metavar", {int: "N", float: "X"}.get(kwargs["type"], "STR"))
         if f.default is not None and not isinstance(f.default, bool):
             help_text += " (default: %(default)s)"
         kwargs["help"] = help_text
@@ -212,19 +214,24 @@ def build_parser(prog: str = "smapgan train") -> argparse.ArgumentParser:
 
 
 def merge_for_resume(stored: Mapping[str, Any], given: TrainOptions) -> tuple[TrainOptions, list[str]]:
-    """Options of a resumed run: the recipe from ``stored``, run control from ``given``.
+    """Options of a resumed run: the recipe from ``stored``; run control from ``given`` where set.
 
-    Returns the merged options and a note for each recipe value given on the command line
-    that differs from the stored run (ignored, since it would change what is being trained).
+    A run-control flag left at its default keeps the stored value (so ``--resume`` alone
+    continues with the same ``--steps``, ``--save-every``...). Returns the merged options
+    and a note for each recipe value given on the command line that differs from the
+    stored run (ignored, since it would change what is being trained).
     """
     defaults = TrainOptions()
     merged = given.to_dict()
     notes = []
-    for name in RECIPE_FIELDS:
-        if name not in stored:
+    for name, value in given.to_dict().items():
+        if name not in stored or name in ("resume", "out"):
             continue
-        value = getattr(given, name)
-        if value != stored[name] and value != getattr(defaults, name):
-            notes.append(f"{flag_name(name)} {value!r} ignored on --resume: the run uses {stored[name]!r}")
-        merged[name] = stored[name]
+        default = getattr(defaults, name)
+        if name in RECIPE_FIELDS:
+            if value != stored[name] and value != default:
+                notes.append(f"{flag_name(name)} {value!r} ignored on --resume: the run uses {stored[name]!r}")
+            merged[name] = stored[name]
+        elif value == default:
+            merged[name] = stored[name]
     return TrainOptions.from_dict(merged), notes

@@ -1,0 +1,230 @@
+"""One training iteration of the recipe (BRIEF §3), one function per step.
+
+Order and semantics follow the release:
+
+1. ``g_adversarial_step``: G on ``softplus(-D(G(z)))``.
+2. ``e_latent_step``: E on ``MSE(E(G(z)), w)``, G(z) and w from step 1, detached.
+3. ``d_step``: D on ``softplus(-D(x)) + softplus(D(G(z'))) + softplus(D(G(E(x))))``;
+   ``r1_step`` every ``d_reg_every`` steps.
+4. ``reconstruction_step``: E and G on ``MSE + LPIPS + softplus(-D(G(E(x))))``.
+5. ``ema_step``.
+
+One saving over the release: E and G do not change between steps 3 and 4, so G(E(x)) is
+computed once (``reconstruction_forward``, with its graph) and its detached value feeds D's
+in-domain term; the numbers are those of the release, one E and one G forward cheaper.
+
+Gradients are zeroed, not freed (``set_to_none=False``), as under the torch 1.x the release
+ran on: the mapping network, which gets no gradient in step 4, still takes an Adam step with
+a zero gradient there (its second moment decays), exactly as in the release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from . import losses
+from .distributed import DistInfo, all_reduce_gradients
+from .options import TrainOptions
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainState:
+    """Everything an iteration touches. ``*_fwd`` are the (possibly compiled) forwards."""
+
+    opts: TrainOptions
+    generator: nn.Module
+    encoder: nn.Module
+    discriminator: nn.Module
+    g_ema: nn.Module
+    e_ema: nn.Module
+    g_optim: torch.optim.Optimizer
+    e_optim: torch.optim.Optimizer
+    d_optim: torch.optim.Optimizer
+    noise: torch.Generator
+    dist: DistInfo
+    batch: int
+    lpips: nn.Module | None = None
+    g_fwd: Forward | None = None
+    e_fwd: Forward | None = None
+    d_fwd: Forward | None = None
+    step: int = 0
+    _ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.g_fwd = self.g_fwd or self.generator
+        self.e_fwd = self.e_fwd or self.encoder
+        self.d_fwd = self.d_fwd or self.discriminator
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for network forwards when ``--amp``; a no-op otherwise."""
+        if not self.opts.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I), drawn on the CPU from the run's own generator (same numbers on any device)."""
+        z = torch.randn(n, self.opts.style_dim, generator=self.noise)
+        return z.to(self.device, non_blocking=True)
+
+
+def make_optimizers(
+    generator: nn.Module, encoder: nn.Module, discriminator: nn.Module, opts: TrainOptions
+) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G and E at (lr, betas); D's settings corrected for lazy R1 as in the release."""
+    betas = (opts.beta1, opts.beta2)
+    ratio = opts.d_reg_every / (opts.d_reg_every + 1) if opts.d_reg_every > 0 else 1.0
+    g_optim = torch.optim.Adam(generator.parameters(), lr=opts.lr, betas=betas)
+    e_optim = torch.optim.Adam(encoder.parameters(), lr=opts.lr, betas=betas)
+    d_optim = torch.optim.Adam(
+        discriminator.parameters(), lr=opts.lr * ratio, betas=(opts.beta1**ratio, opts.beta2**ratio)
+    )
+    return g_optim, e_optim, d_optim
+
+
+def _step(state: TrainState, loss: torch.Tensor, optims: list[torch.optim.Optimizer], modules: list[nn.Module]) -> None:
+    """Zero, backward, average gradients over ranks, step."""
+    for optim in optims:
+        optim.zero_grad(set_to_none=False)
+    loss.backward()
+    all_reduce_gradients([p for m in modules for p in m.parameters()], state.dist)
+    for optim in optims:
+        optim.step()
+
+
+def g_adversarial_step(state: TrainState) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Step 1. Returns the stats, and the detached stylemap w and image G(z) for step 2."""
+    opts = state.opts
+    state.discriminator.requires_grad_(False)
+    z = state.sample_z(state.batch)
+    with state.autocast():
+        w = state.generator.map(z)
+        fake = state.g_fwd(w)
+        fake_pred = state.d_fwd(fake)
+    adv = losses.g_nonsaturating(fake_pred)
+    _step(state, adv * opts.lambda_adv, [state.g_optim], [state.generator])
+    w = w.detach().float()
+    stats = {
+        "g/adv": adv.detach(),
+        "stylemap/std": w.std(),
+        "stylemap/channel_std": w.std(dim=1).mean(),
+        "stylemap/spatial_std": w.std(dim=(2, 3)).mean(),
+    }
+    return stats, w, fake.detach()
+
+
+def e_latent_step(state: TrainState, fake: torch.Tensor, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Step 2: E learns to invert the mapping, ``MSE(E(G(z)), w)``."""
+    with state.autocast():
+        w_rec = state.e_fwd(fake)
+    loss = losses.mse(w_rec, w)
+    _step(state, loss * state.opts.lambda_w_rec, [state.e_optim], [state.encoder])
+    return {"e/w_rec": loss.detach()}
+
+
+def reconstruction_forward(state: TrainState, real: torch.Tensor) -> torch.Tensor:
+    """G(E(x)) with its graph, shared by the D step (detached) and the reconstruction step."""
+    with state.autocast():
+        return state.g_fwd(state.e_fwd(real))
+
+
+def d_step(state: TrainState, real: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Step 3: D on reals, fresh fakes G(z') and the in-domain reconstructions G(E(x))."""
+    opts = state.opts
+    state.discriminator.requires_grad_(True)
+    z = state.sample_z(state.batch)
+    with torch.no_grad(), state.autocast():
+        fake = state.g_fwd(state.generator.map(z))
+    with state.autocast():
+        real_pred = state.d_fwd(real)
+        fake_pred = state.d_fwd(fake)
+        rec_pred = state.d_fwd(reconstruction.detach())
+    d_loss = losses.d_logistic(real_pred, fake_pred)
+    indomain = losses.d_fake(rec_pred)
+    _step(state, d_loss * opts.lambda_d + indomain * opts.lambda_indomain_d, [state.d_optim], [state.discriminator])
+    state.discriminator.requires_grad_(False)
+    return {
+        "d/loss": d_loss.detach(),
+        "d/indomain": indomain.detach(),
+        "score/real": real_pred.detach().float().mean(),
+        "score/fake": fake_pred.detach().float().mean(),
+        "score/reconstruction": rec_pred.detach().float().mean(),
+    }
+
+
+def r1_step(state: TrainState, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Lazy R1: ``gamma/2 * |dD(x)/dx|^2 * d_reg_every``, in float32 on the eager D.
+
+    Double backward is not supported through compiled graphs and is fragile in bfloat16,
+    so this step always runs the uncompiled discriminator without autocast.
+    """
+    opts = state.opts
+    state.discriminator.requires_grad_(True)
+    real = real.detach().requires_grad_(True)
+    real_pred = state.discriminator(real)
+    r1 = losses.r1_penalty(real_pred, real)
+    _step(state, r1 * (opts.r1 / 2 * opts.d_reg_every), [state.d_optim], [state.discriminator])
+    state.discriminator.requires_grad_(False)
+    return {"d/r1": r1.detach()}
+
+
+def reconstruction_step(state: TrainState, real: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Step 4: E and G on ``MSE(x, G(E(x))) + LPIPS + softplus(-D(G(E(x))))`` (D frozen)."""
+    opts = state.opts
+    state.discriminator.requires_grad_(False)
+    x_rec = losses.mse(reconstruction, real)
+    loss = x_rec * opts.lambda_x_rec
+    stats = {"e/x_rec": x_rec.detach()}
+    if opts.lambda_indomain_e:
+        with state.autocast():
+            rec_pred = state.d_fwd(reconstruction)
+        indomain = losses.g_nonsaturating(rec_pred)
+        loss = loss + indomain * opts.lambda_indomain_e
+        stats["e/indomain"] = indomain.detach()
+    if opts.lambda_perceptual:
+        if state.lpips is None:
+            raise RuntimeError("--lambda-perceptual is non-zero but no LPIPS network was loaded")
+        with state.autocast():
+            perceptual = state.lpips(real, reconstruction).float().mean()
+        loss = loss + perceptual * opts.lambda_perceptual
+        stats["e/perceptual"] = perceptual.detach()
+    _step(state, loss, [state.e_optim, state.g_optim], [state.encoder, state.generator])
+    return stats
+
+
+@torch.no_grad()
+def ema_step(state: TrainState) -> None:
+    """Step 5: ``ema = decay * ema + (1 - decay) * live`` for G and E; buffers copied."""
+    if state._ema_pairs is None:
+        ema = [p for m in (state.g_ema, state.e_ema) for p in m.parameters()]
+        live = [p for m in (state.generator, state.encoder) for p in m.parameters()]
+        state._ema_pairs = (ema, live)
+    ema, live = state._ema_pairs
+    torch._foreach_lerp_(ema, live, 1.0 - state.opts.ema_decay)
+    for target, source in ((state.g_ema, state.generator), (state.e_ema, state.encoder)):
+        for b_ema, b in zip(target.buffers(), source.buffers()):
+            b_ema.copy_(b)
+
+
+def train_iteration(state: TrainState, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One iteration on the batch ``real`` (images in [-1, 1]); advances ``state.step``."""
+    stats, w, fake = g_adversarial_step(state)
+    stats.update(e_latent_step(state, fake, w))
+    reconstruction = reconstruction_forward(state, real)
+    stats.update(d_step(state, real, reconstruction))
+    if state.opts.d_reg_every > 0 and state.step % state.opts.d_reg_every == 0:
+        stats.update(r1_step(state, real))
+    stats.update(reconstruction_step(state, real, reconstruction))
+    ema_step(state)
+    state.step += 1
+    return stats
