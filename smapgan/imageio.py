@@ -36,7 +36,7 @@ class ImageInputError(ValueError):
 def _describe(source: object) -> str:
     if isinstance(source, (str, os.PathLike)):
         return f"image {Path(source).name!r}"  # the name only: server-side paths are not the user's business
-    return "image"
+    return "the image data"
 
 
 def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:

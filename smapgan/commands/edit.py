@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     found = args._op
     raw = collect_values(found, args)
     model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision)
+    found.parse_settings(raw, model)  # report a bad --set before decoding any image
     ctx = OpContext(model)
 
     def picture(pair: tuple[str, str | None]) -> Any:

@@ -367,15 +367,16 @@ class Op:
         unknown = set(values) - {i.name for i in self.inputs}
         if unknown:
             raise OpError(f"op {self.name!r} has no input {', '.join(sorted(unknown))}")
-        kwargs: dict[str, Any] = {}
-        for item in self.inputs:
-            value = values.get(item.name)
-            if isinstance(item, ImageInput):
-                kwargs[item.name] = self._pictures(ctx, item, value)
-            else:
-                kwargs[item.name] = item.parse(value, ctx.model)
+        kwargs = self.parse_settings(values, ctx.model)  # cheap checks first, then decode images
+        for item in self.image_inputs:
+            kwargs[item.name] = self._pictures(ctx, item, values.get(item.name))
+        kwargs = {item.name: kwargs[item.name] for item in self.inputs}
         result = self.fn(ctx, **kwargs)
         return self._check_outputs(result)
+
+    def parse_settings(self, values: Mapping[str, Any], model: "StyleMapGAN | None" = None) -> dict[str, Any]:
+        """Parse and check every input that is not an image (defaults filled in)."""
+        return {i.name: i.parse(values.get(i.name), model) for i in self.inputs if not isinstance(i, ImageInput)}
 
     def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
         def one(v: Any) -> Picture:
