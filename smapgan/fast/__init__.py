@@ -1,0 +1,7 @@
+"""CPU fast paths: prepared networks, per-image caches, incremental edits, and a renderer using them."""
+
+from .cache import ImageCache, LRUCache
+from .prepared import PreparedDecoder, PreparedEncoder
+from .renderer import FastRenderer
+
+__all__ = ["FastRenderer", "ImageCache", "LRUCache", "PreparedDecoder", "PreparedEncoder"]

@@ -1,0 +1,264 @@
+"""Recompute only what an edit changed: pyramid windows and gamma/beta patches.
+
+Two facts make a local edit cheap:
+
+* The stylemap resizer has no normalization, so a change in some stylemap cells
+  only changes a window of each pyramid level (its receptive field). That
+  window is recomputed from a cropped input with a halo; everything else is
+  copied from the base pyramid.
+* gamma and beta are linear convs of a pyramid level. Where the new level
+  equals the base over a cell's 3x3 neighbourhood, the cell's gamma/beta are the
+  base's; where the new level is ``base + t * (other - base)`` over the
+  neighbourhood for a cached ``other`` (a reference image: a mask that takes the
+  reference there, or a frame of an animation towards it), they are
+  ``lerp(base's, other's, t)``. Only the remaining cells (a mask's rim, a
+  moved region) are recomputed, in tiles with a 1-cell halo.
+
+What this cannot make local is the synthesis network itself: each styled conv
+normalizes over the whole (C,H,W) of a sample, so a local change moves the
+mean and variance of every later layer and with them every pixel of the
+image. The exact path therefore always reruns the synthesis convs from the
+first changed layer on (see ``docs/fast.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
+
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
+
+# A cell's gamma/beta may be taken as lerp(base, other, t) when the new level equals
+# base + t * (other - base) to within this relative tolerance (float rounding of the lerp).
+REL_TOL = 1e-6
+# Compute the whole window with one conv once tiles would cover more than this fraction of it.
+TILE_FRACTION = 0.6
+
+
+def changed_cells(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """(H,W) bool: cells where any channel differs (batch 1)."""
+    return (new != old).any(dim=1)[0]
+
+
+def bbox(mask: torch.Tensor) -> Box | None:
+    """Half-open bounding box of the set cells of an (H,W) bool mask, None if empty."""
+    rows = mask.any(dim=1).nonzero()
+    if rows.numel() == 0:
+        return None
+    cols = mask.any(dim=0).nonzero()
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Binary dilation of an (H,W) bool mask by a (2r+1)^2 square."""
+    if radius == 0:
+        return mask
+    k = 2 * radius + 1
+    return F.max_pool2d(mask[None, None].float(), k, stride=1, padding=radius)[0, 0] > 0
+
+
+def erode(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Binary erosion; cells beyond the border count as set (zero padding is the same for every image)."""
+    return ~dilate(~mask, radius)
+
+
+def grow(box: Box, by: int, limit: tuple[int, int]) -> Box:
+    y0, y1, x0, x1 = box
+    return max(0, y0 - by), min(limit[0], y1 + by), max(0, x0 - by), min(limit[1], x1 + by)
+
+
+def crop_with_halo(x: torch.Tensor, box: Box, halo: int) -> torch.Tensor:
+    """``x[..., box]`` grown by ``halo`` cells, zero-padded where the halo leaves the image."""
+    h, w = x.shape[-2:]
+    y0, y1, x0, x1 = box
+    sub = x[..., max(0, y0 - halo):min(h, y1 + halo), max(0, x0 - halo):min(w, x1 + halo)]
+    pads = (max(0, halo - x0), max(0, x1 + halo - w), max(0, halo - y0), max(0, y1 + halo - h))
+    if any(pads):
+        sub = F.pad(sub, pads)
+    return sub
+
+
+# --------------------------------------------------------------------------- pyramid windows
+
+
+def _step_out_box(step: PlainConv | UpConv, box: Box, size: tuple[int, int]) -> tuple[Box, tuple[int, int]]:
+    """Cells of a resizer step's output that a change inside ``box`` of its input can reach."""
+    y0, y1, x0, x1 = box
+    if isinstance(step, UpConv):
+        h, w = 2 * size[0], 2 * size[1]
+        return (max(0, 2 * y0 - 2), min(h, 2 * y1 + 2), max(0, 2 * x0 - 2), min(w, 2 * x1 + 2)), (h, w)
+    return grow(box, 1, size), size
+
+
+def expand_window(
+    prepared: PreparedDecoder,
+    stylemap: torch.Tensor,
+    base_stylemap: torch.Tensor,
+    base_pyramid: Sequence[torch.Tensor],
+    max_fraction: float = 0.5,
+) -> list[torch.Tensor] | None:
+    """The pyramid of ``stylemap`` from a cached one, recomputing only the changed windows.
+
+    Returns None when the stylemaps differ in more than ``max_fraction`` of the
+    cells (a full expand is then cheaper) or are not comparable.
+    """
+    if stylemap.shape != base_stylemap.shape or stylemap.shape[0] != 1:
+        return None
+    changed = changed_cells(stylemap.to(base_stylemap), base_stylemap)
+    box = bbox(changed)
+    if box is None:
+        return [t for t in base_pyramid]
+    area = (box[1] - box[0]) * (box[3] - box[2])
+    if area > max_fraction * changed.numel():
+        return None
+    x = stylemap.to(dtype=prepared.dtype, memory_format=CL)
+    size = tuple(x.shape[-2:])
+    levels = []
+    for step, base in zip(prepared.resizer, base_pyramid):
+        out_box, out_size = _step_out_box(step, box, size)  # type: ignore[arg-type]
+        if isinstance(step, UpConv):
+            in_box = (out_box[0] // 2, -(-out_box[1] // 2), out_box[2] // 2, -(-out_box[3] // 2))
+            halo = 2
+        else:
+            in_box, halo = out_box, 2
+        in_box = grow(in_box, halo, size)  # type: ignore[arg-type]
+        sub = x[..., in_box[0]:in_box[1], in_box[2]:in_box[3]]
+        out = step(sub)
+        scale = 2 if isinstance(step, UpConv) else 1
+        oy, ox = in_box[0] * scale, in_box[2] * scale
+        level = base.clone()
+        level[..., out_box[0]:out_box[1], out_box[2]:out_box[3]] = out[
+            ..., out_box[0] - oy:out_box[1] - oy, out_box[2] - ox:out_box[3] - ox
+        ].to(base.dtype)
+        levels.append(level)
+        x, box, size = level.to(prepared.dtype), out_box, out_size
+    return levels
+
+
+# --------------------------------------------------------------------------- gamma/beta patches
+
+
+@dataclass
+class ModPatch:
+    """gamma/beta of one styled layer inside ``box``; outside it they equal the base's."""
+
+    box: Box
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    computed_cells: int = 0  # cells whose gamma/beta were convolved (the rest were copied or lerped)
+
+    def nbytes(self) -> int:
+        return self.gamma.numel() * self.gamma.element_size() * 2
+
+
+def apply_patch(
+    base: tuple[torch.Tensor, torch.Tensor], patch: ModPatch | None, t: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full (gamma, beta) maps: the base with the patch written in (``t`` < 1: lerped towards it)."""
+    if patch is None or t == 0.0:
+        return base
+    y0, y1, x0, x1 = patch.box
+    out = []
+    for full, part in ((base[0], patch.gamma), (base[1], patch.beta)):
+        full = full.clone(memory_format=CL)
+        if t == 1.0:
+            full[..., y0:y1, x0:x1] = part
+        else:
+            full[..., y0:y1, x0:x1] = torch.lerp(full[..., y0:y1, x0:x1], part, t)
+        out.append(full)
+    return out[0], out[1]
+
+
+def _tile_size(h: int, w: int) -> int:
+    side = min(h, w)
+    return 16 if side >= 64 else min(8, side)
+
+
+def modulation_patch(
+    step: StyledStep,
+    new: torch.Tensor,
+    base: torch.Tensor,
+    base_mod: tuple[torch.Tensor, torch.Tensor],
+    others: Sequence[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = (),
+) -> ModPatch | None:
+    """gamma/beta of ``new`` as a patch over ``base``'s (None when the level did not change).
+
+    ``others``: (level, (gamma, beta)) of cached pyramids the new level may be a
+    blend towards; cells whose neighbourhood is such a blend are lerped, the
+    rest of the changed neighbourhood is convolved in tiles.
+    """
+    changed = changed_cells(new, base)
+    h, w = changed.shape
+    region = dilate(changed, 1)
+    box = bbox(region)
+    if box is None:
+        return None
+    y0, y1, x0, x1 = box
+    bh, bw = y1 - y0, x1 - x0
+    dtype = base_mod[0].dtype
+    gamma = base_mod[0][..., y0:y1, x0:x1].clone(memory_format=CL)
+    beta = base_mod[1][..., y0:y1, x0:x1].clone(memory_format=CL)
+    done = ~region[y0:y1, x0:x1]  # cells whose gamma/beta are final
+    if others:
+        # Work on the box grown by one so that every box cell sees its whole neighbourhood.
+        gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
+        iy, ix = y0 - gy0, x0 - gx0
+        nb = new[..., gy0:gy1, gx0:gx1].float()
+        bb = base[..., gy0:gy1, gx0:gx1].float()
+        dn = nb - bb
+        best = None
+        for level, mod in others:
+            if level.shape != new.shape:
+                continue
+            ob = level[..., gy0:gy1, gx0:gx1].float()
+            de = ob - bb
+            den = (de * de).sum(dim=1)[0]
+            num = (dn * de).sum(dim=1)[0]
+            t = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))
+            rel = ((dn - t[None, None] * de).abs() <= REL_TOL * (bb.abs() + ob.abs())).all(dim=1)[0]
+            tmax = F.max_pool2d(t[None, None], 3, stride=1, padding=1)[0, 0]
+            tmin = -F.max_pool2d(-t[None, None], 3, stride=1, padding=1)[0, 0]
+            ok = erode(rel) & ((tmax - tmin) <= REL_TOL * tmax.abs().clamp_min(1.0))
+            ok = ok[iy:iy + bh, ix:ix + bw] & ~done
+            count = int(ok.sum())
+            if count and (best is None or count > best[0]):
+                best = (count, ok, t[iy:iy + bh, ix:ix + bw], mod)
+        if best is not None:
+            _, ok, t, mod = best
+            tt = t.to(dtype)[None, None]
+            sel = ok[None, None]
+            gamma = torch.where(sel, torch.lerp(gamma, mod[0][..., y0:y1, x0:x1], tt), gamma)
+            beta = torch.where(sel, torch.lerp(beta, mod[1][..., y0:y1, x0:x1], tt), beta)
+            done = done | ok
+    need = ~done
+    computed = 0
+    if bool(need.any()):
+        ts = _tile_size(h, w)
+        nty, ntx = -(-bh // ts), -(-bw // ts)
+        padded = F.pad(need[None, None].float(), (0, ntx * ts - bw, 0, nty * ts - bh))
+        tiles = (F.max_pool2d(padded, ts, stride=ts)[0, 0] > 0).nonzero().tolist()
+        level = new.to(dtype=step.gamma_weight.dtype, memory_format=CL)
+        if len(tiles) * (ts + 2) ** 2 > TILE_FRACTION * (bh + 2) * (bw + 2):
+            g, b = step.modulation(crop_with_halo(level, box, 1), padding=0)
+            gamma, beta = g.to(dtype), b.to(dtype)
+            computed = bh * bw
+        else:
+            windows = []
+            spans = []
+            for ty, tx in tiles:
+                ty0, tx0 = y0 + ty * ts, x0 + tx * ts
+                ty1, tx1 = min(ty0 + ts, y1), min(tx0 + ts, x1)
+                win = crop_with_halo(level, (ty0, ty0 + ts, tx0, tx0 + ts), 1)
+                windows.append(win)
+                spans.append((ty0 - y0, ty1 - y0, tx0 - x0, tx1 - x0))
+            g, b = step.modulation(torch.cat(windows).contiguous(memory_format=CL), padding=0)
+            for i, (a0, a1, c0, c1) in enumerate(spans):
+                gamma[..., a0:a1, c0:c1] = g[i:i + 1, :, : a1 - a0, : c1 - c0]
+                beta[..., a0:a1, c0:c1] = b[i:i + 1, :, : a1 - a0, : c1 - c0]
+                computed += (a1 - a0) * (c1 - c0)
+    return ModPatch(box, gamma, beta, computed)

@@ -1,0 +1,350 @@
+"""Prepared networks: the decoder and encoder rewritten for fast CPU inference.
+
+The model's modules are written to read like the paper; these are the same
+computations with every constant folded in once (equalized-lr scales, the
+``sqrt(2)`` gains of the activations and of the residual sums, the blur gains),
+stored channels-last in the compute dtype, so that a forward pass is a chain of
+oneDNN convolutions and a few in-place elementwise ops:
+
+* LayerNorm and the spatial affine ``x * gamma + beta`` are one fused
+  ``layer_norm`` call (its elementwise weight and bias are exactly the gamma and
+  beta maps when the normalized shape is a whole sample);
+* ``leaky_relu(z) * sqrt(2)`` becomes ``leaky_relu(sqrt(2) z)`` with the factor in
+  the weights (the activation is positively homogeneous), applied in place;
+* the residual ``(out + skip) / sqrt(2)`` moves its factor into both branches;
+* the skip's zero-inserted 1x1 transposed conv + blur is a 1x1 conv at low
+  resolution followed by a depthwise transposed blur (4x fewer blur taps);
+* the encoder's skip blur is evaluated only at the stride-2 positions it keeps.
+
+Only LayerNorm models are prepared (every release); :func:`supports` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
+from ..networks.decoder import Decoder, StyledConv
+from ..networks.encoder import Encoder
+
+CL = torch.channels_last
+LN_EPS = 1e-5
+Modulation = tuple[torch.Tensor, torch.Tensor]
+
+
+def supports(decoder: Decoder) -> bool:
+    """Whether the decoder can be prepared (LayerNorm normalization)."""
+    return decoder.config.normalize_mode == "LayerNorm"
+
+
+def param_signature(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Identity and in-place version of every parameter: changes when weights are loaded or trained."""
+    return tuple((id(p), p._version) for p in module.parameters())
+
+
+def to_cl(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x.to(dtype=dtype, memory_format=CL)
+
+
+def _blur_kernel(blur: Blur, channels: int, factor: float, dtype: torch.dtype) -> torch.Tensor:
+    """The blur as a depthwise conv weight (C,1,k,k), gain multiplied by ``factor``."""
+    k = blur.kernel.detach().float() * factor
+    return k[None, None].expand(channels, 1, -1, -1).to(dtype).contiguous(memory_format=CL)
+
+
+def _conv_weight(conv: EqualConv2d, factor: float, dtype: torch.dtype) -> torch.Tensor:
+    w = conv.weight.detach().float() * (conv.scale * factor)
+    if conv.transpose:
+        w = w.transpose(0, 1)
+    return _weight(w, dtype)
+
+
+def _weight(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Channels-last like the activations, so that no call reorders it again."""
+    return w.to(dtype).contiguous(memory_format=CL)
+
+
+def _bias(bias: torch.Tensor | None, factor: float, dtype: torch.dtype, lr_mul: float = 1.0) -> torch.Tensor | None:
+    return None if bias is None else (bias.detach().float() * (lr_mul * factor)).to(dtype).contiguous()
+
+
+@dataclass
+class PlainConv:
+    """``leaky_relu(conv(x) + b)`` (or no activation) with folded constants."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    padding: int = 0
+    stride: int = 1
+    activate: bool = True
+    prefilter: torch.Tensor | None = None  # depthwise blur applied before (encoder downsampling)
+    prefilter_pad: int = 0
+    prefilter_stride: int = 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prefilter is not None:
+            x = F.conv2d(x, self.prefilter, padding=self.prefilter_pad, stride=self.prefilter_stride, groups=x.shape[1])
+        y = F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return F.leaky_relu_(y, 0.2) if self.activate else y
+
+
+@dataclass
+class UpConv:
+    """Stride-2 transposed conv, then the blur (with the bias) and ``leaky_relu``, constants folded."""
+
+    weight: torch.Tensor  # (in, out, k, k)
+    blur: torch.Tensor  # (out, 1, 4, 4)
+    bias: torch.Tensor | None
+    activate: bool = True
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(x, self.weight, stride=2)
+        y = F.conv2d(y, self.blur, self.bias, padding=1, groups=y.shape[1])
+        return F.leaky_relu_(y, 0.2) if self.activate else y
+
+
+@dataclass
+class SkipUp:
+    """The residual skip: 1x1 conv at low resolution, then a depthwise transposed blur (= zero insertion + blur)."""
+
+    weight: torch.Tensor  # (out, in, 1, 1)
+    blur: torch.Tensor  # (out, 1, 4, 4)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, self.weight)
+        return F.conv_transpose2d(y, self.blur, stride=2, padding=1, groups=y.shape[1])
+
+
+def _resizer_step(layer: ConvLayer, dtype: torch.dtype) -> PlainConv | UpConv:
+    conv, act = layer[0], layer[-1]
+    assert isinstance(conv, EqualConv2d) and isinstance(act, FusedLeakyReLU)
+    if conv.transpose:
+        blur = layer[1]
+        return UpConv(_conv_weight(conv, 1.0, dtype), _blur_kernel(blur, conv.weight.shape[0], SQRT2, dtype),
+                      _bias(act.bias, SQRT2, dtype))
+    return PlainConv(_conv_weight(conv, SQRT2, dtype), _bias(act.bias, SQRT2, dtype), padding=conv.padding)
+
+
+@dataclass
+class StyledStep:
+    """A styled conv: gamma/beta convs on its pyramid level, fused LayerNorm+affine, then its conv."""
+
+    gamma_weight: torch.Tensor
+    gamma_bias: torch.Tensor
+    beta_weight: torch.Tensor
+    beta_bias: torch.Tensor
+    conv: PlainConv | UpConv
+
+    def modulation(self, level: torch.Tensor, padding: int = 1) -> Modulation:
+        """(gamma, beta) maps; ``padding=0`` computes only the interior of a window with a 1-cell halo."""
+        gamma = F.conv2d(level, self.gamma_weight, self.gamma_bias, padding=padding)
+        beta = F.conv2d(level, self.beta_weight, self.beta_bias, padding=padding)
+        return gamma, beta
+
+    def __call__(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return self.conv(layer_norm_affine(x, gamma, beta))
+
+
+def layer_norm_affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``layer_norm(x over C,H,W) * gamma + beta`` in one pass (channels-last in and out).
+
+    In channels-last memory a sample is a contiguous (H,W,C) block, so the
+    sample-wide LayerNorm with an elementwise (H,W,C) weight and bias is exactly
+    the normalization followed by the spatial affine.
+    """
+    n = x.shape[0]
+    x = x.contiguous(memory_format=CL)
+    xp = x.permute(0, 2, 3, 1)
+    shape = xp.shape[1:]
+    gp = gamma.contiguous(memory_format=CL).permute(0, 2, 3, 1)
+    bp = beta.contiguous(memory_format=CL).permute(0, 2, 3, 1)
+    if gp.shape[0] == 1:
+        out = F.layer_norm(xp, shape, gp[0], bp[0], LN_EPS)
+    else:
+        out = torch.stack([F.layer_norm(xp[i], shape, gp[i], bp[i], LN_EPS) for i in range(n)])
+    return out.permute(0, 3, 1, 2)
+
+
+def _styled_step(layer: StyledConv, dtype: torch.dtype, factor: float) -> StyledStep:
+    """``factor`` multiplies the layer's output (sqrt(2) of the activation, 1/sqrt(2) of a residual sum)."""
+    mod = layer.conv
+    gamma, beta = mod.gamma, mod.beta
+    w = mod.weight.detach()[0].float() * (mod.scale * factor)
+    bias = _bias(layer.activate.bias, factor, dtype)
+    if mod.upsample:
+        conv: PlainConv | UpConv = UpConv(_weight(w.transpose(0, 1), dtype),
+                                          _blur_kernel(mod.blur, mod.out_channels, 1.0, dtype), bias)
+    else:
+        conv = PlainConv(_weight(w, dtype), bias, padding=mod.kernel_size // 2)
+    return StyledStep(
+        _conv_weight(gamma, 1.0, dtype), _bias(gamma.bias, 1.0, dtype, gamma.lr_mul),
+        _conv_weight(beta, 1.0, dtype), _bias(beta.bias, 1.0, dtype, beta.lr_mul), conv,
+    )
+
+
+class PreparedDecoder:
+    """The decoder with folded constants in one dtype; pyramids and modulations are channels-last."""
+
+    def __init__(self, decoder: Decoder, dtype: torch.dtype = torch.float32) -> None:
+        if not supports(decoder):
+            raise ValueError("only LayerNorm decoders can be prepared")
+        self.dtype = dtype
+        self.signature = param_signature(decoder)
+        with torch.no_grad():
+            self.resizer = [_resizer_step(layer, dtype) for layer in decoder.convs_latent]
+            self.input = to_cl(decoder.input.input.detach(), dtype)
+            self.steps = [_styled_step(decoder.conv1, dtype, SQRT2)]
+            self.skips: list[SkipUp] = []
+            for block in decoder.convs:
+                # conv1 keeps its sqrt(2) (folded into its blur below); conv2 and the skip carry the residual's 1/sqrt(2).
+                up = _styled_step(block.conv1, dtype, 1.0)
+                assert isinstance(up.conv, UpConv)
+                up.conv.blur = up.conv.blur * SQRT2
+                up.conv.bias = _bias(block.conv1.activate.bias, SQRT2, dtype)
+                self.steps.append(up)
+                self.steps.append(_styled_step(block.conv2, dtype, 1.0))
+                skip_conv, skip_blur = block.skip[0], block.skip[1]
+                w = skip_conv.weight.detach().float() * (skip_conv.scale / SQRT2)  # (out, in, 1, 1)
+                self.skips.append(SkipUp(_weight(w, dtype), _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
+            self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2))
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.resizer)
+
+    def nbytes(self) -> int:
+        total = 0
+        for obj in [*self.resizer, *self.steps, *self.skips]:
+            for value in vars(obj).values():
+                if isinstance(value, torch.Tensor):
+                    total += value.numel() * value.element_size()
+                elif isinstance(value, (PlainConv, UpConv)):
+                    total += sum(v.numel() * v.element_size() for v in vars(value).values() if isinstance(v, torch.Tensor))
+        return total
+
+    # ---------------------------------------------------------------- pyramid
+    def expand(self, stylemap: torch.Tensor) -> list[torch.Tensor]:
+        """The w+ pyramid (channels-last, in this dtype)."""
+        x = to_cl(stylemap, self.dtype)
+        levels = []
+        for step in self.resizer:
+            x = step(x)
+            levels.append(x)
+        return levels
+
+    def resizer_step(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return self.resizer[i](x)
+
+    # ------------------------------------------------------------- synthesis
+    def modulation(self, i: int, level: torch.Tensor) -> Modulation:
+        """gamma and beta of styled layer ``i`` from pyramid level ``i``."""
+        return self.steps[i].modulation(to_cl(level, self.dtype))
+
+    def modulations(self, pyramid: Sequence[torch.Tensor]) -> list[Modulation]:
+        return [self.modulation(i, level) for i, level in enumerate(pyramid)]
+
+    def synthesize(self, modulations: Iterable[Modulation]) -> torch.Tensor:
+        """Image (N,3,S,S) float32 contiguous, from each styled layer's (gamma, beta).
+
+        ``modulations`` is consumed in layer order, so a generator can build each
+        layer's maps just before they are used and let them go right after.
+        """
+        mods = iter(modulations)
+        gamma, beta = next(mods)
+        x = self.input.expand(gamma.shape[0], -1, -1, -1)
+        x = self.steps[0](x, gamma, beta)
+        for b, skip in enumerate(self.skips):
+            h = self.steps[2 * b + 1](x, *next(mods))
+            h = self.steps[2 * b + 2](h, *next(mods))
+            x = h.add_(skip(x))
+        image = self.steps[-1](x, *next(mods))
+        return image.float().contiguous()
+
+    def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(self.modulations(self.expand(stylemap)))
+
+
+class PreparedEncoder:
+    """The encoder with folded constants; the skip blur is evaluated only where the stride keeps it."""
+
+    def __init__(self, encoder: Encoder, dtype: torch.dtype = torch.float32) -> None:
+        self.dtype = dtype
+        self.signature = param_signature(encoder)
+        with torch.no_grad():
+            self.from_rgb = self._plain(encoder.from_rgb, SQRT2)
+            self.blocks: list[tuple[PlainConv, PlainConv, PlainConv]] = []
+            for block in encoder.convs:
+                assert isinstance(block, ResBlock)
+                conv1 = self._plain(block.conv1, SQRT2)
+                conv2 = self._plain(block.conv2, 1.0)  # sqrt(2) of the activation / sqrt(2) of the sum
+                skip = self._plain(block.skip, 1.0 / SQRT2)
+                self.blocks.append((conv1, conv2, skip))
+            self.final = self._plain(encoder.final_conv, SQRT2)
+
+    def _plain(self, layer: ConvLayer, factor: float) -> PlainConv:
+        dtype = self.dtype
+        mods = list(layer)
+        blur = next((m for m in mods if isinstance(m, Blur)), None)
+        conv = next(m for m in mods if isinstance(m, EqualConv2d))
+        act = next((m for m in mods if isinstance(m, FusedLeakyReLU)), None)
+        bias = _bias(act.bias if act is not None else conv.bias, factor, dtype)
+        step = PlainConv(_conv_weight(conv, factor, dtype), bias, padding=conv.padding, stride=conv.stride,
+                         activate=act is not None)
+        if blur is not None:
+            k = conv.weight.shape[-1]
+            step.prefilter = _blur_kernel(blur, conv.weight.shape[1], 1.0, dtype)
+            step.prefilter_pad = blur.pad[0]
+            if k == 1:  # only every other blurred pixel is used by the stride-2 1x1 conv
+                step.prefilter_stride, step.stride = 2, 1
+        return step
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.from_rgb(to_cl(images, self.dtype))
+        for conv1, conv2, skip in self.blocks:
+            x = conv2(conv1(x)).add_(skip(x))
+        return self.final(x).float().contiguous()
+
+
+def flops_decoder(decoder: Decoder) -> dict[str, float]:
+    """Multiply-add FLOPs (2 per MAC) of one decode at batch 1, by part: resizer, modulation, synthesis."""
+    config = decoder.config
+    side, size = config.latent_spatial_size, config.size
+    parts = {"resizer": 0.0, "modulation": 0.0, "synthesis": 0.0}
+    res = side
+    for layer in decoder.convs_latent:
+        conv = layer[0]
+        o, i, k, _ = conv.weight.shape
+        parts["resizer"] += 2.0 * res * res * o * i * k * k  # a transposed conv's MACs counted at its input
+        if conv.transpose:
+            res *= 2
+    for idx, layer in enumerate(decoder.styled_layers()):
+        mod = layer.conv
+        res = config.level_resolution(idx)
+        o, i, k, _ = mod.gamma.weight.shape
+        parts["modulation"] += 2 * 2.0 * res * res * o * i * k * k
+        parts["synthesis"] += 2.0 * res * res * mod.out_channels * mod.in_channels * mod.kernel_size**2
+    for b, block in enumerate(decoder.convs):
+        res = side * 2**b
+        o, i = block.skip[0].weight.shape[:2]
+        parts["synthesis"] += 2.0 * res * res * o * i
+    return parts
+
+
+def flops_encoder(encoder: Encoder, size: int) -> float:
+    """Multiply-add FLOPs of one encode at batch 1 (convs only)."""
+    total = 0.0
+    res = size
+    total += 2.0 * res * res * math.prod(encoder.from_rgb[0].weight.shape)
+    for block in encoder.convs:
+        total += 2.0 * res * res * math.prod(block.conv1[0].weight.shape)
+        res //= 2
+        total += 2.0 * res * res * math.prod(block.conv2[1].weight.shape)
+        total += 2.0 * res * res * math.prod(block.skip[1].weight.shape)
+    total += 2.0 * res * res * math.prod(encoder.final_conv[0].weight.shape)
+    return total
