@@ -155,9 +155,9 @@ def _build_tab(
         )
     handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None)
     controls = [run_button] + [c for b in bindings for c in b.controls]
-    inputs = [cache] + ([mode_input] if mode_input is not None else []) + api_components
+    inputs = [cache] + api_components + ([mode_input] if mode_input is not None else [])
     run_button.click(
-        lambda: [gr.update(interactive=False)] * len(controls), None, controls, queue=False, api_visibility="private"
+        lambda: _updates(len(controls), interactive=False), None, controls, queue=False, api_visibility="private"
     ).then(
         handler,
         inputs,
@@ -166,8 +166,14 @@ def _build_tab(
         api_description=found.description or None,
         preprocess=False,  # every image is decoded by smapgan.imageio, with its limits and clear errors
     ).then(
-        lambda: [gr.update(interactive=True)] * len(controls), None, controls, queue=False, api_visibility="private"
+        lambda: _updates(len(controls), interactive=True), None, controls, queue=False, api_visibility="private"
     )
+
+
+def _updates(count: int, **changes: Any) -> Any:
+    """The same update for ``count`` components (a bare update for one, as Gradio expects)."""
+    updates = [gr.update(**changes) for _ in range(count)]
+    return updates[0] if count == 1 else updates
 
 
 def _example_rows(found: Op, size: int, display: int, examples_dir: Path) -> list[dict[str, Any]]:
@@ -241,10 +247,10 @@ def _handler(
     counts = [len(b.components) for b in bindings]
 
     def run(*args: Any) -> list[Any]:
-        # Gradio passes (cache, [mode], *input values, progress): progress is inserted at its
+        # Gradio passes (cache, *input values, [mode], progress): progress is inserted at its
         # position in the signature below.
         cache, progress = args[0], args[-1]
-        mode, values = (args[1], args[2:-1]) if has_mode else (None, args[1:-1])
+        mode, values = (args[-2], args[1:-2]) if has_mode else (None, args[1:-1])
         ctx = OpContext(model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d))
         try:
             kwargs, start = {}, 0
@@ -252,7 +258,8 @@ def _handler(
                 kwargs[binding.item.name] = binding.to_value(ctx, list(values[start : start + n]))
                 start += n
             result = found.run(ctx, **kwargs)
-            return [v for o in outputs for v in o.to_values(result[o.item.name])]
+            shown = [v for o in outputs for v in o.to_values(result[o.item.name])]
+            return shown[0] if len(shown) == 1 else shown  # Gradio wants a bare value for one output
         except gr.Error:
             raise
         except (imageio.ImageInputError, OpError, ValueError) as exc:
@@ -261,10 +268,18 @@ def _handler(
             logger.exception("op %s failed", found.name)
             raise gr.Error(f"{found.title} failed: {type(exc).__name__}: {exc}") from None
 
-    params = [inspect.Parameter("cache", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("cache", kind)]
+    seen_default = False
+    for binding in bindings:
+        defaults = binding.defaults or [binding.item.default_value(model)] * len(binding.params)
+        for name, default in zip(binding.params, defaults):
+            if default is inspect.Parameter.empty and seen_default:
+                default = None  # Python wants defaults last; the op still reports the missing image
+            seen_default = seen_default or default is not inspect.Parameter.empty
+            params.append(inspect.Parameter(name, kind, default=default))
     if has_mode:
-        params.append(inspect.Parameter("mode", inspect.Parameter.POSITIONAL_OR_KEYWORD))
-    params += [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for b in bindings for p in b.params]
+        params.append(inspect.Parameter("mode", kind, default=renderers.default))
     params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__name__ = found.name

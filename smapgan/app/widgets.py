@@ -8,6 +8,7 @@ output components show.
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import time
@@ -121,6 +122,8 @@ class InputBinding:
     to_value: Callable[[OpContext, list[Any]], Any]
     controls: list[Any] = field(default_factory=list)
     """Components disabled while the op runs."""
+    defaults: list[Any] = field(default_factory=list)
+    """API default per parameter (``inspect.Parameter.empty``: required); empty list: the input's default."""
 
 
 def build_input(item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None) -> InputBinding:
@@ -204,13 +207,16 @@ def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[s
         with gr.Accordion(f"More ({item.count - 1})", open=False):
             components += [make(f"{item.title} {i}", params[i - 1]) for i in range(2, item.count + 1)]
 
+    required = inspect.Parameter.empty if not item.optional else None
+    defaults = [required] + [None] * (len(params) - 1)
+
     def to_value(ctx: OpContext, values: list[Any]) -> Any:
         pictures = [_picture(ctx, item, c, v) for c, v in zip(components, values)]
         if item.count == 1:
             return pictures[0]
         return [p for p in pictures if p is not None]
 
-    return InputBinding(item, components, params, to_value)
+    return InputBinding(item, components, params, to_value, defaults=defaults)
 
 
 def _preview_or_error(source: Any, size: int, display: int) -> Image.Image | None:
