@@ -133,13 +133,13 @@ def _build_tab(
             with gr.Row():
                 for item in images:
                     with gr.Column(min_width=200):
-                        bindings.append(widgets.build_input(item, model, display, initial))
+                        bindings.append(widgets.build_input(item, model, display, initial, found.name))
             for item in found.inputs:
                 if not isinstance(item, ImageInput):
-                    bindings.append(widgets.build_input(item, model, display, initial))
-            run_button = gr.Button("Run", variant="primary")
+                    bindings.append(widgets.build_input(item, model, display, initial, found.name))
+            run_button = gr.Button("Run", variant="primary", elem_id=f"{found.name}-run")
         with gr.Column():
-            outputs = [widgets.build_output(o, gif_dir) for o in found.outputs]
+            outputs = [widgets.build_output(o, gif_dir, found.name) for o in found.outputs]
     by_name = {b.item.name: b for b in bindings}
     _wire_points(found, by_name)
     api_components = [c for b in bindings for c in b.components]

@@ -126,46 +126,67 @@ class InputBinding:
     """API default per parameter (``inspect.Parameter.empty``: required); empty list: the input's default."""
 
 
-def build_input(item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None) -> InputBinding:
+def build_input(
+    item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = ""
+) -> InputBinding:
     """Create the components for one input (inside the current Gradio layout context).
 
-    ``initial``: starting values by API parameter name (an op's default example).
+    ``initial``: starting values by API parameter name (an op's default example);
+    ``prefix``: components get ``elem_id`` ``<prefix>-<parameter>`` (for tests and styling).
     """
     size = model.config.size
     initial = initial or {}
     if isinstance(item, spec.ImageInput):
-        return _image_input(item, size, display, initial)
+        return _image_input(item, size, display, initial, prefix)
+    elem_id = f"{prefix}-{item.name}" if prefix else None
     start = initial.get(item.name)
     if isinstance(item, spec.SliderInput):
         step = item.step if item.step is not None else (1 if item.integer else (item.maximum - item.minimum) / 100)
-        comp = gr.Slider(item.minimum, item.maximum, value=item.default if start is None else start, step=step, label=item.title, info=item.info or None)
+        comp = gr.Slider(item.minimum, item.maximum, value=item.default if start is None else start, step=step, label=item.title, info=item.info or None, elem_id=elem_id)
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     if isinstance(item, spec.NumberInput):
-        comp = gr.Number(value=item.default if start is None else start, precision=0 if item.integer else None, label=item.title, info=item.info or None)
+        comp = gr.Number(value=item.default if start is None else start, precision=0 if item.integer else None, label=item.title, info=item.info or None, elem_id=elem_id)
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     if isinstance(item, spec.ChoiceInput):
         options = item.options(model)
         info = item.info or None
         if not options:
             info = "nothing to choose from for this model" + (f" ({item.info})" if item.info else "")
-        comp = gr.Dropdown(choices=options, value=item.default_value(model) if start is None else start, label=item.title, info=info)
+        comp = gr.Dropdown(
+            choices=options, value=item.default_value(model) if start is None else start, label=item.title, info=info,
+            elem_id=elem_id,
+        )
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     if isinstance(item, spec.PointsInput):
         where = f"click on {item.on}" if item.on else "x,y"
         comp = gr.Textbox(
-            value=start or "", label=item.title, info=item.info or None, placeholder=f"x,y; x,y in [0,1] ({where})"
+            value=start or "", label=item.title, info=item.info or None, placeholder=f"x,y; x,y in [0,1] ({where})",
+            elem_id=elem_id,
         )
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     if isinstance(item, spec.BoxInput):
-        comp = gr.Textbox(value=start or "", label=item.title, info=item.info or None, placeholder="x0,y0,x1,y1 in [0,1]")
+        comp = gr.Textbox(
+            value=start or "", label=item.title, info=item.info or None, placeholder="x0,y0,x1,y1 in [0,1]",
+            elem_id=elem_id,
+        )
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     raise TypeError(f"the app cannot show inputs of type {type(item).__name__}")
 
 
-def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[str, Any]) -> InputBinding:
+def _image_input(
+    item: spec.ImageInput, size: int, display: int, initial: dict[str, Any], prefix: str
+) -> InputBinding:
     def make(label: str, param: str) -> Any:
         if item.mask == "none":
-            comp = gr.Image(initial.get(param), type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, format="png")
+            comp = gr.Image(
+                initial.get(param),
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard"],
+                label=label,
+                format="png",
+                elem_id=f"{prefix}-{param}" if prefix else None,
+            )
             comp.upload(
                 lambda payload: _preview_or_error(file_source(payload), size, display),
                 comp,
@@ -178,6 +199,7 @@ def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[s
             comp = gr.ImageEditor(
                 initial.get(param),
                 type="filepath",
+                elem_id=f"{prefix}-{param}" if prefix else None,
                 image_mode="RGBA",
                 format="png",
                 label=label,
@@ -190,9 +212,13 @@ def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[s
                 fixed_canvas=False,
             )
 
-            def on_upload(payload: Any, comp: Any = comp) -> dict[str, Any]:
+            def on_upload(payload: Any, comp: Any = comp) -> Any:
+                # The editor also reports its own (re)loads as uploads: leave a canvas that already
+                # shows a preview alone, or replacing it would drop the strokes and loop forever.
                 sources = editor_sources(comp, payload) or {}
                 source = sources.get("background") or sources.get("composite")
+                if source is None or _is_preview(source, display):
+                    return gr.skip()
                 return editor_value(_preview_or_error(source, size, display))
 
             comp.upload(on_upload, comp, comp, queue=False, preprocess=False, api_visibility="private")
@@ -217,6 +243,13 @@ def _image_input(item: spec.ImageInput, size: int, display: int, initial: dict[s
         return [p for p in pictures if p is not None]
 
     return InputBinding(item, components, params, to_value, defaults=defaults)
+
+
+def _is_preview(source: Any, display: int) -> bool:
+    try:
+        return imageio.open_image(source).size == (display, display)
+    except imageio.ImageInputError:
+        return False
 
 
 def _preview_or_error(source: Any, size: int, display: int) -> Image.Image | None:
@@ -250,14 +283,19 @@ class OutputBinding:
     to_values: Callable[[Any], list[Any]]
 
 
-def build_output(item: spec.Output, gif_dir: Path) -> OutputBinding:
-    """Create the components showing one output."""
+def build_output(item: spec.Output, gif_dir: Path, prefix: str = "") -> OutputBinding:
+    """Create the components showing one output (``elem_id`` ``<prefix>-<output>``)."""
+    elem_id = f"{prefix}-{item.name}" if prefix else None
     if isinstance(item, spec.ImageOutput):
-        comp = gr.Image(label=item.title, type="pil", format="png", interactive=False)
+        comp = gr.Image(label=item.title, type="pil", format="png", interactive=False, elem_id=elem_id)
         return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
     if isinstance(item, spec.FramesOutput):
-        gallery = gr.Gallery(label=item.title, format="png", columns=8, height="auto", interactive=False)
-        gif = gr.Image(label=f"{item.title} (GIF)", type="filepath", interactive=False)
+        gallery = gr.Gallery(
+            label=item.title, format="png", columns=8, height="auto", interactive=False, elem_id=elem_id
+        )
+        gif = gr.Image(
+            label=f"{item.title} (GIF)", type="filepath", interactive=False, elem_id=f"{elem_id}-gif" if elem_id else None
+        )
 
         def frames(value: Any) -> list[Any]:
             if not value:
@@ -267,7 +305,7 @@ def build_output(item: spec.Output, gif_dir: Path) -> OutputBinding:
 
         return OutputBinding(item, [gallery, gif], frames)
     if isinstance(item, spec.NumbersOutput):
-        comp = gr.JSON(label=item.title)
+        comp = gr.JSON(label=item.title, elem_id=elem_id)
         return OutputBinding(item, [comp], lambda v: [{k: round(float(x), 6) for k, x in v.items()}])
     raise TypeError(f"the app cannot show outputs of type {type(item).__name__}")
 
