@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from smapgan import editing
 from smapgan.ops import ChoiceInput, FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, op
 
@@ -54,24 +52,19 @@ def local_transplant(
         edited = base
         for ref in references:
             edited = editing.blend_pyramid(edited, ctx.pyramid(ref), ref.mask, pool, strength, threshold)
-
-        def at(t: float) -> list[torch.Tensor]:
-            return editing.lerp_pyramid(base, edited, t)
-
     else:
         start = ctx.stylemap(original)
         stylemap = start
         for ref in references:
             stylemap = editing.blend_stylemap(stylemap, ctx.stylemap(ref), ref.mask, pool, strength, threshold)
         edited = ctx.expand(stylemap)
-
-        def at(t: float) -> list[torch.Tensor]:
-            return ctx.expand(editing.lerp(start, stylemap, t))
-
     image = ctx.render(edited, base=base)
-    animation = []
-    for i in range(frames):
-        t = 1.0 if frames == 1 else i / (frames - 1)
-        animation.append(image if t == 1.0 else ctx.render(at(t), base=base))
-        ctx.report((i + 1) / frames, "rendering frames")
+    ts = [1.0 if frames == 1 else i / (frames - 1) for i in range(frames)]
+    if space == "w+":  # the demo's path: the blend weight grows from 0 to the mask
+        animation = ctx.render_path(base, edited, ts[:-1]) + [image] if frames else []
+    else:
+        animation = []
+        for i, t in enumerate(ts):
+            animation.append(image if t == 1.0 else ctx.render(ctx.expand(editing.lerp(start, stylemap, t)), base=base))
+            ctx.report((i + 1) / frames, "rendering frames")
     return {"image": image, "animation": animation}

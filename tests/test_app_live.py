@@ -12,6 +12,7 @@ from PIL import Image
 
 from smapgan import StyleMapGAN, imageio
 from smapgan.ops import OpContext, discover
+from smapgan.render import Renderer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 NEUTRAL, HEARTS, GRIN = (str(EXAMPLES / f"{n}.png") for n in ("neutral_face", "heart_eyes", "grinning"))
@@ -36,7 +37,8 @@ def client(model):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model is far faster on one thread of a busy machine
-    demo = build_demo(model, registry=discover(paths=[]))
+    # The reference renderer, so that results can be compared bit for bit with OpContext's.
+    demo = build_demo(model, renderer=Renderer(model), registry=discover(paths=[]))
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield Client(demo.local_url, verbose=False)
@@ -174,3 +176,22 @@ def test_errors_are_messages_not_tracebacks(client, tmp_path):
         )
     with pytest.raises(Exception, match="one of demo"):
         client.predict(original=editor(GRIN), direction="nope", strength=1, api_name="/semantic_edit")
+
+
+def test_fast_renderer_adds_a_mode_toggle(model):
+    """With a renderer that offers modes, every endpoint takes `mode` and the fast one runs."""
+    import gradio as gr
+
+    from smapgan.app import build_demo
+    from smapgan.fast import FastRenderer
+    from smapgan.ops import StylemapCache
+
+    demo = build_demo(model, renderer=FastRenderer(model), registry=discover(paths=[]), prefill=False)
+    radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"]
+    assert radios and radios[0].choices == [("exact", "exact"), ("fast", "fast")]
+    fn = next(f for f in demo.fns.values() if f.api_name == "reconstruct")
+    payload = {"path": NEUTRAL}
+    image_exact, _ = fn.fn(StylemapCache(), payload, "exact", lambda *a, **k: None)
+    image_fast, metrics = fn.fn(StylemapCache(), payload, "fast", lambda *a, **k: None)
+    difference = np.abs(np.asarray(image_exact, dtype=int) - np.asarray(image_fast, dtype=int))
+    assert difference.mean() < 4 and metrics["psnr_db"] > 0

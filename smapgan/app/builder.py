@@ -52,6 +52,17 @@ class _Renderers:
             return self._by_mode[mode]
 
 
+def default_renderer(model: StyleMapGAN) -> Any:
+    """The CPU fast renderer (exact and fast modes) when this build has it, else the reference one."""
+    try:
+        from ..fast import FastRenderer
+    except ImportError:
+        from ..render import Renderer
+
+        return Renderer(model)
+    return FastRenderer(model)
+
+
 def build_demo(
     model: StyleMapGAN,
     *,
@@ -65,14 +76,12 @@ def build_demo(
 ) -> gr.Blocks:
     """The app: a tab per op of ``registry`` (default: :func:`smapgan.ops.discover`).
 
-    ``renderer`` defaults to the exact :class:`smapgan.render.Renderer`; when it
-    offers several ``modes`` (e.g. "exact" and "fast") the app shows a toggle.
+    ``renderer`` defaults to :func:`default_renderer`; when it offers several
+    ``modes`` (e.g. "exact" and "fast") the app shows a toggle.
     ``prefill`` loads each op's first example into its inputs.
     """
     if renderer is None:
-        from ..render import Renderer
-
-        renderer = Renderer(model)
+        renderer = default_renderer(model)
     registry = discover() if registry is None else registry
     renderers = _Renderers(renderer)
     examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR

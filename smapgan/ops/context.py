@@ -178,6 +178,24 @@ class OpContext:
         """Image (1,3,S,S) from a pyramid; ``base`` is the pyramid the edit started from."""
         return self.renderer.render(pyramid, base=base)
 
+    def render_path(
+        self, base: Sequence[torch.Tensor], target: Sequence[torch.Tensor], ts: Sequence[float]
+    ) -> list[torch.Tensor]:
+        """Frames of ``lerp_pyramid(base, target, t)``; a renderer with ``render_path`` does it faster."""
+        fast = getattr(self.renderer, "render_path", None)
+        frames: list[torch.Tensor] = []
+        if fast is not None:
+            for i, frame in enumerate(fast(base, target, ts)):
+                frames.append(frame)
+                self.report((i + 1) / len(ts), "rendering frames")
+            return frames
+        from ..editing import lerp_pyramid
+
+        for i, t in enumerate(ts):
+            frames.append(self.render(lerp_pyramid(base, target, t), base=base))
+            self.report((i + 1) / len(ts), "rendering frames")
+        return frames
+
     def mean_stylemap(self) -> torch.Tensor:
         """The model's average mapping output (1,C,L,L), computed once per model."""
         mean = _MEAN_STYLEMAPS.get(self.model)
