@@ -1,6 +1,6 @@
 """The Gradio app, built from the op registry (``build_demo(model)``); ``launch`` is the CLI entry."""
 
 from .builder import build_demo
-from .launch import launch, main
+from .launcher import launch, main
 
 __all__ = ["build_demo", "launch", "main"]
