@@ -148,7 +148,7 @@ def _build_tab(
                     bindings.append(widgets.build_input(item, model, display, initial, found.name))
             run_button = gr.Button("Run", variant="primary", elem_id=f"{found.name}-run")
         with gr.Column():
-            outputs = [widgets.build_output(o, gif_dir, found.name) for o in found.outputs]
+            outputs = [widgets.build_output(o, gif_dir, found.name, display) for o in found.outputs]
     by_name = {b.item.name: b for b in bindings}
     _wire_points(found, by_name)
     api_components = [c for b in bindings for c in b.components]

@@ -283,18 +283,24 @@ class OutputBinding:
     to_values: Callable[[Any], list[Any]]
 
 
-def build_output(item: spec.Output, gif_dir: Path, prefix: str = "") -> OutputBinding:
+def build_output(item: spec.Output, gif_dir: Path, prefix: str = "", display: int = 256) -> OutputBinding:
     """Create the components showing one output (``elem_id`` ``<prefix>-<output>``)."""
     elem_id = f"{prefix}-{item.name}" if prefix else None
     if isinstance(item, spec.ImageOutput):
-        comp = gr.Image(label=item.title, type="pil", format="png", interactive=False, elem_id=elem_id)
+        comp = gr.Image(
+            label=item.title, type="pil", format="png", interactive=False, elem_id=elem_id, height=display + 60
+        )
         return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
     if isinstance(item, spec.FramesOutput):
         gallery = gr.Gallery(
             label=item.title, format="png", columns=8, height="auto", interactive=False, elem_id=elem_id
         )
         gif = gr.Image(
-            label=f"{item.title} (GIF)", type="filepath", interactive=False, elem_id=f"{elem_id}-gif" if elem_id else None
+            label=f"{item.title} (GIF)",
+            type="filepath",
+            interactive=False,
+            elem_id=f"{elem_id}-gif" if elem_id else None,
+            height=display + 60,
         )
 
         def frames(value: Any) -> list[Any]:
