@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from smapgan import editing
+from smapgan import StyleMapGAN, editing
 from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, OpError, Picture, SliderInput, op
 
 
-def _directions(model) -> list[str]:
+def _directions(model: StyleMapGAN) -> list[str]:
     return sorted(model.directions)
 
 

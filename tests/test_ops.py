@@ -363,7 +363,6 @@ def test_direction_command_saves_with_the_model(tiny_model_dir, tmp_path, capsys
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_wheel_ships_builtin_ops_not_a_top_level_ops(tmp_path):
     """`pip wheel` puts ops/ under smapgan/builtin_ops and never installs a package named `ops`."""
     import shutil
@@ -383,3 +382,29 @@ def test_wheel_ships_builtin_ops_not_a_top_level_ops(tmp_path):
         assert f"smapgan/builtin_ops/{name}.py" in names
     assert not [n for n in names if n.startswith("ops/")]
     assert "smapgan/assets/examples/heart_eyes.png" in names
+
+
+def test_entry_point_plugins(tmp_path, monkeypatch):
+    """Installed packages expose ops through the `smapgan.ops` entry-point group."""
+    import importlib.metadata
+
+    package = tmp_path / "ep_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "brighten.py").write_text(NEW_OP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = "smapgan.ops"
+    entries = [
+        importlib.metadata.EntryPoint("brighten", "ep_pkg.brighten", group),  # a module holding ops
+        importlib.metadata.EntryPoint("brighten_op", "ep_pkg.brighten:brighten", group),  # the Op itself: a dup
+        importlib.metadata.EntryPoint("gone", "ep_pkg.not_there", group),
+    ]
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda **kw: entries if kw.get("group") == group else real(**kw)
+    )
+    found = discover(paths=[])
+    assert found["brighten"].source == "entry point:brighten = ep_pkg.brighten"
+    messages = {e.plugin.split(" = ")[0]: e.message for e in found.errors}
+    assert "already provided" in messages["brighten_op"]
+    assert "ModuleNotFoundError" in messages["gone"]

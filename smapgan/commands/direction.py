@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import StyleMapGAN
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -42,7 +48,7 @@ def image_files(folder: str, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def encode_folder(model, files: list[Path], batch_size: int):
+def encode_folder(model: "StyleMapGAN", files: list[Path], batch_size: int) -> "torch.Tensor":
     """Stylemaps (N,C,L,L) of image files, center-cropped and resized to the model."""
     import torch
 
