@@ -103,7 +103,8 @@ def build_demo(
                 + "\n".join(f"- `{e.plugin}` ({e.source}): {e.message}" for e in registry.errors),
                 elem_id="plugin-errors",
             )
-        cache = gr.State(StylemapCache(cache_size))
+        # Per session (Gradio deep-copies it: StylemapCache starts empty for each); dropped after an idle hour.
+        cache = gr.State(StylemapCache(cache_size), time_to_live=3600)
         mode_input = None
         if len(renderers.modes) > 1:
             mode_input = gr.Radio(

@@ -32,7 +32,10 @@ def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
     """Build and start the app; extra keyword arguments go to ``Blocks.launch``."""
     from .builder import build_demo
 
+    from ..imageio import MAX_BYTES
+
     demo = build_demo(load_model(args.model, args.revision))
+    launch_kwargs.setdefault("max_file_size", MAX_BYTES)  # refuse oversized uploads before they are stored
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)
     return demo
 
