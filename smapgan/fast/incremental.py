@@ -8,11 +8,11 @@ Two facts make a local edit cheap:
   copied from the base pyramid.
 * gamma and beta are linear convs of a pyramid level. Where the new level
   equals the base over a cell's 3x3 neighbourhood, the cell's gamma/beta are the
-  base's; where the new level is ``base + t * (other - base)`` over the
-  neighbourhood for a cached ``other`` (a reference image: a mask that takes the
-  reference there, or a frame of an animation towards it), they are
-  ``lerp(base's, other's, t)``. Only the remaining cells (a mask's rim, a
-  moved region) are recomputed, in tiles with a 1-cell halo.
+  base's; where it equals a cached ``other`` over the neighbourhood (a reference
+  image, where a mask takes the reference), they are that image's, if its maps are cached. Only the
+  remaining cells (a mask's rim, a moved region) are recomputed, in tiles with
+  a 1-cell halo. Along an animation ``lerp(base, edit, t)`` the maps are
+  ``lerp(base's, edit's, t)``: the edit's are computed once.
 
 What this cannot make local is the synthesis network itself: each styled conv
 normalizes over the whole (C,H,W) of a sample, so a local change moves the
@@ -23,8 +23,9 @@ first changed layer on (see ``docs/fast.md``).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +34,6 @@ from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
-# A cell's gamma/beta may be taken as lerp(base, other, t) when the new level equals
-# base + t * (other - base) to within this relative tolerance (float rounding of the lerp).
-REL_TOL = 1e-6
 # Compute the whole window with one conv once tiles would cover more than this fraction of it.
 TILE_FRACTION = 0.6
 
@@ -156,22 +154,29 @@ class ModPatch:
         return self.gamma.numel() * self.gamma.element_size() * 2
 
 
-def apply_patch(
+@contextlib.contextmanager
+def patched_in_place(
     base: tuple[torch.Tensor, torch.Tensor], patch: ModPatch | None, t: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full (gamma, beta) maps: the base with the patch written in (``t`` < 1: lerped towards it)."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The base maps with the patch written in (``t`` < 1: lerped towards it), restored on exit.
+
+    Writing a box into the cached maps and copying the saved box back costs a
+    box, where a patched copy would cost two full maps per layer. The caller
+    must hold the renderer's lock for the duration.
+    """
     if patch is None or t == 0.0:
-        return base
+        yield base
+        return
     y0, y1, x0, x1 = patch.box
-    out = []
-    for full, part in ((base[0], patch.gamma), (base[1], patch.beta)):
-        full = full.clone(memory_format=CL)
-        if t == 1.0:
-            full[..., y0:y1, x0:x1] = part
-        else:
-            full[..., y0:y1, x0:x1] = torch.lerp(full[..., y0:y1, x0:x1], part, t)
-        out.append(full)
-    return out[0], out[1]
+    views = [full[..., y0:y1, x0:x1] for full in base]
+    saved = [v.clone() for v in views]
+    try:
+        for view, part, old in zip(views, (patch.gamma, patch.beta), saved):
+            view.copy_(part if t == 1.0 else torch.lerp(old, part, t))
+        yield base
+    finally:
+        for view, old in zip(views, saved):
+            view.copy_(old)
 
 
 def _tile_size(h: int, w: int) -> int:
@@ -185,14 +190,17 @@ def modulation_patch(
     base: torch.Tensor,
     base_mod: tuple[torch.Tensor, torch.Tensor],
     others: Sequence[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = (),
+    changed: torch.Tensor | None = None,
 ) -> ModPatch | None:
     """gamma/beta of ``new`` as a patch over ``base``'s (None when the level did not change).
 
-    ``others``: (level, (gamma, beta)) of cached pyramids the new level may be a
-    blend towards; cells whose neighbourhood is such a blend are lerped, the
-    rest of the changed neighbourhood is convolved in tiles.
+    ``others``: (level, (gamma, beta)) of cached pyramids the edit may have
+    copied from. A cell whose whole 3x3 neighbourhood equals such a level takes
+    its maps as they are; a cell whose neighbourhood is unchanged keeps the
+    base's; the rest of the changed neighbourhood is convolved in tiles.
     """
-    changed = changed_cells(new, base)
+    if changed is None:
+        changed = changed_cells(new, base)
     h, w = changed.shape
     region = dilate(changed, 1)
     box = bbox(region)
@@ -201,64 +209,56 @@ def modulation_patch(
     y0, y1, x0, x1 = box
     bh, bw = y1 - y0, x1 - x0
     dtype = base_mod[0].dtype
-    gamma = base_mod[0][..., y0:y1, x0:x1].clone(memory_format=CL)
-    beta = base_mod[1][..., y0:y1, x0:x1].clone(memory_format=CL)
+    gamma, beta = base_mod[0][..., y0:y1, x0:x1], base_mod[1][..., y0:y1, x0:x1]  # views until written
+    owned = False
     done = ~region[y0:y1, x0:x1]  # cells whose gamma/beta are final
     if others:
-        # Work on the box grown by one so that every box cell sees its whole neighbourhood.
+        # The box grown by one, so that every box cell sees its whole neighbourhood.
         gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
         iy, ix = y0 - gy0, x0 - gx0
-        nb = new[..., gy0:gy1, gx0:gx1].float()
-        bb = base[..., gy0:gy1, gx0:gx1].float()
-        dn = nb - bb
         best = None
         for level, mod in others:
             if level.shape != new.shape:
                 continue
-            ob = level[..., gy0:gy1, gx0:gx1].float()
-            de = ob - bb
-            den = (de * de).sum(dim=1)[0]
-            num = (dn * de).sum(dim=1)[0]
-            t = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))
-            rel = ((dn - t[None, None] * de).abs() <= REL_TOL * (bb.abs() + ob.abs())).all(dim=1)[0]
-            tmax = F.max_pool2d(t[None, None], 3, stride=1, padding=1)[0, 0]
-            tmin = -F.max_pool2d(-t[None, None], 3, stride=1, padding=1)[0, 0]
-            ok = erode(rel) & ((tmax - tmin) <= REL_TOL * tmax.abs().clamp_min(1.0))
-            ok = ok[iy:iy + bh, ix:ix + bw] & ~done
+            same = ~(new[..., gy0:gy1, gx0:gx1] != level[..., gy0:gy1, gx0:gx1]).any(dim=1)[0]
+            ok = erode(same)[iy:iy + bh, ix:ix + bw] & ~done
             count = int(ok.sum())
             if count and (best is None or count > best[0]):
-                best = (count, ok, t[iy:iy + bh, ix:ix + bw], mod)
+                best = (count, ok, mod)
         if best is not None:
-            _, ok, t, mod = best
-            tt = t.to(dtype)[None, None]
+            _, ok, mod = best
             sel = ok[None, None]
-            gamma = torch.where(sel, torch.lerp(gamma, mod[0][..., y0:y1, x0:x1], tt), gamma)
-            beta = torch.where(sel, torch.lerp(beta, mod[1][..., y0:y1, x0:x1], tt), beta)
-            done = done | ok
+            gamma = torch.where(sel, mod[0][..., y0:y1, x0:x1], gamma).contiguous(memory_format=CL)
+            beta = torch.where(sel, mod[1][..., y0:y1, x0:x1], beta).contiguous(memory_format=CL)
+            done, owned = done | ok, True
     need = ~done
     computed = 0
+    cdtype = step.gamma_weight.dtype
     if bool(need.any()):
         ts = _tile_size(h, w)
         nty, ntx = -(-bh // ts), -(-bw // ts)
         padded = F.pad(need[None, None].float(), (0, ntx * ts - bw, 0, nty * ts - bh))
         tiles = (F.max_pool2d(padded, ts, stride=ts)[0, 0] > 0).nonzero().tolist()
-        level = new.to(dtype=step.gamma_weight.dtype, memory_format=CL)
         if len(tiles) * (ts + 2) ** 2 > TILE_FRACTION * (bh + 2) * (bw + 2):
-            g, b = step.modulation(crop_with_halo(level, box, 1), padding=0)
-            gamma, beta = g.to(dtype), b.to(dtype)
-            computed = bh * bw
+            window = crop_with_halo(new, box, 1).to(dtype=cdtype, memory_format=CL)
+            g, b = step.modulation(window, padding=0)
+            gamma, beta = g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL)
+            computed, owned = bh * bw, True
         else:
-            windows = []
+            windows = new.new_empty((len(tiles), new.shape[1], ts + 2, ts + 2), dtype=cdtype)
+            windows = windows.contiguous(memory_format=CL)
             spans = []
-            for ty, tx in tiles:
+            for i, (ty, tx) in enumerate(tiles):
                 ty0, tx0 = y0 + ty * ts, x0 + tx * ts
-                ty1, tx1 = min(ty0 + ts, y1), min(tx0 + ts, x1)
-                win = crop_with_halo(level, (ty0, ty0 + ts, tx0, tx0 + ts), 1)
-                windows.append(win)
-                spans.append((ty0 - y0, ty1 - y0, tx0 - x0, tx1 - x0))
-            g, b = step.modulation(torch.cat(windows).contiguous(memory_format=CL), padding=0)
+                windows[i].copy_(crop_with_halo(new, (ty0, ty0 + ts, tx0, tx0 + ts), 1)[0])
+                spans.append((ty0 - y0, min(ty0 + ts, y1) - y0, tx0 - x0, min(tx0 + ts, x1) - x0))
+            g, b = step.modulation(windows, padding=0)
+            if not owned:
+                gamma, beta, owned = gamma.clone(memory_format=CL), beta.clone(memory_format=CL), True
             for i, (a0, a1, c0, c1) in enumerate(spans):
                 gamma[..., a0:a1, c0:c1] = g[i:i + 1, :, : a1 - a0, : c1 - c0]
                 beta[..., a0:a1, c0:c1] = b[i:i + 1, :, : a1 - a0, : c1 - c0]
                 computed += (a1 - a0) * (c1 - c0)
+    if not owned:  # never hand out views of the cached maps
+        gamma, beta = gamma.clone(memory_format=CL), beta.clone(memory_format=CL)
     return ModPatch(box, gamma, beta, computed)

@@ -31,7 +31,7 @@ import torch
 
 from ..model import StyleMapGAN
 from .cache import ImageCache, ImageEntry
-from .incremental import ModPatch, apply_patch, expand_window, modulation_patch
+from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, patched_in_place
 from .prepared import CL, PreparedDecoder, PreparedEncoder, param_signature, supports
 
 Pyramid = list[torch.Tensor]
@@ -202,7 +202,7 @@ class FastRenderer:
             patches = self._patches(pyramid, base_entry)
             base_mods = engine.modulations(base_entry, dtype)
             engine.stats["incremental"] += 1
-            return decoder.synthesize(_patched(base_mods, patches))
+            return _synthesize_patched(decoder, base_mods, patches)
 
     def _patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
         """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps."""
@@ -215,11 +215,11 @@ class FastRenderer:
         patches = []
         for i, (step, new, old) in enumerate(zip(decoder.steps, pyramid, base.pyramid)):
             new = new.to(old.dtype)
-            candidates = []
-            for o in others:
-                if _level_relates(new, old, o.pyramid[i]):
-                    candidates.append((o.pyramid[i], engine.modulations(o, dtype)[i]))
-            patch = modulation_patch(step, new, old, base_mods[i], candidates)
+            changed = changed_cells(new, old)
+            candidates = [
+                (o.pyramid[i], o.modulations[dtype][i]) for o in others if _takes_from(new, o.pyramid[i], changed)
+            ]
+            patch = modulation_patch(step, new, old, base_mods[i], candidates, changed)
             if patch is not None:
                 engine.stats["computed_cells"] += patch.computed_cells
             engine.stats["total_cells"] += new.shape[-1] * new.shape[-2]
@@ -258,7 +258,7 @@ class FastRenderer:
                 with engine.lock, _tracking():
                     decoder = engine.decoder(self.dtype)
                     base_mods = engine.modulations(base_entry, self.dtype)
-                    frame = decoder.synthesize(_patched(base_mods, patches, t))
+                    frame = _synthesize_patched(decoder, base_mods, patches, t)
             yield frame
 
     @_tracked
@@ -266,27 +266,32 @@ class FastRenderer:
         return self.render(self.expand(stylemap))
 
 
-def _level_relates(new: torch.Tensor, old: torch.Tensor, other: torch.Tensor) -> bool:
-    """Cheap screen: does ``new`` take ``other``'s values (up to a lerp) at some changed cell?"""
+def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:
+    """Cheap screen: does ``new`` equal ``other`` at a changed cell (the middle one)?"""
     if other.shape != new.shape:
         return False
-    diff = (new != old).any(dim=1)[0]
-    idx = diff.nonzero()
+    idx = changed.nonzero()
     if idx.numel() == 0:
         return False
     y, x = (int(v) for v in idx[len(idx) // 2])
-    dn = new[0, :, y, x].float() - old[0, :, y, x].float()
-    de = other[0, :, y, x].float() - old[0, :, y, x].float()
-    den = float((de * de).sum())
-    if den == 0.0:
-        return False
-    t = float((dn * de).sum()) / den
-    return bool(((dn - t * de).abs() <= 1e-5 * (old[0, :, y, x].abs() + other[0, :, y, x].abs()) + 1e-12).all())
+    return bool(torch.equal(new[0, :, y, x], other[0, :, y, x]))
 
 
-def _patched(
-    base_mods: Sequence[tuple[torch.Tensor, torch.Tensor]], patches: Sequence[ModPatch | None], t: float = 1.0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Each layer's maps, materialized only when the synthesis reaches it (bounded memory)."""
-    for mod, patch in zip(base_mods, patches):
-        yield apply_patch(mod, patch, t)
+def _synthesize_patched(
+    decoder: PreparedDecoder,
+    base_mods: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    patches: Sequence[ModPatch | None],
+    t: float = 1.0,
+) -> torch.Tensor:
+    """Synthesis with each layer's patch written into the cached maps just for that layer."""
+
+    def layers() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for mod, patch in zip(base_mods, patches):
+            with patched_in_place(mod, patch, t) as patched:
+                yield patched
+
+    gen = layers()
+    try:
+        return decoder.synthesize(gen)
+    finally:
+        gen.close()  # restores the last layer's maps

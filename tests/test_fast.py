@@ -1,0 +1,303 @@
+"""The CPU fast paths (smapgan.fast): exact against the model, fast mode within its PSNR bound, bounded caches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smapgan import StyleMapGAN, StyleMapGANConfig, editing
+from smapgan.fast import FastRenderer, LRUCache
+from smapgan.fast.incremental import expand_window
+from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder
+
+SIZE = 64
+NARROW = StyleMapGANConfig(
+    size=SIZE, latent_spatial_size=8, latent_channel_size=16, mapping_layer_num=2, channel_base=1024, channel_max=64
+)
+ATOL = 1e-4
+PSNR_MIN = 40.0
+
+
+def perturbed(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
+    """Random weights with every parameter moved off its init (biases and gains matter)."""
+    torch.manual_seed(seed)
+    model = StyleMapGAN(config, with_discriminator=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR for images in [-1, 1] (peak-to-peak 2), on the unclamped outputs."""
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
+
+
+@pytest.fixture(scope="module")
+def model() -> StyleMapGAN:
+    return perturbed(NARROW)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(3, 3, SIZE, SIZE, generator=g) * 2 - 1
+
+
+@pytest.fixture()
+def renderer(model: StyleMapGAN) -> FastRenderer:
+    return FastRenderer(model)
+
+
+def box_mask(*boxes: tuple[int, int, int, int], size: int = SIZE) -> torch.Tensor:
+    m = torch.zeros(1, 1, size, size)
+    for y0, y1, x0, x1 in boxes:
+        m[..., y0:y1, x0:x1] = 1
+    return m
+
+
+MASKS = {
+    "empty": box_mask(),
+    "full": box_mask((0, SIZE, 0, SIZE)),
+    "small": box_mask((20, 26, 30, 37)),
+    "quarter": box_mask((16, 48, 16, 48)),
+    "corner": box_mask((0, 24, 40, 64)),
+    "two_regions": box_mask((4, 14, 6, 20), (40, 60, 36, 58)),
+    "random": (torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5)) > 0.97).float(),
+}
+
+
+def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+@torch.no_grad()
+def test_prepared_networks_equal_the_model(model, images):
+    s = model.encode(images)
+    assert max_err(PreparedEncoder(model.encoder).encode(images), s) < ATOL
+    dec = PreparedDecoder(model.generator.decoder)
+    for mine, ref in zip(dec.expand(s), model.expand(s)):
+        assert max_err(mine, ref) < ATOL
+    assert max_err(dec.decode(s), model.decode(s)) < ATOL
+
+
+@torch.no_grad()
+def test_renderer_interface_equals_model(model, images, renderer):
+    s = renderer.encode(images[:1])
+    assert max_err(s, model.encode(images[:1])) < ATOL
+    assert max_err(renderer.decode(s), model.decode(s)) < ATOL
+    assert max_err(renderer.render(renderer.expand(s)), model.decode(s)) < ATOL
+    assert renderer.mode == "exact" and renderer.modes == ("exact", "fast")
+
+
+def _pair(renderer, images, warm_reference: bool):
+    sa, sb = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    pa, pb = renderer.expand(sa), renderer.expand(sb)
+    renderer.render(pa)
+    if warm_reference:
+        renderer.render(pb)  # the reference's gamma/beta are cached: its region is copied, not convolved
+    return sa, sb, pa, pb
+
+
+@pytest.mark.parametrize("warm_reference", [False, True], ids=["cold_ref", "warm_ref"])
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@torch.no_grad()
+def test_pyramid_blend_exact(model, images, renderer, mask_name, warm_reference):
+    _, _, pa, pb = _pair(renderer, images, warm_reference)
+    for pooling, threshold in (("max", None), ("avg", 0.5), ("avg", None)):
+        edited = editing.blend_pyramid(pa, pb, MASKS[mask_name], pooling=pooling, threshold=threshold)
+        assert max_err(renderer.render(edited, base=pa), model.synthesize(edited)) < ATOL
+
+
+@pytest.mark.parametrize("mask_name", ["small", "quarter", "two_regions", "full"])
+@torch.no_grad()
+def test_stylemap_blend_exact(model, images, renderer, mask_name):
+    sa, sb, pa, _ = _pair(renderer, images, True)
+    s = editing.blend_stylemap(sa, sb, MASKS[mask_name])
+    pyramid = renderer.expand(s)  # a local stylemap change: the pyramid is recomputed in windows
+    for mine, ref in zip(pyramid, model.expand(s)):
+        assert max_err(mine, ref) < ATOL
+    assert max_err(renderer.render(pyramid, base=pa), model.decode(s)) < ATOL
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (8, -12), (-20, 30), (63, 0)])
+@torch.no_grad()
+def test_unaligned_transplant_exact(model, images, renderer, offset):
+    _, _, pa, pb = _pair(renderer, images, True)
+    edited = editing.transplant_pyramid(pa, pb, MASKS["quarter"], offset, SIZE)
+    assert max_err(renderer.render(edited, base=pa), model.synthesize(edited)) < ATOL
+
+
+@torch.no_grad()
+def test_global_edits_exact(model, images, renderer):
+    sa, sb, pa, pb = _pair(renderer, images, True)
+    lerped = renderer.expand(editing.lerp(sa, sb, 0.3))
+    assert max_err(renderer.render(lerped, base=pa), model.decode(editing.lerp(sa, sb, 0.3))) < ATOL
+    mixed = editing.style_mix(pa, pb, range(4, NARROW.num_levels))
+    assert max_err(renderer.render(mixed, base=pa), model.synthesize(mixed)) < ATOL
+    d = torch.randn(16, 8, 8, generator=torch.Generator().manual_seed(3))
+    local = editing.apply_direction(sa, d, 2.0, MASKS["quarter"])
+    assert max_err(renderer.render(renderer.expand(local), base=pa), model.decode(local)) < ATOL
+
+
+@torch.no_grad()
+def test_unknown_base_and_no_base(model, images, renderer):
+    _, _, pa, pb = _pair(renderer, images, False)
+    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
+    stranger = [t.clone() + 0.01 for t in pa]  # a base the cache has never seen
+    assert max_err(renderer.render(edited, base=stranger), model.synthesize(edited)) < ATOL
+    assert max_err(renderer.render(edited), model.synthesize(edited)) < ATOL
+    batch = [torch.cat([a, b]) for a, b in zip(pa, edited)]
+    assert max_err(renderer.render(batch, base=pa), model.synthesize(batch)) < ATOL
+
+
+@torch.no_grad()
+def test_render_path_equals_lerp(model, images, renderer):
+    _, _, pa, pb = _pair(renderer, images, False)
+    edited = editing.blend_pyramid(pa, pb, MASKS["two_regions"])
+    ts = [0.0, 0.2, 0.5, 0.8, 1.0]
+    frames = list(renderer.render_path(pa, edited, ts))
+    assert len(frames) == len(ts)
+    for frame, t in zip(frames, ts):
+        assert max_err(frame, model.synthesize(editing.lerp_pyramid(pa, edited, t))) < ATOL
+
+
+@torch.no_grad()
+def test_cached_maps_survive_edits(model, images, renderer):
+    """Patches are written into the cached base maps for one layer at a time and restored bit for bit."""
+    _, _, pa, pb = _pair(renderer, images, True)
+    before = renderer.render(pa)
+    entry = renderer.cache.by_pyramid(pa)
+    maps = [(g.clone(), b.clone()) for g, b in entry.modulations[torch.float32]]
+    for name in ("quarter", "two_regions", "full"):
+        renderer.render(editing.blend_pyramid(pa, pb, MASKS[name]), base=pa)
+        list(renderer.render_path(pa, editing.blend_pyramid(pa, pb, MASKS[name]), [0.5]))
+    assert torch.equal(renderer.render(pa), before)
+    for (g0, b0), (g1, b1) in zip(maps, entry.modulations[torch.float32]):
+        assert torch.equal(g0, g1) and torch.equal(b0, b1)
+
+
+@pytest.mark.parametrize("mask_name", ["small", "quarter", "two_regions", "full"])
+@torch.no_grad()
+def test_fast_mode_psnr(model, images, renderer, mask_name):
+    fast = renderer.with_mode("fast")
+    assert fast.mode == "fast" and fast.cache is renderer.cache
+    _, _, pa, pb = _pair(renderer, images, True)
+    fast.render(pa)
+    fast.render(pb)
+    edited = editing.blend_pyramid(pa, pb, MASKS[mask_name])
+    exact = model.synthesize(edited)
+    assert psnr(fast.render(edited, base=pa), exact) >= PSNR_MIN
+    frames = list(fast.render_path(pa, edited, [0.5]))
+    assert psnr(frames[0], model.synthesize(editing.lerp_pyramid(pa, edited, 0.5))) >= PSNR_MIN
+
+
+@torch.no_grad()
+def test_cache_is_bounded(model, images):
+    renderer = FastRenderer(model, max_images=2)
+    g = torch.Generator().manual_seed(7)
+    for _ in range(5):
+        s = renderer.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1)
+        renderer.render(renderer.expand(s))
+    assert len(renderer.cache) == 2
+    one = renderer.cache.nbytes // 2
+    small = FastRenderer(model, max_images=8, max_cache_bytes=int(one * 1.5))
+    for _ in range(4):
+        s = small.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1)
+        small.render(small.expand(s))
+    assert len(small.cache) == 1 and small.cache.nbytes <= one * 1.5
+
+
+@torch.no_grad()
+def test_cache_keys_never_shared(model, images, renderer):
+    sa, sb = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    pa, pb = renderer.expand(sa), renderer.expand(sb)
+    ea, eb = renderer.cache.by_pyramid(pa), renderer.cache.by_pyramid(pb)
+    assert ea is not None and eb is not None and ea is not eb
+    assert max_err(renderer.render(pa), model.decode(sa)) < ATOL
+    assert max_err(renderer.render(pb), model.decode(sb)) < ATOL
+    # Same content in other tensors: the same entry. A cached pyramid changed in place: never served stale.
+    assert renderer.cache.by_pyramid([t.clone() for t in pa]) is ea
+    assert renderer.expand(sa.clone())[0] is pa[0]
+    pa[3].add_(0.5)
+    assert renderer.cache.by_pyramid(pa) is None
+    assert max_err(renderer.render(pa), model.synthesize(pa)) < ATOL
+    # A stylemap that differs in one value is another image.
+    s2 = sa.clone()
+    s2[0, 0, 0, 0] += 1.0
+    assert renderer.expand(s2)[0] is not pa[0]
+
+
+@torch.no_grad()
+def test_expand_window_random_boxes(model):
+    dec = PreparedDecoder(model.generator.decoder)
+    g = torch.Generator().manual_seed(11)
+    base = torch.randn(1, 16, 8, 8, generator=g).relu()
+    base_pyr = dec.expand(base)
+    for _ in range(6):
+        y0, x0 = torch.randint(0, 8, (2,), generator=g).tolist()
+        h, w = torch.randint(1, 4, (2,), generator=g).tolist()
+        s = base.clone()
+        s[..., y0:y0 + h, x0:x0 + w] = torch.randn(1, 16, min(h, 8 - y0), min(w, 8 - x0), generator=g)
+        window = expand_window(dec, s, base, base_pyr)
+        assert window is not None
+        for mine, ref in zip(window, dec.expand(s)):
+            assert max_err(mine, ref) < 1e-5
+
+
+def test_lru_cache():
+    cache: LRUCache[str, torch.Tensor] = LRUCache(2, max_bytes=100)
+    cache.put("a", torch.zeros(5))  # 20 bytes
+    cache.put("b", torch.zeros(5))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", torch.zeros(5))
+    assert "b" not in cache and "a" in cache and "c" in cache
+    cache.put("d", torch.zeros(20))  # 80 bytes: over the byte bound, the oldest go
+    assert list(cache) == ["c", "d"] or list(cache) == ["d"]
+    assert cache.nbytes <= 100
+
+
+@torch.no_grad()
+def test_other_normalizations_fall_back():
+    model = perturbed(StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
+                                        channel_base=256, channel_max=32, normalize_mode="InstanceNorm2d"))
+    renderer = FastRenderer(model)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    s = renderer.encode(x)
+    assert torch.equal(s, model.encode(x))
+    assert torch.equal(renderer.decode(s), model.decode(s))
+
+
+@torch.no_grad()
+def test_weights_change_invalidates(images):
+    model = perturbed(NARROW, seed=3)
+    renderer = FastRenderer(model)
+    s = renderer.encode(images[:1])
+    renderer.decode(s)
+    with torch.no_grad():
+        model.generator.decoder.to_rgb.activate.bias.add_(1.0)
+    assert max_err(renderer.decode(s), model.decode(s)) < ATOL
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_release_config_edit_exact_and_fast():
+    """The 256/8x8 release config with random weights: exact within 1e-4, fast >= 40 dB."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    model = perturbed(StyleMapGANConfig(size=256, latent_spatial_size=8, latent_channel_size=64), seed=0)
+    x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    renderer = FastRenderer(model)
+    sa, sb = renderer.encode(x[:1]), renderer.encode(x[1:])
+    assert max_err(sa, model.encode(x[:1])) < ATOL
+    pa, pb = renderer.expand(sa), renderer.expand(sb)
+    assert max_err(renderer.render(pa), model.decode(sa)) < ATOL
+    renderer.render(pb)
+    mask = box_mask((64, 192, 64, 192), size=256)
+    edited = editing.blend_pyramid(pa, pb, mask)
+    exact = model.synthesize(edited)
+    assert max_err(renderer.render(edited, base=pa), exact) < ATOL
+    fast = renderer.with_mode("fast")
+    fast.render(pa)
+    fast.render(pb)
+    assert psnr(fast.render(edited, base=pa), exact) >= PSNR_MIN
