@@ -211,12 +211,15 @@ def push_folder(
     commit_message: str = "Upload with smapgan",
     private: bool = False,
     token: str | None = None,
+    delete_patterns: Sequence[str] | None = None,
 ) -> str:
     """Upload every file of ``folder`` as one commit to ``repo_id`` and return the commit URL.
 
     The repo is created if needed (``private`` only applies then; a new Space is a Gradio
     Space, as smapgan's demo is); a ``revision`` other than ``main`` is a branch, created from
-    ``main`` if missing. The local folder is only read.
+    ``main`` if missing. Remote files matching ``delete_patterns`` that the folder no longer
+    has are deleted in the same commit (a re-deploy leaves no stale module behind). The local
+    folder is only read.
     """
     path = Path(folder)
     if not path.is_dir():
@@ -246,6 +249,7 @@ def push_folder(
             repo_type=repo_type,
             revision=revision,
             commit_message=commit_message,
+            delete_patterns=list(delete_patterns) if delete_patterns else None,
         )
     except Exception as exc:
         error = _push_error(exc, target, endpoint, path)
