@@ -182,22 +182,49 @@ class ImageEntry:
 
 
 class ImageCache:
-    """The fast renderer's per-image cache: stylemap digest -> entry, pyramid -> entry (LRU, bounded)."""
+    """The fast renderer's per-image cache, in two LRU tiers under one byte budget.
 
-    def __init__(self, max_images: int = 4, max_bytes: int | None = 1 << 30) -> None:
-        self.entries: LRUCache[int, ImageEntry] = LRUCache(max_images, max_bytes)
+    ``recent`` takes every pyramid ``expand`` made (most are transient: the
+    frames of an interpolation, edited stylemaps); ``images`` keeps the ones
+    that proved to be images of interest (rendered on their own or used as the
+    base of an edit), so a burst of transient pyramids never evicts them. When
+    over the byte budget, recent entries go first.
+    """
+
+    def __init__(self, max_images: int = 3, max_bytes: int | None = 1 << 30, max_recent: int = 2) -> None:
+        self.images: LRUCache[int, ImageEntry] = LRUCache(max_images)
+        self.recent: LRUCache[int, ImageEntry] = LRUCache(max_recent)
+        self.max_bytes = max_bytes
         self._by_stylemap: dict[str, int] = {}
 
-    def add(self, entry: ImageEntry) -> ImageEntry:
+    def add(self, entry: ImageEntry, promote: bool = False) -> ImageEntry:
         if entry.stylemap is not None:
             self._by_stylemap[stylemap_digest(entry.stylemap)] = entry.key
-        self.entries.put(entry.key, entry)
-        self._prune_index()
+        (self.images if promote else self.recent).put(entry.key, entry)
+        self._shrink(entry)
         return entry
 
+    def promote(self, entry: ImageEntry) -> None:
+        """Keep this entry among the images of interest (and mark it most recently used)."""
+        if entry.key in self.recent:
+            self.recent.pop(entry.key)
+        self.images.put(entry.key, entry)
+        self._shrink(entry)
+
+    def _tier(self, entry: ImageEntry) -> LRUCache[int, ImageEntry] | None:
+        if entry.key in self.images:
+            return self.images
+        if entry.key in self.recent:
+            return self.recent
+        return None
+
+    def _get(self, key: int | None) -> ImageEntry | None:
+        if key is None:
+            return None
+        return self.images.get(key) or self.recent.get(key)
+
     def by_stylemap(self, stylemap: torch.Tensor) -> ImageEntry | None:
-        key = self._by_stylemap.get(stylemap_digest(stylemap))
-        entry = self.entries.get(key) if key is not None else None
+        entry = self._get(self._by_stylemap.get(stylemap_digest(stylemap)))
         if entry is None or entry.stylemap is None or not entry.intact():
             return None
         if entry.stylemap.shape != stylemap.shape or not torch.equal(entry.stylemap, stylemap.to(entry.stylemap)):
@@ -206,37 +233,54 @@ class ImageCache:
 
     def by_pyramid(self, pyramid: Sequence[torch.Tensor]) -> ImageEntry | None:
         """The entry holding this pyramid: same tensors (cheap), else bitwise-equal content."""
-        candidates = self.entries.values()
+        candidates = self.entries()
         for entry in candidates:
             if entry.is_same_object(pyramid):
-                self.entries.get(entry.key)
+                self._get(entry.key)
                 return entry
         for entry in candidates:
             if entry.intact() and entry.equals(pyramid):
-                self.entries.get(entry.key)
+                self._get(entry.key)
                 return entry
         return None
 
+    def entries(self) -> list[ImageEntry]:
+        """Every entry, images of interest first, each tier most recent first."""
+        return self.images.values() + self.recent.values()
+
     def others(self, exclude: ImageEntry | None = None) -> list[ImageEntry]:
-        """Cached entries (most recent first) other than ``exclude``: candidates an edit may copy from."""
-        return [e for e in self.entries.values() if e is not exclude and e.intact()]
+        """Cached entries other than ``exclude``: the candidates an edit may copy from."""
+        return [e for e in self.entries() if e is not exclude and e.intact()]
 
     def touch(self, entry: ImageEntry) -> None:
-        self.entries.touch(entry.key)
-        self._prune_index()
+        """Re-measure an entry after it grew (maps, an image) and enforce the byte budget."""
+        tier = self._tier(entry)
+        if tier is not None:
+            tier.touch(entry.key)
+        self._shrink(entry)
 
-    def _prune_index(self) -> None:
-        live = set(self.entries)
+    def _shrink(self, keep: ImageEntry | None = None) -> None:
+        while self.max_bytes is not None and self.nbytes > self.max_bytes:
+            victim = next((k for k in self.recent if keep is None or k != keep.key), None)
+            tier = self.recent
+            if victim is None:
+                victim = next((k for k in self.images if keep is None or k != keep.key), None)
+                tier = self.images
+            if victim is None:
+                break
+            tier.pop(victim)
+        live = set(self.images) | set(self.recent)
         for digest in [d for d, k in self._by_stylemap.items() if k not in live]:
             del self._by_stylemap[digest]
 
     def clear(self) -> None:
-        self.entries.clear()
+        self.images.clear()
+        self.recent.clear()
         self._by_stylemap.clear()
 
     @property
     def nbytes(self) -> int:
-        return self.entries.nbytes
+        return self.images.nbytes + self.recent.nbytes
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.images) + len(self.recent)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
@@ -67,6 +68,7 @@ class _Engine:
         self._encoders: dict[torch.dtype, PreparedEncoder] = {}
         self._signature: tuple | None = None
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
+        self.last_patches: tuple | None = None
         self.stats = {"renders": 0, "incremental": 0, "computed_cells": 0, "total_cells": 0}
 
     def _check(self) -> None:
@@ -109,7 +111,7 @@ class FastRenderer:
         model: StyleMapGAN,
         mode: str = "exact",
         *,
-        max_images: int = 4,
+        max_images: int = 3,
         max_cache_bytes: int | None = 1 << 30,
         _engine: _Engine | None = None,
     ) -> None:
@@ -178,7 +180,13 @@ class FastRenderer:
     # ------------------------------------------------------------------ render
     @_tracked
     def render(self, pyramid: Sequence[torch.Tensor], base: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Image (N,3,S,S), unclamped, float32; ``base`` lets it recompute only what changed."""
+        """Image (N,3,S,S), unclamped, float32; ``base`` lets it recompute only what changed.
+
+        Without ``base`` a cached pyramid is taken for an image of interest: its
+        gamma/beta maps and image are cached for later edits. With ``base`` the
+        pyramid is taken for a transient edit: the base's maps are patched and
+        nothing new is cached.
+        """
         pyramid = list(pyramid)
         if not self._engine.supported:
             return self.model.synthesize(pyramid)
@@ -189,7 +197,9 @@ class FastRenderer:
             if pyramid[0].shape[0] != 1:
                 return decoder.synthesize(decoder.modulations(pyramid))
             entry = engine.cache.by_pyramid(pyramid)
-            if entry is not None:  # a cached image (e.g. render(expand(s))): its maps, its image
+            if entry is not None and (base is None or dtype in entry.images):
+                if base is None:
+                    engine.cache.promote(entry)
                 image = entry.images.get(dtype)
                 if image is None:
                     image = decoder.synthesize(engine.modulations(entry, dtype))
@@ -199,13 +209,26 @@ class FastRenderer:
             base_entry = engine.cache.by_pyramid(base) if base is not None else None
             if base_entry is None:
                 return decoder.synthesize(decoder.modulations(pyramid))
+            engine.cache.promote(base_entry)
             patches = self._patches(pyramid, base_entry)
-            base_mods = engine.modulations(base_entry, dtype)
             engine.stats["incremental"] += 1
-            return _synthesize_patched(decoder, base_mods, patches)
+            return _synthesize_patched(decoder, engine.modulations(base_entry, dtype), patches)
 
     def _patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
-        """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps."""
+        """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps.
+
+        The last result is remembered: an op that renders an edit and then the
+        animation towards it (``render`` then ``render_path``) computes them once.
+        """
+        engine, dtype = self._engine, self.dtype
+        memo = engine.last_patches
+        if memo is not None and memo[0] == (base.key, dtype) and _same_pyramid(memo[1], pyramid):
+            return memo[2]
+        patches = self._compute_patches(pyramid, base)
+        engine.last_patches = ((base.key, dtype), [(weakref.ref(t), _version(t)) for t in pyramid], patches)
+        return patches
+
+    def _compute_patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
         engine, dtype = self._engine, self.dtype
         decoder = engine.decoder(dtype)
         base_mods = engine.modulations(base, dtype)
@@ -249,7 +272,8 @@ class FastRenderer:
         with engine.lock, _tracking():  # never held across a yield: grad modes are the caller's
             base_entry = engine.cache.by_pyramid(base)
             if base_entry is None:
-                base_entry = engine.cache.add(ImageEntry([t.contiguous(memory_format=CL) for t in base]))
+                base_entry = engine.cache.add(ImageEntry([t.contiguous(memory_format=CL) for t in base]), promote=True)
+            engine.cache.promote(base_entry)
             patches = self._patches(target, base_entry)
         for t in ts:
             if t == 0.0:
@@ -264,6 +288,19 @@ class FastRenderer:
     @_tracked
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
         return self.render(self.expand(stylemap))
+
+
+def _version(t: torch.Tensor) -> int | None:
+    return None if t.is_inference() else t._version
+
+
+def _same_pyramid(refs: Sequence[tuple[weakref.ref, int | None]], pyramid: Sequence[torch.Tensor]) -> bool:
+    """The same level tensors as remembered, not modified in place since.
+
+    (An inference tensor has no version counter: it is recognised by identity
+    alone, and can only have been modified inside another ``inference_mode``.)
+    """
+    return len(refs) == len(pyramid) and all(r() is t and _version(t) == v for (r, v), t in zip(refs, pyramid))
 
 
 def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:
