@@ -331,7 +331,8 @@ def test_staged_app_serves_like_a_space(staged, tiny_model_dir):
                     config = json.loads(response.read())
             except OSError:
                 time.sleep(1)
-        assert config is not None, f"the Space app did not come up:\n{proc.stdout.read() if proc.poll() is not None else ''}"
+        log = proc.stdout.read() if proc.poll() is not None else ""
+        assert config is not None, f"the Space app did not come up:\n{log}"
         text = json.dumps(config)
         assert "Local transplant" in text and "plugin-errors" not in text
     finally:
