@@ -70,8 +70,10 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: i
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise ImageInputError(f"{what} is too large to decode ({exc})") from exc
+        except Image.DecompressionBombError:  # PIL's own, far higher limit: report ours
+            raise ImageInputError(
+                f"{what} has too many pixels to decode; the limit is {max_pixels / 1e6:.0f} megapixels"
+            ) from None
         except Image.UnidentifiedImageError:
             raise ImageInputError(f"{what} is not an image in a format this app can read") from None
         except Exception as exc:  # hostile or unknown files: every decoder failure is a user error

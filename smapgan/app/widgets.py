@@ -57,13 +57,34 @@ def mask_layer(mask: np.ndarray, side: int) -> Image.Image:
 
 def file_source(payload: Any) -> Any:
     """The file behind a raw (not preprocessed) Gradio file payload: a path, bytes, or None."""
-    if payload is None or isinstance(payload, (str, bytes, bytearray)):
+    if payload is None or isinstance(payload, (bytes, bytearray)):
         return payload or None
+    if isinstance(payload, str):
+        return _uploaded(payload) if payload else None
     if isinstance(payload, dict):
-        return payload.get("path") or None
+        path = payload.get("path")
+        return _uploaded(path) if path else None
     path = getattr(payload, "path", None)
     if path is None:
         raise imageio.ImageInputError(f"expected an image file, got {type(payload).__name__}")
+    return _uploaded(path)
+
+
+def _uploaded(path: Any) -> Any:
+    """``path``, if it may be read for the request being served: a file Gradio stored (an upload or output).
+
+    Gradio checks the paths of file payloads only when they carry its ``meta`` marker; with
+    preprocessing off, a bare ``{"path": "/any/server/file"}`` would reach the decoder. Outside a
+    running app (the CLI, direct calls) any path is the caller's own and is left alone.
+    """
+    from gradio import utils as gradio_utils
+    from gradio.context import LocalContext
+
+    blocks = LocalContext.blocks.get(None)
+    if blocks is None or not getattr(blocks, "is_running", False):
+        return path
+    if not isinstance(path, (str, os.PathLike)) or not gradio_utils.is_in_or_equal(path, gradio_utils.get_upload_folder()):
+        raise imageio.ImageInputError("only files uploaded to this app can be used; upload the image instead")
     return path
 
 
