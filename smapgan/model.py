@@ -163,6 +163,7 @@ class StyleMapGAN(
             pretrained_model_name_or_path,
             revision=revision,
             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, DIRECTIONS_NAME, "README.md"],
+            required_files=(CONFIG_NAME, WEIGHTS_NAME),  # a repo without weights: say so, naming repo and file
         )
         return cls._load_folder(Path(folder), map_location)
 

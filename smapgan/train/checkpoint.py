@@ -1,8 +1,9 @@
 """Run-directory checkpoints: atomic writes, safe loading, and the RNG states of a resume.
 
 ``checkpoints/latest.pt`` is written as ``latest.pt.tmp`` and renamed into place only once
-complete; the checkpoint it replaces is kept as ``previous.pt``. A crash at any moment leaves
-at least one complete checkpoint. Payloads hold tensors and plain Python values only, so
+complete; the checkpoint it replaces is kept as ``previous.pt`` (a second name for the same
+file, made before the rename). From the first save on, a crash at any moment leaves a
+complete ``latest.pt``. Payloads hold tensors and plain Python values only, so
 ``torch.load(weights_only=True)`` reads them and no pickle code ever runs.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -52,15 +54,31 @@ def save_checkpoint(run_dir: str | os.PathLike[str], payload: dict[str, Any]) ->
         f.flush()
         os.fsync(f.fileno())
     if latest.exists():
-        os.replace(latest, previous)
+        # previous.pt becomes latest.pt's content without latest.pt ever going missing:
+        # moving latest.pt aside first would leave a window with no latest.pt at all.
+        keep = folder / (PREVIOUS + ".tmp")
+        keep.unlink(missing_ok=True)
+        try:
+            os.link(latest, keep)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(latest, keep)
+        os.replace(keep, previous)
     os.replace(tmp, latest)
     _fsync_dir(folder)
     return latest
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint safely (tensors and plain values only) onto the CPU."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """Load a checkpoint safely (tensors and plain values only) onto the CPU; errors name the file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} was refused: it holds objects other than tensors and plain values (code), so it was "
+            f"not loaded and nothing in it ran ({str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a smapgan training checkpoint (format {FORMAT_VERSION})")
     return payload
@@ -127,6 +145,8 @@ def restore_rng(state: dict[str, Any], noise: torch.Generator) -> None:
 def replace_dir(tmp: Path, dest: Path) -> None:
     """Move the finished folder ``tmp`` to ``dest``, replacing it with as short a gap as possible."""
     old = dest.with_name(dest.name + ".old")
+    if old.exists() and not dest.exists():
+        os.replace(old, dest)  # a crash between the two renames below left the old copy only: it is the export
     if old.exists():
         shutil.rmtree(old)
     if dest.exists():

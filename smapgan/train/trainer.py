@@ -276,6 +276,11 @@ class _Run:
         notes: list[str] = []
         if opts.resume:
             found = ckpt.find_resumable(run_dir)
+            if found is None and ckpt.has_checkpoint(run_dir):
+                raise StartupError(
+                    f"--resume: no checkpoint in {ckpt.checkpoint_dir(run_dir)} can be loaded (the reasons are "
+                    "logged above); nothing was overwritten. Move those files away to start the run over."
+                )
             if found is not None:
                 resume_path, resume_payload = found
                 opts, notes = merge_for_resume(resume_payload["options"], opts)
