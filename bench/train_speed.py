@@ -15,6 +15,7 @@ import argparse
 import copy
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -73,32 +74,49 @@ def build_state(args: argparse.Namespace, variant: dict, device: torch.device):
     return state, n_params
 
 
-def measure(args: argparse.Namespace, name: str, device: torch.device) -> tuple[float, float, int]:
-    """img/s of the full recipe: timed plain iterations plus the lazy R1 step amortized over k."""
+def measure_all(args: argparse.Namespace, names: list[str], device: torch.device) -> dict[str, dict]:
+    """img/s of the full recipe per variant: median of interleaved single iterations + amortized R1.
+
+    Variants are timed round-robin (one iteration each per round) so that load from other
+    processes on a shared machine spreads evenly over them instead of favouring one.
+    """
     from smapgan.train.loop import r1_step, train_iteration
 
-    state, n_params = build_state(args, VARIANTS[name], device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1)) * 2 - 1
     x = x.to(device)
-    if state.opts.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    t0 = time.perf_counter()
-    for _ in range(args.warmup):  # step 0 runs R1 too, so its path is warm as well
-        train_iteration(state, x)
-    sync()
-    warm_s = time.perf_counter() - t0
-    state.step = 1  # timed iterations never hit the R1 step
-    t0 = time.perf_counter()
+    runs: dict[str, dict] = {}
+    for name in names:
+        try:
+            state, n_params = build_state(args, VARIANTS[name], device)
+            xv = x.contiguous(memory_format=torch.channels_last) if state.opts.channels_last else x
+            t0 = time.perf_counter()
+            for _ in range(args.warmup):  # step 0 runs R1 too, so its path is warm as well
+                train_iteration(state, xv)
+            sync()
+            runs[name] = dict(state=state, x=xv, warm_s=time.perf_counter() - t0, n_params=n_params, times=[], note="")
+        except Exception as exc:  # e.g. compile without a C++ compiler: report, keep going
+            runs[name] = dict(note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}", times=[])
+        print(f"  ready: {name} ({runs[name].get('warm_s', float('nan')):.1f} s warm-up) {runs[name]['note']}", flush=True)
+    live = [n for n in names if "state" in runs[n]]
     for _ in range(args.iters):
-        train_iteration(state, x)
-    sync()
-    per_iter = (time.perf_counter() - t0) / args.iters
-    t0 = time.perf_counter()
-    r1_step(state, x)
-    sync()
-    per_iter += (time.perf_counter() - t0) / state.opts.d_reg_every
-    return args.batch / per_iter, warm_s, n_params
+        for name in live:
+            run = runs[name]
+            run["state"].step = 1  # plain iterations; R1 is timed apart below
+            t0 = time.perf_counter()
+            train_iteration(run["state"], run["x"])
+            sync()
+            run["times"].append(time.perf_counter() - t0)
+    for name in live:
+        run = runs[name]
+        t0 = time.perf_counter()
+        r1_step(run["state"], run["x"])
+        sync()
+        r1 = time.perf_counter() - t0
+        per_iter = statistics.median(run["times"]) + r1 / run["state"].opts.d_reg_every
+        run["img_s"] = args.batch / per_iter
+        run["spread"] = (args.batch / max(run["times"]), args.batch / min(run["times"]))
+    return runs
 
 
 def main() -> None:
@@ -110,7 +128,7 @@ def main() -> None:
     p.add_argument("--channel-base", type=int, default=16384)
     p.add_argument("--small-generator", action="store_true")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--iters", type=int, default=4, help="timed iterations per variant (R1 runs at step 0 of 16)")
+    p.add_argument("--iters", type=int, default=5, help="timed rounds (one iteration of each variant per round)")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations (compile happens here)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
@@ -129,25 +147,21 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"config: size {args.size}, stylemap {args.latent_spatial_size}x{args.latent_spatial_size}x{args.style_dim}, "
           f"channel_max {args.channel_max}, channel_base {args.channel_base}, small_generator {args.small_generator}, "
-          f"batch {args.batch}, LPIPS off; {args.iters} timed iterations after {args.warmup} warm-up, "
-          "R1 amortized over 16")
-    results = []
-    for name in names:
-        try:
-            ips, warm_s, n_params = measure(args, name, device)
-            results.append((name, ips, warm_s, n_params, ""))
-        except Exception as exc:  # e.g. compile without a C++ compiler: report, keep going
-            results.append((name, float("nan"), float("nan"), 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"))
-        r = results[-1]
-        print(f"  measured {r[0]}: {r[1]:.2f} img/s", flush=True)
-    base = next((r[1] for r in results if r[0] == "fp32"), None)
+          f"batch {args.batch}, LPIPS off; {args.iters} interleaved rounds after {args.warmup} warm-up")
+    runs = measure_all(args, names, device)
+    base = runs.get("fp32", {}).get("img_s")
     print()
-    print(f"{'variant':<22}{'img/s':>9}{'vs fp32':>9}{'warm-up s':>11}  note")
-    for name, ips, warm_s, n_params, note in results:
-        rel = f"{ips / base:.2f}x" if base and ips == ips else "-"
-        print(f"{name:<22}{ips:>9.2f}{rel:>9}{warm_s:>11.1f}  {note}")
-    if results and results[0][3]:
-        print(f"(G + E + D parameters: {results[0][3] / 1e6:.2f} M)")
+    print(f"{'variant':<22}{'img/s':>8}{'vs fp32':>9}{'min-max img/s':>16}{'warm-up s':>11}  note")
+    for name in names:
+        run = runs[name]
+        if "img_s" not in run:
+            print(f"{name:<22}{'-':>8}{'-':>9}{'-':>16}{'-':>11}  {run['note']}")
+            continue
+        rel = f"{run['img_s'] / base:.2f}x" if base else "-"
+        lo, hi = run["spread"]
+        print(f"{name:<22}{run['img_s']:>8.2f}{rel:>9}{f'{lo:.2f}-{hi:.2f}':>16}{run['warm_s']:>11.1f}  {run['note']}")
+    n_params = next((r["n_params"] for r in runs.values() if r.get("n_params")), 0)
+    print(f"(G + E + D parameters: {n_params / 1e6:.2f} M; img/s = batch / (median iteration + R1 step / 16))")
 
 
 if __name__ == "__main__":

@@ -108,8 +108,11 @@ class RunLogger:
         """One text line of the main losses and speed (written to the log file; to stderr without a bar)."""
         if not self.enabled:
             return
-        keys = ("d/loss", "g/adv", "e/w_rec", "e/x_rec", "e/perceptual", "d/r1", "speed/img_per_s")
-        text = " ".join(f"{k.split('/')[-1]} {values[k]:.4g}" for k in keys if k in values)
+        labels = {
+            "d/loss": "d", "d/indomain": "d_indomain", "d/r1": "r1", "g/adv": "g_adv", "e/w_rec": "w_rec",
+            "e/x_rec": "x_rec", "e/perceptual": "lpips", "e/indomain": "e_indomain", "speed/img_per_s": "img/s",
+        }
+        text = " ".join(f"{label} {values[key]:.4g}" for key, label in labels.items() if key in values)
         if self.bar is None:
             log.info("step %d/%d: %s", step, total, text)
         else:

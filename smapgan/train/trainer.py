@@ -551,12 +551,17 @@ class _Run:
             self.evaluate()
         if last_exported != state.step:
             self.export()
+        code = 0
         if opts.push_to_hub and info.is_main:
             from smapgan import StyleMapGAN
 
-            model = StyleMapGAN.from_pretrained(self.run_dir / "model")
-            url = model.push_to_hub(opts.push_to_hub, commit_message=f"smapgan train: step {state.step}")
-            logger.info("pushed the EMA model to %s", url)
+            try:
+                model = StyleMapGAN.from_pretrained(self.run_dir / "model")
+                url = model.push_to_hub(opts.push_to_hub, commit_message=f"smapgan train: step {state.step}")
+                logger.info("pushed the EMA model to %s", url)
+            except Exception as exc:  # the run itself succeeded: say so, and how to push later
+                log.error("pushing to %s failed (%s); the model is in %s", opts.push_to_hub, exc, self.run_dir / "model")
+                code = 1
         barrier(info)
         logger.info("done: %d steps, EMA model in %s", state.step, self.run_dir / "model")
-        return 0
+        return code
