@@ -34,8 +34,10 @@ from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
-# Compute the whole window with one conv once tiles would cover more than this fraction of it.
-TILE_FRACTION = 0.6
+# Compute the whole window with one conv once tiles (with halos and overhead) would cost more than this fraction of it.
+TILE_FRACTION = 1.0
+# Per-tile cost in cells beyond its own area (gathering, scattering, small GEMMs).
+TILE_OVERHEAD = 24
 
 
 def changed_cells(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -179,9 +181,25 @@ def patched_in_place(
             view.copy_(old)
 
 
-def _tile_size(h: int, w: int) -> int:
-    side = min(h, w)
-    return 16 if side >= 64 else min(8, side)
+def _choose_tiles(need: torch.Tensor) -> tuple[int, list[list[int]]]:
+    """Tile side and the tiles (box-relative grid indices) covering ``need`` at the least cost.
+
+    Cost counts each tile with its halo, plus a fixed per-tile overhead; an empty
+    list means one conv over the whole box is cheaper.
+    """
+    bh, bw = need.shape
+    best_cost = TILE_FRACTION * (bh + 2) * (bw + 2)
+    best: tuple[int, list[list[int]]] = (0, [])
+    for ts in (16, 8, 4):
+        if ts > max(bh, bw):
+            continue
+        nty, ntx = -(-bh // ts), -(-bw // ts)
+        padded = F.pad(need[None, None].float(), (0, ntx * ts - bw, 0, nty * ts - bh))
+        hit = F.max_pool2d(padded, ts, stride=ts)[0, 0] > 0
+        cost = int(hit.sum()) * ((ts + 2) ** 2 + TILE_OVERHEAD)
+        if cost < best_cost:
+            best_cost, best = cost, (ts, hit.nonzero().tolist())
+    return best
 
 
 def modulation_patch(
@@ -235,11 +253,8 @@ def modulation_patch(
     computed = 0
     cdtype = step.gamma_weight.dtype
     if bool(need.any()):
-        ts = _tile_size(h, w)
-        nty, ntx = -(-bh // ts), -(-bw // ts)
-        padded = F.pad(need[None, None].float(), (0, ntx * ts - bw, 0, nty * ts - bh))
-        tiles = (F.max_pool2d(padded, ts, stride=ts)[0, 0] > 0).nonzero().tolist()
-        if len(tiles) * (ts + 2) ** 2 > TILE_FRACTION * (bh + 2) * (bw + 2):
+        ts, tiles = _choose_tiles(need)
+        if not tiles:
             window = crop_with_halo(new, box, 1).to(dtype=cdtype, memory_format=CL)
             g, b = step.modulation(window, padding=0)
             gamma, beta = g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL)

@@ -141,6 +141,11 @@ class StyledStep:
     beta_bias: torch.Tensor
     conv: PlainConv | UpConv
 
+    @property
+    def flops_per_cell(self) -> float:
+        """FLOPs of gamma and beta at one cell (2 per multiply-add)."""
+        return 2 * 2.0 * self.gamma_weight.numel()
+
     def modulation(self, level: torch.Tensor, padding: int = 1) -> Modulation:
         """(gamma, beta) maps; ``padding=0`` computes only the interior of a window with a 1-cell halo."""
         gamma = F.conv2d(level, self.gamma_weight, self.gamma_bias, padding=padding)

@@ -69,7 +69,7 @@ class _Engine:
         self._signature: tuple | None = None
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
         self.last_patches: tuple | None = None
-        self.stats = {"renders": 0, "incremental": 0, "computed_cells": 0, "total_cells": 0}
+        self.stats = {"renders": 0, "incremental": 0, "computed_cells": 0, "total_cells": 0, "modulation_flops": 0}
 
     def _check(self) -> None:
         """Drop prepared weights and caches when the model's parameters changed (loaded, trained)."""
@@ -245,6 +245,7 @@ class FastRenderer:
             patch = modulation_patch(step, new, old, base_mods[i], candidates, changed)
             if patch is not None:
                 engine.stats["computed_cells"] += patch.computed_cells
+                engine.stats["modulation_flops"] += int(patch.computed_cells * step.flops_per_cell)
             engine.stats["total_cells"] += new.shape[-1] * new.shape[-2]
             patches.append(patch)
         return patches
