@@ -45,6 +45,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cases = {c.name: c for c in hostile_images(folder)}
     layer = np.zeros((64, 64, 4), np.uint8)
     layer[10:30, 8:56] = (255, 42, 109, 160)  # a stroke across the eyes
+    layer[28:40, 28:40] = (255, 42, 109, 160)  # and one on the center (what a 1x1 background keeps)
     Image.fromarray(layer).save(folder / "stroke.png")
     return {"cases": cases, "stroke": str(folder / "stroke.png"), "folder": folder}
 
@@ -60,8 +61,11 @@ class Slot:
     """One image or mask input of one op, and a full call that puts a file there."""
 
     name: str
-    call: Callable[[str, str], dict]  # (file, stroke layer) -> predict kwargs
+    call: Callable[[str, str, str], dict]  # (file, its brush layer, other editors' layer) -> predict kwargs
     mask: bool = False
+    """The file is a brush layer."""
+    background: bool = False
+    """The file is an editor's background, under the brush layer given with it."""
 
 
 def _file(path: str) -> Any:
@@ -72,21 +76,21 @@ def _file(path: str) -> Any:
 
 EXACT = {"mode": "exact"}
 SLOTS = [
-    Slot("reconstruct.original", lambda f, s: dict(original=_file(f), api_name="/reconstruct")),
-    Slot("lerp.first", lambda f, s: dict(first=_file(f), second=_file(HEARTS), frames=2, position=0.25, api_name="/lerp")),
-    Slot("lerp.second", lambda f, s: dict(first=_file(NEUTRAL), second=_file(f), frames=2, position=0.75, api_name="/lerp")),
-    Slot("local_transplant.original", lambda f, s: dict(original=_file(f), references_1=editor(HEARTS, s), frames=0, api_name="/local_transplant")),
-    Slot("local_transplant.references_1", lambda f, s: dict(original=_file(NEUTRAL), references_1=editor(f, s), frames=0, api_name="/local_transplant")),
-    Slot("local_transplant.references_1.mask", lambda f, s: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, f), frames=0, api_name="/local_transplant"), mask=True),
-    Slot("local_transplant.references_3", lambda f, s: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, s), references_3=editor(f, s), frames=0, api_name="/local_transplant")),
-    Slot("local_transplant.references_3.mask", lambda f, s: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, s), references_3=editor(GRIN, f), frames=0, api_name="/local_transplant"), mask=True),
-    Slot("unaligned_transplant.original", lambda f, s: dict(original=_file(f), reference=editor(HEARTS, s), box="", placements="0.5,0.6", api_name="/unaligned_transplant")),
-    Slot("unaligned_transplant.reference", lambda f, s: dict(original=_file(NEUTRAL), reference=editor(f, s), box="", placements="0.5,0.6", api_name="/unaligned_transplant")),
-    Slot("unaligned_transplant.reference.mask", lambda f, s: dict(original=_file(NEUTRAL), reference=editor(HEARTS, f), box="", placements="", api_name="/unaligned_transplant"), mask=True),
-    Slot("semantic_edit.original", lambda f, s: dict(original=editor(f), direction="demo", strength=3, api_name="/semantic_edit")),
-    Slot("semantic_edit.original.mask", lambda f, s: dict(original=editor(GRIN, f), direction="demo", strength=3, api_name="/semantic_edit"), mask=True),
-    Slot("style_mix.content", lambda f, s: dict(content=_file(f), style=_file(HEARTS), api_name="/style_mix")),
-    Slot("style_mix.style", lambda f, s: dict(content=_file(GRIN), style=_file(f), api_name="/style_mix")),
+    Slot("reconstruct.original", lambda f, s, s0: dict(original=_file(f), api_name="/reconstruct")),
+    Slot("lerp.first", lambda f, s, s0: dict(first=_file(f), second=_file(HEARTS), frames=2, position=0.25, api_name="/lerp")),
+    Slot("lerp.second", lambda f, s, s0: dict(first=_file(NEUTRAL), second=_file(f), frames=2, position=0.75, api_name="/lerp")),
+    Slot("local_transplant.original", lambda f, s, s0: dict(original=_file(f), references_1=editor(HEARTS, s0), frames=0, api_name="/local_transplant")),
+    Slot("local_transplant.references_1", lambda f, s, s0: dict(original=_file(NEUTRAL), references_1=editor(f, s), frames=0, api_name="/local_transplant"), background=True),
+    Slot("local_transplant.references_1.mask", lambda f, s, s0: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, f), frames=0, api_name="/local_transplant"), mask=True),
+    Slot("local_transplant.references_3", lambda f, s, s0: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, s0), references_3=editor(f, s), frames=0, api_name="/local_transplant"), background=True),
+    Slot("local_transplant.references_3.mask", lambda f, s, s0: dict(original=_file(NEUTRAL), references_1=editor(HEARTS, s0), references_3=editor(GRIN, f), frames=0, api_name="/local_transplant"), mask=True),
+    Slot("unaligned_transplant.original", lambda f, s, s0: dict(original=_file(f), reference=editor(HEARTS, s0), box="", placements="0.5,0.6", api_name="/unaligned_transplant")),
+    Slot("unaligned_transplant.reference", lambda f, s, s0: dict(original=_file(NEUTRAL), reference=editor(f, s), box="", placements="0.5,0.6", api_name="/unaligned_transplant"), background=True),
+    Slot("unaligned_transplant.reference.mask", lambda f, s, s0: dict(original=_file(NEUTRAL), reference=editor(HEARTS, f), box="", placements="", api_name="/unaligned_transplant"), mask=True),
+    Slot("semantic_edit.original", lambda f, s, s0: dict(original=editor(f), direction="demo", strength=3, api_name="/semantic_edit")),
+    Slot("semantic_edit.original.mask", lambda f, s, s0: dict(original=editor(GRIN, f), direction="demo", strength=3, api_name="/semantic_edit"), mask=True),
+    Slot("style_mix.content", lambda f, s, s0: dict(content=_file(f), style=_file(HEARTS), api_name="/style_mix")),
+    Slot("style_mix.style", lambda f, s, s0: dict(content=_file(GRIN), style=_file(f), api_name="/style_mix")),
 ]
 BY_NAME = {s.name: s for s in SLOTS}
 # One slot per way a file reaches the decoder: a plain image input, an editor's background, a brush layer.
@@ -104,8 +108,8 @@ def first_image(result: Any) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def predict(client, slot: Slot, path: str | Path, stroke: str) -> np.ndarray:
-    return first_image(client.predict(**slot.call(str(path), stroke), **EXACT))
+def predict(client, slot: Slot, path: str | Path, stroke: str, other: str | None = None) -> np.ndarray:
+    return first_image(client.predict(**slot.call(str(path), stroke, other or stroke), **EXACT))
 
 
 def assert_clear_error(info: pytest.ExceptionInfo, pattern: str) -> None:
@@ -132,15 +136,15 @@ def check(client, files: dict, baselines: dict, slot_name: str, case_name: str) 
         return
     clean = case.as_mask() if slot.mask else case.same_as
     got = predict(client, slot, case.path, stroke)
-    if not slot.mask:
+    layer = stroke
+    if slot.background:
         # An editor's brush layer is first fit to its background: for a background of another size
         # (the 1x1 image) the same strokes are those of the layer resized to that size.
         size = Image.open(case.path).size
         if size != Image.open(clean).size:
-            resized = Path(files["folder"]) / f"stroke_{size[0]}x{size[1]}.png"
-            Image.open(stroke).resize(size, Image.Resampling.NEAREST).save(resized)
-            stroke = str(resized)
-    want = predict(client, slot, clean, stroke)
+            layer = str(Path(files["folder"]) / f"stroke_{size[0]}x{size[1]}.png")
+            Image.open(stroke).resize(size, Image.Resampling.NEAREST).save(layer)
+    want = predict(client, slot, clean, layer, stroke)
     assert np.array_equal(got, want), f"{case_name} in {slot_name} differs from its clean equivalent"
 
 
