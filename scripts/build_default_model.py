@@ -1,0 +1,303 @@
+"""Turn a training run's latest export into the bundled default model, in one command.
+
+    python scripts/build_default_model.py --run /work/runs/emoji64 --data /work/data/emoji
+
+1. copies the run's EMA export (``RUN/model``: config.json, model.safetensors with the
+   discriminator, training.json) into a staging folder;
+2. learns the semantic directions from emoji keywords (``scripts/emoji_directions.py``);
+3. measures it (``scripts/evaluate_model.py``) into ``figures.json``;
+4. writes the model card (``README.md``) and the figure (``figure.png``, also ``docs/figure.png``);
+5. replaces ``smapgan/assets/default_model/`` with the staging folder.
+
+Idempotent: every run rebuilds the folder from the export, so running it again on
+the same export gives the same files (up to float noise in the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
+
+import emoji_directions  # noqa: E402  (sibling scripts)
+import evaluate_model  # noqa: E402
+import make_readme_figure  # noqa: E402
+
+MAX_MODEL_BYTES = 30 * 1024 * 1024
+EXPORT_FILES = ("config.json", "model.safetensors", "training.json")
+
+
+def copy_export(export: Path, staging: Path, attempts: int = 5) -> dict[str, Any]:
+    """Copy the export's files; retry if the trainer replaced the export while we copied."""
+    for _ in range(attempts):
+        before = (export / "training.json").read_text()
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        for name in EXPORT_FILES:
+            shutil.copy2(export / name, staging / name)
+        if (export / "training.json").read_text() == before == (staging / "training.json").read_text():
+            return json.loads(before)
+        time.sleep(2)
+    raise RuntimeError(f"{export} kept changing while it was copied; try again")
+
+
+def training_command(options: dict[str, Any]) -> str:
+    """The ``smapgan train`` command line that reproduces the run (non-default flags only)."""
+    from smapgan.train.options import TrainOptions, flag_name
+
+    defaults = TrainOptions()
+    args = ["smapgan", "train"]
+    for f in dataclasses.fields(TrainOptions):
+        if f.name not in options or options[f.name] == getattr(defaults, f.name) or f.name == "resume":
+            continue
+        value = options[f.name]
+        if isinstance(value, bool):
+            args.append(flag_name(f.name) if value else "--no-" + flag_name(f.name)[2:])
+        elif value is not None:
+            args += [flag_name(f.name), str(value)]
+    return shlex.join(args)
+
+
+def last_metrics(run: Path, step: int) -> dict[str, Any]:
+    """The run's last logged validation MSE at or before ``step`` (from metrics.jsonl)."""
+    path = run / "metrics.jsonl"
+    found: dict[str, Any] = {}
+    if not path.is_file():
+        return found
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", 0) <= step and "val/mse" in row:
+            found = {"step": row["step"], "val_mse": row["val/mse"]}
+    return found
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def model_card(
+    figures: dict[str, Any], directions: list[dict[str, Any]], training: dict[str, Any], run_metrics: dict[str, Any],
+    config: dict[str, Any], weights_bytes: int,
+) -> str:
+    """README.md of the bundled model: what it is, the data and licenses, how it was made, how good it is."""
+    options = training.get("options", {})
+    rec, edit = figures["reconstruction"], figures["local_editing"]
+    val, train = rec["val"], rec["train"]
+    goals = figures["goals"]
+    step, seen = training.get("step", 0), training.get("images_seen", 0)
+    lines = [
+        "---",
+        "library_name: smapgan",
+        "license: apache-2.0",
+        "pipeline_tag: image-to-image",
+        "tags:",
+        "- stylemapgan",
+        "- gan",
+        "- image-editing",
+        "- emoji",
+        "---",
+        "",
+        "# smapgan default model: emoji StyleMapGAN",
+        "",
+        f"A small StyleMapGAN (Kim et al., CVPR 2021, [arXiv 2104.14754](https://arxiv.org/abs/2104.14754)) trained "
+        f"on open-licensed emoji faces at {config['size']} px with an {config['latent_spatial_size']}x"
+        f"{config['latent_spatial_size']}x{config['latent_channel_size']} stylemap. It ships inside the `smapgan` "
+        "package (`smapgan.DEFAULT_MODEL`) so that `python app.py`, `smapgan edit` and the tests work offline on a "
+        "CPU: transplant one emoji's eyes onto another, morph one face into another, or push a semantic direction.",
+        "",
+        "```python",
+        "import smapgan",
+        "model = smapgan.StyleMapGAN.from_pretrained(smapgan.DEFAULT_MODEL)",
+        "```",
+        "",
+        "![held-out reconstructions and every op on its default example](figure.png)",
+        "",
+        "## Files",
+        "",
+        f"* `model.safetensors` ({weights_bytes / 1e6:.1f} MB): the EMA encoder and generator (`encoder`, "
+        "`generator`) and the training discriminator (`discriminator`). The discriminator is not needed for "
+        "editing; it is kept because it costs little at this size and lets the model be fine-tuned or used as "
+        "a realism score.",
+        "* `config.json`: the network configuration; `training.json`: the trainer's options, step and images seen.",
+        "* `directions.safetensors`: the semantic directions below.",
+        "* `figures.json`: every figure of this card, with the held-out pairs and per-image errors.",
+        "",
+        "## Training data and licenses",
+        "",
+        f"{figures['data']['train_images']} training images and {figures['data']['val_images']} held-out images: "
+        "the face emoji (smileys, cat faces, animal faces) of two openly licensed sets, composited on white at "
+        "64x64 (`smapgan data emoji`, from the npm packages `emoji-datasource-google@16.0.0` and "
+        "`emoji-datasource-twitter@16.0.0`):",
+        "",
+        "| set | license | attribution |",
+        "|---|---|---|",
+        "| Noto Emoji | Apache-2.0 | Noto Emoji by Google, Apache License 2.0 |",
+        "| Twemoji | CC-BY-4.0 | Twemoji by Twitter, Inc and other contributors, CC-BY 4.0 |",
+        "",
+        "Apple and Facebook emoji are not openly licensed and were not used. An emoji is held out in both "
+        "sets at once (the split hashes the code point), so held-out figures measure emoji the model never saw "
+        "in any style.",
+        "",
+        "The weights are released under the Apache License 2.0, like smapgan. They were trained on the images "
+        "above: keep the two attributions with the weights, and with images you publish that reproduce emoji "
+        "designs.",
+        "",
+        "## Training",
+        "",
+        f"{step:,} steps, {seen:,} images seen (batch {options.get('batch', '?')}), on a CPU. "
+        f"EMA decay {options.get('ema_decay', '?')}; no perceptual (LPIPS) loss: its VGG16 weights cannot be "
+        "downloaded on the machine it was trained on. The training folder is the `train` split of "
+        "`metadata.jsonl` (both sets), the validation folder the `val` split:",
+        "",
+        "```bash",
+        training_command(options),
+        "```",
+        "",
+        "Rebuild this folder from a run's latest export (directions, figures, card, figure):",
+        "",
+        "```bash",
+        "python scripts/build_default_model.py --run RUN_DIR --data EMOJI_DIR",
+        "```",
+        "",
+        "## Figures",
+        "",
+        "Images in [-1, 1]; MSE on that scale (the paper's convention), PSNR in dB for a peak-to-peak of 2.",
+        "",
+        "Reconstruction, `decode(encode(x))`:",
+        "",
+        "| split | images | MSE | PSNR | goal |",
+        "|---|---|---|---|---|",
+        f"| held-out | {val['count']} | {val['mse']:.4f} | {val['psnr']:.2f} dB | MSE <= {goals['val_mse']} |",
+        f"| training | {train['count']} | {train['mse']:.4f} | {train['psnr']:.2f} dB | |",
+    ]
+    for source, part in val["by_source"].items():
+        lines.append(f"| held-out, {source} | {part['count']} | {part['mse']:.4f} | {part['psnr']:.2f} dB | |")
+    if run_metrics:
+        lines += ["", f"(The trainer's own validation MSE at step {run_metrics['step']}: {run_metrics['val_mse']:.4f}.)"]
+    masks = edit["masks"]
+    lines += [
+        "",
+        f"Local editing (paper Table 4): {len(edit['pairs'])} fixed (source, reference) pairs of held-out faces "
+        f"(seed {edit['seed']}, same set) x {len(masks)} masks ({', '.join(masks)}); MSE_src on the unmasked "
+        "pixels against the source, MSE_ref on the masked pixels against the reference. The paper reports "
+        "0.039 / 0.105 on CelebA-HQ.",
+        "",
+        "| blend | MSE_src | MSE_ref | " + " | ".join(masks) + " |",
+        "|---|---|---|" + "---|" * len(masks),
+    ]
+    for space in ("w+", "w"):
+        e = edit[space]
+        per = " | ".join(f"{e['per_mask'][m]['mse_src']:.3f} / {e['per_mask'][m]['mse_ref']:.3f}" for m in masks)
+        lines.append(f"| {space} | {e['mse_src']:.4f} | {e['mse_ref']:.4f} | {per} |")
+    lines += [f"| goal | <= {goals['mse_src']} | <= {goals['mse_ref']} | |" + " |" * (len(masks) - 1)]
+    lines += [
+        "",
+        "## Semantic directions",
+        "",
+        "Learned with `smapgan direction` from the training split's emoji, chosen by short name "
+        "(`scripts/emoji_directions.py`). Negatives are matched to the positives, so that the two sides differ "
+        "mostly in the attribute. Directions have unit norm per stylemap cell; *strength* is the strength that "
+        "moves the average negative onto the average positive. Separation: the fraction of images on their side "
+        "of the midpoint between the two training means (held-out: only emoji whose names put them on a side).",
+        "",
+        "| direction | what | method | training images (+/-) | training separation | held-out separation | strength |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in directions:
+        t, v = d["train"], d["val"]
+        held = f"{v['separation']:.0%} of {v['positive_images']}+/{v['negative_images']}-" if v else "n/a"
+        lines.append(
+            f"| `{d['name']}` | {d['about']} | {d['method']} | {t['positive_images']}/{t['negative_images']} | "
+            f"{t['separation']:.0%} | {held} | {d['strength_neg_to_pos']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Method: the difference of class means when a side has fewer than {emoji_directions.MIN_EMOJI_FOR_LOGISTIC} "
+        "distinct emoji (the two renderings of an emoji are near-duplicates), the logistic normal otherwise.",
+        "",
+        "## Limitations",
+        "",
+        f"A {config['size']} px model trained on a few hundred images for a short time on a CPU: reconstructions "
+        "are soft and fine details (tears, small hands, text) are lost; random samples are rough. It is a demo "
+        "of the editing operations, not a general image model.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto") -> dict[str, Any]:
+    """Rebuild ``out`` from the run's export; returns the figures."""
+    export = run / "model"
+    if not (export / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{export} has no export yet (the trainer writes one every --export-every steps)")
+    staging = out.with_name("." + out.name + ".staging")
+    training = copy_export(export, staging)
+    print(f"export of step {training.get('step')} ({training.get('images_seen')} images seen) copied")
+    directions = emoji_directions.learn(staging, data, method=method)
+    for d in directions:
+        print(emoji_directions.describe(d))
+    # `smapgan direction` saves through save_pretrained, which writes a generic card: ours replaces it
+    figures = evaluate_model.evaluate(staging, data)
+    figures["directions"] = directions
+    print(evaluate_model.summary(figures))
+    (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    image = make_readme_figure.make_figure(staging, data)
+    image.save(staging / "figure.png", optimize=True)
+    config = json.loads((staging / "config.json").read_text())
+    card = model_card(
+        figures, directions, training, last_metrics(run, int(training.get("step", 0))), config,
+        (staging / "model.safetensors").stat().st_size,
+    )
+    (staging / "README.md").write_text(card)
+    size = folder_bytes(staging)
+    if size > MAX_MODEL_BYTES:
+        raise RuntimeError(f"the model folder is {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 1e6:.0f} MB budget")
+    old = out.with_name("." + out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+    if figure is not None:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "figure.png", figure)
+    print(f"wrote {out} ({size / 1e6:.1f} MB)" + (f" and {figure}" if figure else ""))
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="training run folder (its model/ export is used)")
+    parser.add_argument("--data", required=True, help="emoji folder (metadata.jsonl, images/)")
+    parser.add_argument("--out", default=str(REPO / "smapgan" / "assets" / "default_model"),
+                        help="model folder to (re)write (default: the package's bundled model)")
+    parser.add_argument("--figure", default=str(REPO / "docs" / "figure.png"),
+                        help="where the README figure goes (default: %(default)s); '' to skip")
+    parser.add_argument("--method", choices=("auto", "mean", "logistic"), default="auto",
+                        help="direction method (see scripts/emoji_directions.py)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
