@@ -254,5 +254,7 @@ def save_gif(frames: list[Image.Image], path: str | os.PathLike, duration_ms: in
     if not frames:
         raise ValueError("no frames to save")
     path = Path(path)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, disposal=2)
+    frames[0].save(
+        path, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0, disposal=2
+    )
     return path

@@ -8,10 +8,10 @@ output components show.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -337,14 +337,33 @@ def build_output(item: spec.Output, gif_dir: Path, prefix: str = "", display: in
     raise TypeError(f"the app cannot show outputs of type {type(item).__name__}")
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by a concurrent run's pruning
+        return 0.0
+
+
 def _write_gif(images: list[Image.Image], folder: Path, duration_ms: int, keep: int = 64) -> Path:
+    """The animation as ``<content hash>.gif`` in ``folder`` (at most ``keep`` files kept).
+
+    Named by content: Gradio's cache keys its copy of an output by content *and* file name,
+    so a fresh name for every run would add a file to it each time the same animation is shown.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    old = sorted(folder.glob("*.gif"), key=lambda p: p.stat().st_mtime)
-    for path in old[: max(0, len(old) - keep)]:  # bounded: Gradio keeps its own copy of what it served
-        path.unlink(missing_ok=True)
-    fd, name = tempfile.mkstemp(suffix=".gif", prefix=f"{int(time.time())}-", dir=folder)
+    fd, name = tempfile.mkstemp(suffix=".gif.tmp", dir=folder)
     os.close(fd)
-    return imageio.save_gif(images, name, duration_ms)
+    try:
+        imageio.save_gif(images, name, duration_ms)
+        digest = hashlib.blake2b(Path(name).read_bytes(), digest_size=16).hexdigest()
+        path = folder / f"{digest}.gif"
+        os.replace(name, path)  # atomic: a concurrent run of the same animation writes the same bytes
+    finally:
+        Path(name).unlink(missing_ok=True)
+    old = sorted((p for p in folder.glob("*.gif") if p != path), key=_mtime)
+    for stale in old[: max(0, len(old) - keep + 1)]:  # bounded: Gradio keeps its own copy of what it served
+        stale.unlink(missing_ok=True)
+    return path
 
 
 def example_value(item: spec.ImageInput, value: Any, mask: Any, size: int, display: int, examples_dir: Path) -> Any:
