@@ -130,8 +130,11 @@ def test_every_builtin_op_declares_an_example() -> None:
 def check_image(value: Any, size: int) -> None:
     assert isinstance(value, torch.Tensor) and value.shape == (1, 3, size, size)
     assert torch.isfinite(value).all()
-    # renders are unclamped (leaky ReLU), but a trained model stays close to [-1, 1]
-    assert (value - value.clamp(-1, 1)).abs().mean() < 0.05
+    # On the [-1, 1] scale (not [0, 1] or [0, 255]): renders are unclamped (leaky ReLU) and
+    # overshoot somewhat, more so early in training; a broken network is off by far more.
+    assert value.abs().max() < 10 and (value.abs() <= 1.5).float().mean() > 0.9
+    assert value.clamp(-1, 1).std() > 0.05  # not a flat image
+    assert imageio.tensor_to_image(value).size == (size, size)  # what the CLI saves and the app shows
 
 
 def app_renderer(model: StyleMapGAN) -> Any:
@@ -216,11 +219,22 @@ def test_op_identity_gives_the_reconstruction(model: StyleMapGAN, name: str) -> 
 
 
 def test_local_transplant_example_changes_mostly_the_brushed_region(model: StyleMapGAN) -> None:
+    """Inside the brush the edit differs from the original far more than a cell away from the brushed cells.
+
+    Whole stylemap cells are blended and the decoder's convolutions reach about one cell
+    further, so "outside" starts one cell beyond the cells the brush touches.
+    """
+    import torch.nn.functional as F
+
     found = REGISTRY["local_transplant"]
     ctx = OpContext(model)
     values = example_values(found, ctx)
     edited = found.run(ctx, **values)["image"]
     base = reconstruction(model, values["original"].image)
-    mask = values["references"][0].mask.bool().expand_as(edited)
+    mask = values["references"][0].mask
+    cell = ctx.size // model.config.latent_spatial_size
+    near = F.max_pool2d(F.max_pool2d(mask, cell), 3, 1, 1)
+    far = ~F.interpolate(near, scale_factor=cell, mode="nearest").bool().expand_as(edited)
+    assert far.any(), "the example's brush covers (nearly) the whole image"
     change = (edited - base).abs()
-    assert change[mask].mean() > 4 * change[~mask].mean()
+    assert change[mask.bool().expand_as(edited)].mean() > 3 * change[far].mean()
