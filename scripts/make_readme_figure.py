@@ -143,6 +143,23 @@ def op_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:
     return found.title, subtitle, cells
 
 
+def directions_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:
+    """``semantic_edit``'s example image pushed along every stored direction (and the first one back)."""
+    from smapgan.ops.examples import example_values
+
+    values = example_values(found, ctx)
+    strength = float(found.parse_settings(values, ctx.model)["strength"]) or 3.0
+    original = values["original"]
+    cells = [Cell(with_mask(original), "original")]
+    names = sorted(ctx.model.directions)
+    back = "smile" if "smile" in names else names[0]  # one push the other way: a frown reads at a glance
+    pushes = [(back, -strength)] + [(name, strength) for name in names]
+    for i, (name, s) in enumerate(pushes):
+        image = found.run(ctx, **{**values, "direction": name, "strength": s})["image"]
+        cells.append(Cell(enlarge(to_pil(image)), f"{name} {s:+g}", arrow=i == 0))
+    return "Directions", f"semantic edit of the same image along each stored direction, strength ±{strength:g}", cells
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -236,6 +253,8 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
     for found in registry.sorted():
         if found.examples:
             rows.append(op_row(found, OpContext(model)))
+            if found.name == "semantic_edit" and model.directions:
+                rows.append(directions_row(found, OpContext(model)))
     step = ""
     meta = Path(model_dir) / "training.json"
     if meta.is_file():
