@@ -204,6 +204,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             assert payload["step"] >= latest_step and payload["step"] < total
             latest_step = payload["step"]
             assert find_resumable(run)[0].name == "latest.pt"
+            kinds[-1] += f" -> latest.pt at step {latest_step}"
         for name in ("model", "model.old"):
             if (run / name / "model.safetensors").is_file():
                 from smapgan import StyleMapGAN
@@ -211,6 +212,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
                 StyleMapGAN.from_pretrained(run / name)
                 break
     assert latest_step > 0, kinds
+    print("\nkills:", "; ".join(kinds))
 
     done = subprocess.run([sys.executable, "-m", "smapgan.train", "--out", str(run), "--resume"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
