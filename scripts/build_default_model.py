@@ -189,7 +189,8 @@ def model_card(
     for source, part in val["by_source"].items():
         lines.append(f"| held-out, {source} | {part['count']} | {part['mse']:.4f} | {part['psnr']:.2f} dB | |")
     if run_metrics:
-        lines += ["", f"(The trainer's own validation MSE at step {run_metrics['step']}: {run_metrics['val_mse']:.4f}.)"]
+        lines += ["", f"(The trainer's own validation MSE at step {run_metrics['step']}: "
+                      f"{run_metrics['val_mse']:.4f}.)"]
     masks = edit["masks"]
     lines += [
         "",

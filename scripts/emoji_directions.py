@@ -79,7 +79,9 @@ DIRECTIONS: tuple[DirectionSpec, ...] = (
                    "kissing", "kissing_closed_eyes", "kissing_smiling_eyes", "kissing_cat"}),
         "hearts (heart-shaped eyes, a blown kiss) vs smiling and kissing faces without them",
     ),
-    DirectionSpec("open_mouth", frozenset(OPEN_MOUTH), frozenset(CLOSED_MOUTH), "open, surprised mouths vs closed ones"),
+    DirectionSpec(
+        "open_mouth", frozenset(OPEN_MOUTH), frozenset(CLOSED_MOUTH), "open, surprised mouths vs closed ones"
+    ),
 )
 
 # A logistic normal needs enough distinct emoji per side to be more than noise: the two
@@ -96,6 +98,7 @@ class Labelled:
     files: list[Path] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
     def count(self, label: int) -> int:
         return sum(1 for y in self.labels if y == label)
@@ -129,6 +132,7 @@ def labelled(rows: Iterable[dict[str, Any]], spec: DirectionSpec, data: Path, sp
         out.files.append(data / row["file"])
         out.labels.append(label)
         out.groups.append(row["unified"])
+        out.names.append((row.get("short_names") or [row["unified"]])[0])
     return out
 
 
@@ -219,7 +223,9 @@ def learn(
     return results
 
 
-def measure(model_dir: Path, spec: DirectionSpec, method: str, train: Labelled, val: Labelled, cv: bool) -> dict[str, Any]:
+def measure(
+    model_dir: Path, spec: DirectionSpec, method: str, train: Labelled, val: Labelled, cv: bool
+) -> dict[str, Any]:
     """Separation of the stored direction on the training and held-out images it applies to."""
     from smapgan import StyleMapGAN
     from smapgan.commands.direction import encode_folder
@@ -253,7 +259,7 @@ def measure(model_dir: Path, spec: DirectionSpec, method: str, train: Labelled, 
         result["val"] = {
             "positive_images": val.count(1), "negative_images": val.count(0),
             "separation": side_accuracy(s_val, val.labels, direction, threshold),
-            "emoji": sorted({f.stem for f in val.files}),
+            "emoji": sorted(set(val.names)),
         }
     if cv:
         result["leave_one_emoji_out"] = {

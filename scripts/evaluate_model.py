@@ -50,7 +50,9 @@ def is_face(row: dict[str, Any]) -> bool:
     return row["subcategory"].startswith("face-") and row["subcategory"] != "face-costume"
 
 
-def editing_pairs(rows: Sequence[dict[str, Any]], count: int = PAIR_COUNT, seed: int = PAIR_SEED) -> list[tuple[int, int]]:
+def editing_pairs(
+    rows: Sequence[dict[str, Any]], count: int = PAIR_COUNT, seed: int = PAIR_SEED
+) -> list[tuple[int, int]]:
     """A fixed, seeded list of (source, reference) index pairs: distinct emoji of the same source.
 
     The pairs depend only on the rows (sorted by id) and the seed, so every model is

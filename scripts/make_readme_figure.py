@@ -205,7 +205,8 @@ def compose(rows: Sequence[tuple[str, str, list[Cell]]], title: str) -> Image.Im
             if cell.arrow:
                 mid = y + CAPTION_H + side // 2
                 draw.line([x + 4, mid, x + ARROW_W - 8, mid], fill=INK, width=2)
-                draw.polygon([(x + ARROW_W - 6, mid), (x + ARROW_W - 12, mid - 5), (x + ARROW_W - 12, mid + 5)], fill=INK)
+                tip = x + ARROW_W - 6
+                draw.polygon([(tip, mid), (tip - 6, mid - 5), (tip - 6, mid + 5)], fill=INK)
                 x += ARROW_W
             text = cell.caption
             while text and small_font.getlength(text) > side:
