@@ -84,7 +84,7 @@ def draw_points(image: Image.Image, points: Sequence[tuple[float, float]]) -> Im
     return out
 
 
-def held_out_rows(model: Any, files: Sequence[tuple[Path, str]]) -> list[tuple[str, str, list[Cell]]]:
+def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "") -> list[tuple[str, str, list[Cell]]]:
     """Two rows: held-out images (file, caption) and their reconstructions, with per-image MSE."""
     from smapgan import imageio
 
@@ -96,7 +96,7 @@ def held_out_rows(model: Any, files: Sequence[tuple[Path, str]]) -> list[tuple[s
     recons = [Cell(enlarge(to_pil(y)), f"MSE {e:.3f}") for y, e in zip(recon, errors)]
     mean = sum(errors) / len(errors)
     return [
-        ("Held-out emoji", "not seen in training", originals),
+        ("Held-out emoji", "not seen in training" + (f"; {note}" if note else ""), originals),
         ("Reconstruction", f"decode(encode(x)), MSE {mean:.3f}", recons),
     ]
 
@@ -236,8 +236,7 @@ def data_held_out_files(data: Path, count: int, animals: int = 2) -> list[tuple[
     picked = []
     for i, renderings in enumerate(chosen):
         r = renderings[i % len(renderings)]
-        tag = {"google": "Noto", "twitter": "Twemoji"}.get(r["source"], r["source"])
-        picked.append((data / r["file"], f"{r['short_names'][0]} ({tag})"))
+        picked.append((data / r["file"], r["short_names"][0]))
     return picked
 
 
@@ -248,8 +247,10 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
     from smapgan.ops.examples import EXAMPLES_DIR
 
     model = StyleMapGAN.from_pretrained(model_dir)
-    files = data_held_out_files(Path(data), held_out) if data else held_out_files(EXAMPLES_DIR, held_out)
-    rows = held_out_rows(model, files)
+    if data:
+        rows = held_out_rows(model, data_held_out_files(Path(data), held_out), "Noto and Twemoji alternate")
+    else:
+        rows = held_out_rows(model, held_out_files(EXAMPLES_DIR, held_out), "Noto")
     registry = discover()
     for found in registry.sorted():
         if found.examples:
