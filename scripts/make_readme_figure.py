@@ -143,21 +143,37 @@ def op_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:
     return found.title, subtitle, cells
 
 
-def directions_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:
-    """``semantic_edit``'s example image pushed along every stored direction (and the first one back)."""
+def directions_row(found: Any, ctx: Any, gaps: dict[str, float]) -> tuple[str, str, list[Cell]]:
+    """``semantic_edit``'s example image pushed along every stored direction (and one of them back).
+
+    Each push is twice the direction's measured gap (the strength that moves the average
+    negative onto the average positive, from ``figures.json``) when known: a scale at which
+    that direction's attribute shows without overshooting; otherwise the example's strength.
+    """
     from smapgan.ops.examples import example_values
 
     values = example_values(found, ctx)
-    strength = float(found.parse_settings(values, ctx.model)["strength"]) or 3.0
+    default = float(found.parse_settings(values, ctx.model)["strength"]) or 3.0
     original = values["original"]
     cells = [Cell(with_mask(original), "original")]
     names = sorted(ctx.model.directions)
+    strengths = {n: round(2 * gaps[n], 2) if gaps.get(n, 0) > 0 else default for n in names}
     back = "smile" if "smile" in names else names[0]  # one push the other way: a frown reads at a glance
-    pushes = [(back, -strength)] + [(name, strength) for name in names]
+    pushes = [(back, 0.0), (back, -strengths[back])] + [(name, strengths[name]) for name in names]
     for i, (name, s) in enumerate(pushes):
         image = found.run(ctx, **{**values, "direction": name, "strength": s})["image"]
-        cells.append(Cell(enlarge(to_pil(image)), f"{name} {s:+g}", arrow=i == 0))
-    return "Directions", f"semantic edit of the same image along each stored direction, strength ±{strength:g}", cells
+        cells.append(Cell(enlarge(to_pil(image)), f"{name} {s:+g}" if s else "strength 0", arrow=i == 0))
+    how = "2x each direction's negative-to-positive gap" if gaps else f"strength {default:g}"
+    return "Directions", f"semantic edit of the same image along each stored direction; {how}", cells
+
+
+def direction_gaps(model_dir: Path) -> dict[str, float]:
+    """Each direction's measured negative-to-positive strength, from the model's ``figures.json``."""
+    path = model_dir / "figures.json"
+    if not path.is_file():
+        return {}
+    figures = json.loads(path.read_text())
+    return {d["name"]: float(d["strength_neg_to_pos"]) for d in figures.get("directions", [])}
 
 
 def format_value(value: Any) -> str:
@@ -256,7 +272,7 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
         if found.examples:
             rows.append(op_row(found, OpContext(model)))
             if found.name == "semantic_edit" and model.directions:
-                rows.append(directions_row(found, OpContext(model)))
+                rows.append(directions_row(found, OpContext(model), direction_gaps(Path(model_dir))))
     step = ""
     meta = Path(model_dir) / "training.json"
     if meta.is_file():
