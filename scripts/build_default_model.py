@@ -160,10 +160,15 @@ def model_card(
         "",
         "## Training",
         "",
-        f"{step:,} steps, {seen:,} images seen (batch {options.get('batch', '?')}), on a CPU. "
-        f"EMA decay {options.get('ema_decay', '?')}; no perceptual (LPIPS) loss: its VGG16 weights cannot be "
-        "downloaded on the machine it was trained on. The training folder is the `train` split of "
-        "`metadata.jsonl` (both sets), the validation folder the `val` split:",
+        f"{step:,} steps, {seen:,} images seen (batch {options.get('batch', '?')}), EMA decay "
+        f"{options.get('ema_decay', '?')}"
+        + (
+            "; no perceptual (LPIPS) loss: its VGG16 weights could not be downloaded where it was trained. "
+            if not options.get("lambda_perceptual", 1.0)
+            else ". "
+        )
+        + "The training folder is the `train` split of `metadata.jsonl` (both sets), the validation folder "
+        "the `val` split:",
         "",
         "```bash",
         training_command(options),
@@ -238,10 +243,10 @@ def model_card(
         "",
         "## Limitations",
         "",
-        f"A {config['size']} px model trained on a few hundred images, on a CPU, for {seen:,} images: compare the "
-        "figures above with the goals before relying on fine details (tears, small hands, text), and expect "
-        "random samples to be rougher than reconstructions. It is a demo of the editing operations, not a "
-        "general image model.",
+        f"A {config['size']} px model trained on {figures['data']['train_images']} images ({seen:,} seen in all): "
+        "compare the figures above with the goals before relying on fine details (tears, small hands, text), "
+        "and expect random samples to be rougher than reconstructions. It is a demo of the editing operations, "
+        "not a general image model.",
         "",
     ]
     return "\n".join(lines)
