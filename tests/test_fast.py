@@ -301,3 +301,31 @@ def test_release_config_edit_exact_and_fast():
     fast.render(pa)
     fast.render(pb)
     assert psnr(fast.render(edited, base=pa), exact) >= PSNR_MIN
+
+
+@pytest.mark.parametrize("force_sparse", [False, True])
+@torch.no_grad()
+def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
+    """Gathered cells, the whole-window conv and copies from a reference give the maps of a full conv."""
+    from smapgan.fast import incremental
+
+    monkeypatch.setattr(incremental, "SPARSE_FRACTION", 1.01 if force_sparse else 0.0)
+    monkeypatch.setattr(incremental, "SPARSE_CHUNK", 100)
+    step = PreparedDecoder(model.generator.decoder).steps[6]
+    channels = step.gamma_weight.shape[1]
+    g = torch.Generator().manual_seed(4)
+    for trial in range(4):
+        base = torch.randn(1, channels, SIZE, SIZE, generator=g).contiguous(memory_format=torch.channels_last)
+        other = torch.randn(1, channels, SIZE, SIZE, generator=g).contiguous(memory_format=torch.channels_last)
+        mask = torch.zeros(1, 1, SIZE, SIZE)
+        for _ in range(trial + 1):
+            y, x, h, w = torch.randint(0, 40, (4,), generator=g).tolist()
+            mask[..., y:y + h + 1, x:x + w + 1] = 1
+        new = torch.lerp(base, other, mask.expand_as(base))
+        base_maps, other_maps, want = step.modulation(base), step.modulation(other), step.modulation(new)
+        for others in ([], [(other, other_maps)]):
+            patch = incremental.modulation_patch(step, new, base, base_maps, others)
+            maps = (base_maps[0].clone(), base_maps[1].clone())
+            with incremental.patched_in_place(maps, patch) as (gamma, beta):
+                assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
+            assert torch.equal(maps[0], base_maps[0])

@@ -10,8 +10,8 @@ Two facts make a local edit cheap:
   equals the base over a cell's 3x3 neighbourhood, the cell's gamma/beta are the
   base's; where it equals a cached ``other`` over the neighbourhood (a reference
   image, where a mask takes the reference), they are that image's, if its maps are cached. Only the
-  remaining cells (a mask's rim, a moved region) are recomputed, in tiles with
-  a 1-cell halo. Along an animation ``lerp(base, edit, t)`` the maps are
+  remaining cells (a mask's rim, a moved region) are recomputed: a thin set
+  by gathering just their neighbourhoods, a large one by a conv over its box. Along an animation ``lerp(base, edit, t)`` the maps are
   ``lerp(base's, edit's, t)``: the edit's are computed once.
 
 What this cannot make local is the synthesis network itself: each styled conv
@@ -34,10 +34,13 @@ from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
-# Compute the whole window with one conv once tiles (with halos and overhead) would cost more than this fraction of it.
-TILE_FRACTION = 1.0
-# Per-tile cost in cells beyond its own area (gathering, scattering, small GEMMs).
-TILE_OVERHEAD = 24
+# Cells to recompute are gathered one by one (an im2col of just them) while they are fewer than this
+# fraction of their bounding box; beyond, one conv over the box is cheaper.
+SPARSE_FRACTION = 0.4
+# Cells per GEMM of the sparse path (bounds its temporary: SPARSE_CHUNK x 9*C values).
+SPARSE_CHUNK = 2048
+# Below this many cells in a box, copying from a reference is not worth its checks.
+MIN_COPY_CELLS = 400
 
 
 def changed_cells(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -181,25 +184,31 @@ def patched_in_place(
             view.copy_(old)
 
 
-def _choose_tiles(need: torch.Tensor) -> tuple[int, list[list[int]]]:
-    """Tile side and the tiles (box-relative grid indices) covering ``need`` at the least cost.
+def sparse_modulation(step: StyledStep, new: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """gamma and beta (n, C') at the listed (y, x) cells of ``new`` only: an im2col of just those cells.
 
-    Cost counts each tile with its halo, plus a fixed per-tile overhead; an empty
-    list means one conv over the whole box is cheaper.
+    A conv over a window spends its work on every cell of the window; the rim
+    of a mask is a thin set of cells, so gathering their 3x3 neighbourhoods and
+    doing one GEMM per map does only the work the rim needs.
     """
-    bh, bw = need.shape
-    best_cost = TILE_FRACTION * (bh + 2) * (bw + 2)
-    best: tuple[int, list[list[int]]] = (0, [])
-    for ts in (16, 8, 4):
-        if ts > max(bh, bw):
-            continue
-        nty, ntx = -(-bh // ts), -(-bw // ts)
-        padded = F.pad(need[None, None].float(), (0, ntx * ts - bw, 0, nty * ts - bh))
-        hit = F.max_pool2d(padded, ts, stride=ts)[0, 0] > 0
-        cost = int(hit.sum()) * ((ts + 2) ** 2 + TILE_OVERHEAD)
-        if cost < best_cost:
-            best_cost, best = cost, (ts, hit.nonzero().tolist())
-    return best
+    cdtype = step.gamma_weight.dtype
+    c = new.shape[1]
+    y0, x0 = (int(v) for v in cells.min(dim=0).values)
+    y1, x1 = (int(v) + 1 for v in cells.max(dim=0).values)
+    sub = crop_with_halo(new, (y0, y1, x0, x1), 1).to(dtype=cdtype, memory_format=CL)  # (1, C, h+2, w+2)
+    ww = sub.shape[-1]
+    flat = sub[0].permute(1, 2, 0).reshape(-1, c)  # ((h+2)*(w+2), C): a view of channels-last memory
+    taps = torch.tensor([dy * ww + dx for dy in range(3) for dx in range(3)])
+    # The weights are channels-last: their memory is (C', 3, 3, C), the (C', 9*C) matrix the rows need.
+    wg = step.gamma_weight.permute(0, 2, 3, 1).reshape(step.gamma_weight.shape[0], -1)
+    wb = step.beta_weight.permute(0, 2, 3, 1).reshape(step.beta_weight.shape[0], -1)
+    starts = (cells[:, 0] - y0) * ww + (cells[:, 1] - x0)  # window top-left of each cell, in ``flat``
+    gammas, betas = [], []
+    for chunk in starts.split(SPARSE_CHUNK):
+        rows = flat.index_select(0, (chunk[:, None] + taps[None, :]).reshape(-1)).view(len(chunk), 9 * c)
+        gammas.append(torch.addmm(step.gamma_bias, rows, wg.t()))
+        betas.append(torch.addmm(step.beta_bias, rows, wb.t()))
+    return torch.cat(gammas), torch.cat(betas)
 
 
 def modulation_patch(
@@ -215,7 +224,8 @@ def modulation_patch(
     ``others``: (level, (gamma, beta)) of cached pyramids the edit may have
     copied from. A cell whose whole 3x3 neighbourhood equals such a level takes
     its maps as they are; a cell whose neighbourhood is unchanged keeps the
-    base's; the rest of the changed neighbourhood is convolved in tiles.
+    base's; the rest of the changed neighbourhood is computed, cell by cell
+    when it is thin, by a conv over its box when it is not.
     """
     if changed is None:
         changed = changed_cells(new, base)
@@ -230,7 +240,7 @@ def modulation_patch(
     gamma, beta = base_mod[0][..., y0:y1, x0:x1], base_mod[1][..., y0:y1, x0:x1]  # views until written
     owned = False
     done = ~region[y0:y1, x0:x1]  # cells whose gamma/beta are final
-    if others:
+    if others and bh * bw > MIN_COPY_CELLS:
         # The box grown by one, so that every box cell sees its whole neighbourhood.
         gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
         iy, ix = y0 - gy0, x0 - gx0
@@ -249,31 +259,21 @@ def modulation_patch(
             gamma = torch.where(sel, mod[0][..., y0:y1, x0:x1], gamma).contiguous(memory_format=CL)
             beta = torch.where(sel, mod[1][..., y0:y1, x0:x1], beta).contiguous(memory_format=CL)
             done, owned = done | ok, True
-    need = ~done
-    computed = 0
     cdtype = step.gamma_weight.dtype
-    if bool(need.any()):
-        ts, tiles = _choose_tiles(need)
-        if not tiles:
-            window = crop_with_halo(new, box, 1).to(dtype=cdtype, memory_format=CL)
-            g, b = step.modulation(window, padding=0)
-            gamma, beta = g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL)
-            computed, owned = bh * bw, True
-        else:
-            windows = new.new_empty((len(tiles), new.shape[1], ts + 2, ts + 2), dtype=cdtype)
-            windows = windows.contiguous(memory_format=CL)
-            spans = []
-            for i, (ty, tx) in enumerate(tiles):
-                ty0, tx0 = y0 + ty * ts, x0 + tx * ts
-                windows[i].copy_(crop_with_halo(new, (ty0, ty0 + ts, tx0, tx0 + ts), 1)[0])
-                spans.append((ty0 - y0, min(ty0 + ts, y1) - y0, tx0 - x0, min(tx0 + ts, x1) - x0))
-            g, b = step.modulation(windows, padding=0)
-            if not owned:
-                gamma, beta, owned = gamma.clone(memory_format=CL), beta.clone(memory_format=CL), True
-            for i, (a0, a1, c0, c1) in enumerate(spans):
-                gamma[..., a0:a1, c0:c1] = g[i:i + 1, :, : a1 - a0, : c1 - c0]
-                beta[..., a0:a1, c0:c1] = b[i:i + 1, :, : a1 - a0, : c1 - c0]
-                computed += (a1 - a0) * (c1 - c0)
+    cells = (~done).nonzero()
+    computed = len(cells)
+    if computed > SPARSE_FRACTION * bh * bw:
+        window = crop_with_halo(new, box, 1).to(dtype=cdtype, memory_format=CL)
+        g, b = step.modulation(window, padding=0)
+        gamma, beta = g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL)
+        computed, owned = bh * bw, True
+    elif computed:
+        g, b = sparse_modulation(step, new, cells + torch.tensor([y0, x0]))
+        if not owned:
+            gamma, beta, owned = gamma.clone(memory_format=CL), beta.clone(memory_format=CL), True
+        rows = cells[:, 0] * bw + cells[:, 1]
+        for full, part in ((gamma, g), (beta, b)):
+            full[0].permute(1, 2, 0).reshape(-1, full.shape[1]).index_copy_(0, rows, part.to(dtype))
     if not owned:  # never hand out views of the cached maps
         gamma, beta = gamma.clone(memory_format=CL), beta.clone(memory_format=CL)
     return ModPatch(box, gamma, beta, computed)
