@@ -174,7 +174,9 @@ def run_load(model_dir: Path, stroke: str, clients: int, edits_each: int) -> dic
     if len({id(caches.get(s)) for s in sessions}) != clients:
         leaks.append("sessions share a cache object")
     return {"latencies": latencies, "errors": errors, "wrong": wrong, "leaks": leaks, "wall": wall,
-            "discriminative": min(float(np.abs(expected[0][0] - expected[c][0]).mean()) for c in range(1, clients))}
+            # The largest pixel difference between the results of the two most alike clients.
+            "discriminative": min(float(np.abs(expected[a][0] - expected[b][0]).max())
+                                  for a in range(clients) for b in range(a + 1, clients))}
 
 
 @pytest.mark.parametrize(
@@ -192,5 +194,5 @@ def test_concurrent_clients_get_their_own_results(model_dir, stroke, clients, ed
     assert outcome["errors"] == [], outcome["errors"][:5]
     assert len(latencies) == clients * edits_each
     assert outcome["wrong"] == [], outcome["wrong"][:5]
-    assert outcome["discriminative"] > 5  # another client's image would not pass for this one's
+    assert outcome["discriminative"] > 4  # another client's result would fail the tolerance of 2
     assert outcome["leaks"] == [], outcome["leaks"]
