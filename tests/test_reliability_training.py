@@ -180,7 +180,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 240
-            target = max(latest_step, 0) + rng.randint(1, 7)
+            target = max(latest_step, 0) + rng.randint(2, 12)
             while time.monotonic() < deadline:
                 assert proc.poll() is None, proc.communicate()[1][-3000:]
                 if torn and (tmp_path / "torn").exists():

@@ -109,6 +109,7 @@ def first_image(result: Any) -> np.ndarray:
 
 
 def predict(client, slot: Slot, path: str | Path, stroke: str, other: str | None = None) -> np.ndarray:
+    """Run the slot's op with ``path`` in the slot (exact renderer: results compare bit for bit)."""
     return first_image(client.predict(**slot.call(str(path), stroke, other or stroke), **EXACT))
 
 
@@ -120,6 +121,7 @@ def assert_clear_error(info: pytest.ExceptionInfo, pattern: str) -> None:
 
 
 def check(client, files: dict, baselines: dict, slot_name: str, case_name: str) -> None:
+    """One hostile file in one slot: a clear refusal then a normal edit, or the clean equivalent's result."""
     from gradio_client.exceptions import AppError
 
     slot, case = BY_NAME[slot_name], files["cases"][case_name]
