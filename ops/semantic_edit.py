@@ -21,11 +21,11 @@ def _directions(model: StyleMapGAN) -> list[str]:
     inputs=[
         ImageInput("original", mask="optional", label="Image (brush to edit locally)"),
         ChoiceInput("direction", choices=_directions, info="directions stored with the model"),
-        SliderInput("strength", minimum=-10.0, maximum=10.0, default=3.0, step=0.25, info="0: unchanged"),
+        SliderInput("strength", minimum=-3.0, maximum=3.0, default=1.0, step=0.05, info="0: unchanged"),
     ],
     outputs=[ImageOutput("image")],
     order=50,
-    examples=[{"original": "slightly_smiling_face.png", "strength": 3.0}],
+    examples=[{"original": "slightly_smiling_face.png", "strength": 1.0}],
 )
 def semantic_edit(ctx: OpContext, original: Picture, direction: str, strength: float) -> dict:
     if direction not in ctx.model.directions:
