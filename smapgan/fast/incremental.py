@@ -191,7 +191,7 @@ def sparse_modulation(step: StyledStep, new: torch.Tensor, cells: torch.Tensor) 
     of a mask is a thin set of cells, so gathering their 3x3 neighbourhoods and
     doing one GEMM per map does only the work the rim needs.
     """
-    cdtype = step.gamma_weight.dtype
+    cdtype = step.dtype
     c = new.shape[1]
     y0, x0 = (int(v) for v in cells.min(dim=0).values)
     y1, x1 = (int(v) + 1 for v in cells.max(dim=0).values)
@@ -200,8 +200,9 @@ def sparse_modulation(step: StyledStep, new: torch.Tensor, cells: torch.Tensor) 
     flat = sub[0].permute(1, 2, 0).reshape(-1, c)  # ((h+2)*(w+2), C): a view of channels-last memory
     taps = torch.tensor([dy * ww + dx for dy in range(3) for dx in range(3)])
     # The weights are channels-last: their memory is (C', 3, 3, C), the (C', 9*C) matrix the rows need.
-    wg = step.gamma_weight.permute(0, 2, 3, 1).reshape(step.gamma_weight.shape[0], -1)
-    wb = step.beta_weight.permute(0, 2, 3, 1).reshape(step.beta_weight.shape[0], -1)
+    wg, wb = step.gamma_weight.get(), step.beta_weight.get()
+    wg = wg.permute(0, 2, 3, 1).reshape(wg.shape[0], -1)
+    wb = wb.permute(0, 2, 3, 1).reshape(wb.shape[0], -1)
     starts = (cells[:, 0] - y0) * ww + (cells[:, 1] - x0)  # window top-left of each cell, in ``flat``
     gammas, betas = [], []
     for chunk in starts.split(SPARSE_CHUNK):
@@ -259,7 +260,7 @@ def modulation_patch(
             gamma = torch.where(sel, mod[0][..., y0:y1, x0:x1], gamma).contiguous(memory_format=CL)
             beta = torch.where(sel, mod[1][..., y0:y1, x0:x1], beta).contiguous(memory_format=CL)
             done, owned = done | ok, True
-    cdtype = step.gamma_weight.dtype
+    cdtype = step.dtype
     cells = (~done).nonzero()
     computed = len(cells)
     if computed > SPARSE_FRACTION * bh * bw:

@@ -60,8 +60,9 @@ def _tracked(fn: Callable[..., T]) -> Callable[..., T]:
 class _Engine:
     """Prepared networks and caches shared by the renderers of every mode of one model."""
 
-    def __init__(self, model: StyleMapGAN, max_images: int, max_bytes: int | None) -> None:
+    def __init__(self, model: StyleMapGAN, max_images: int, max_bytes: int | None, keep_float32: bool) -> None:
         self.model = model
+        self.keep_float32 = keep_float32
         self.cache = ImageCache(max_images, max_bytes)
         self.lock = threading.RLock()
         self._decoders: dict[torch.dtype, PreparedDecoder] = {}
@@ -83,13 +84,15 @@ class _Engine:
     def decoder(self, dtype: torch.dtype) -> PreparedDecoder:
         self._check()
         if dtype not in self._decoders:
-            self._decoders[dtype] = PreparedDecoder(self.model.generator.decoder, dtype)
+            keep = dtype != torch.float32 or self.keep_float32
+            self._decoders[dtype] = PreparedDecoder(self.model.generator.decoder, dtype, keep_weights=keep)
         return self._decoders[dtype]
 
     def encoder(self, dtype: torch.dtype) -> PreparedEncoder:
         self._check()
         if dtype not in self._encoders:
-            self._encoders[dtype] = PreparedEncoder(self.model.encoder, dtype)
+            keep = dtype != torch.float32 or self.keep_float32
+            self._encoders[dtype] = PreparedEncoder(self.model.encoder, dtype, keep_weights=keep)
         return self._encoders[dtype]
 
     def modulations(self, entry: ImageEntry, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -105,6 +108,7 @@ class FastRenderer:
     """Renderer with per-image caches and incremental edits; ``mode`` "exact" (default) or "fast"."""
 
     modes = ("exact", "fast")
+    caches_pyramids = True  # expand() keeps its own bounded per-image cache: callers need not keep pyramids
 
     def __init__(
         self,
@@ -112,15 +116,22 @@ class FastRenderer:
         mode: str = "exact",
         *,
         max_images: int = 3,
-        max_cache_bytes: int | None = 1 << 30,
+        max_cache_bytes: int | None = 640 << 20,
+        keep_float32_weights: bool = False,
         _engine: _Engine | None = None,
     ) -> None:
+        """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
+
+        ``keep_float32_weights``: keep a folded float32 copy of the weights (as
+        large as the model) instead of folding each weight when it is used;
+        the bfloat16 copy of the fast mode is always kept (half the size).
+        """
         if mode not in MODE_DTYPES:
             raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
         self.model = model
         self.mode = mode
         self.dtype = MODE_DTYPES[mode]
-        self._engine = _engine or _Engine(model, max_images, max_cache_bytes)
+        self._engine = _engine or _Engine(model, max_images, max_cache_bytes, keep_float32_weights)
 
     def with_mode(self, mode: str) -> "FastRenderer":
         """The renderer of the same model in another mode, sharing this one's caches."""

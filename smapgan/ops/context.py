@@ -166,6 +166,8 @@ class OpContext:
 
     def pyramid(self, picture: Picture) -> Pyramid:
         """The picture's w+ pyramid (its encoded stylemap expanded), computed once per session."""
+        if getattr(self.renderer, "caches_pyramids", False):  # its own bounded cache: do not hold a second copy
+            return list(self.renderer.expand(self.stylemap(picture)))
         return self.cache.get_or_compute(
             ("pyramid", picture.key, self.mode), lambda: list(self.renderer.expand(self.stylemap(picture)))
         )
