@@ -27,6 +27,7 @@ VARIANTS = {
     "bf16+channels_last": dict(amp=True, channels_last=True),
     "compile": dict(compile=True),
     "compile+bf16": dict(compile=True, amp=True),
+    "compile+bf16+channels_last": dict(compile=True, amp=True, channels_last=True),
 }
 
 
@@ -151,15 +152,15 @@ def main() -> None:
     runs = measure_all(args, names, device)
     base = runs.get("fp32", {}).get("img_s")
     print()
-    print(f"{'variant':<22}{'img/s':>8}{'vs fp32':>9}{'min-max img/s':>16}{'warm-up s':>11}  note")
+    print(f"{'variant':<28}{'img/s':>8}{'vs fp32':>9}{'range w/o R1':>16}{'warm-up s':>11}  note")
     for name in names:
         run = runs[name]
         if "img_s" not in run:
-            print(f"{name:<22}{'-':>8}{'-':>9}{'-':>16}{'-':>11}  {run['note']}")
+            print(f"{name:<28}{'-':>8}{'-':>9}{'-':>16}{'-':>11}  {run['note']}")
             continue
         rel = f"{run['img_s'] / base:.2f}x" if base else "-"
         lo, hi = run["spread"]
-        print(f"{name:<22}{run['img_s']:>8.2f}{rel:>9}{f'{lo:.2f}-{hi:.2f}':>16}{run['warm_s']:>11.1f}  {run['note']}")
+        print(f"{name:<28}{run['img_s']:>8.2f}{rel:>9}{f'{lo:.2f}-{hi:.2f}':>16}{run['warm_s']:>11.1f}  {run['note']}")
     n_params = next((r["n_params"] for r in runs.values() if r.get("n_params")), 0)
     print(f"(G + E + D parameters: {n_params / 1e6:.2f} M; img/s = batch / (median iteration + R1 step / 16))")
 

@@ -65,9 +65,14 @@ def parse(*argv: str) -> TrainOptions:
 
 
 def train_in_process(*argv: str) -> int:
+    """Train in this process on one thread (tiny tensors; robust on a loaded machine), then restore."""
     from smapgan.train import train
 
-    return train(parse(*argv))
+    threads = torch.get_num_threads()
+    try:
+        return train(parse(*argv, "--threads", "1"))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cli(*argv: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

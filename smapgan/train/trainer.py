@@ -315,7 +315,10 @@ class _Run:
         lpips_loss, lpips_metric = build_lpips(opts, device)
         data = prepare_data(opts, info, per_rank_batch)
 
-        ema_model, opts = load_initial_model(opts)
+        if resume_payload is not None:  # the weights come from the checkpoint: never fetch --init again
+            ema_model, _ = load_initial_model(dataclasses.replace(opts, init=None))
+        else:
+            ema_model, opts = load_initial_model(opts)
         self.opts = opts
         if info.is_main and resume_payload is None:
             (run_dir / "options.json").write_text(json.dumps(opts.to_dict(), indent=2) + "\n")
