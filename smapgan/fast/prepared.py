@@ -151,7 +151,13 @@ class SkipUp:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, self.weight.get())
-        return F.conv_transpose2d(y, self.blur, stride=2, padding=1, groups=y.shape[1])
+        n, c, h, w = y.shape
+        if y.dtype != torch.bfloat16:
+            return F.conv_transpose2d(y, self.blur, stride=2, padding=1, groups=c)
+        # oneDNN's depthwise transposed conv is slow in bfloat16: insert the zeros, then blur.
+        up = y.new_zeros((n, c, 2 * h + 3, 2 * w + 3)).contiguous(memory_format=CL)
+        up[:, :, 2:2 * h + 1:2, 2:2 * w + 1:2] = y
+        return F.conv2d(up, self.blur, groups=c)
 
 
 def _resizer_step(layer: ConvLayer, dtype: torch.dtype, keep: bool) -> PlainConv | UpConv:

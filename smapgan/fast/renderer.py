@@ -33,6 +33,7 @@ import torch
 from ..model import StyleMapGAN
 from .cache import ImageCache, ImageEntry
 from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, patched_in_place
+from .memory import release_free_memory
 from .prepared import CL, PreparedDecoder, PreparedEncoder, param_signature, supports
 
 Pyramid = list[torch.Tensor]
@@ -53,6 +54,19 @@ def _tracked(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         with _tracking():
             return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _trimmed(fn: Callable[..., T]) -> Callable[..., T]:
+    """Give the freed feature maps back to the OS once the call is done (see ``memory``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_free_memory()
 
     return wrapper
 
@@ -189,6 +203,7 @@ class FastRenderer:
             return list(pyramid)
 
     # ------------------------------------------------------------------ render
+    @_trimmed
     @_tracked
     def render(self, pyramid: Sequence[torch.Tensor], base: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Image (N,3,S,S), unclamped, float32; ``base`` lets it recompute only what changed.
@@ -295,8 +310,10 @@ class FastRenderer:
                     decoder = engine.decoder(self.dtype)
                     base_mods = engine.modulations(base_entry, self.dtype)
                     frame = _synthesize_patched(decoder, base_mods, patches, t)
+            release_free_memory()
             yield frame
 
+    @_trimmed
     @_tracked
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
         return self.render(self.expand(stylemap))
