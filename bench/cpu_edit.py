@@ -122,7 +122,9 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
     fl = flops_decoder(model.generator.decoder)
     dec_flops = sum(fl.values())
     enc_flops = flops_encoder(model.encoder, SIZE)
-    renderer = FastRenderer(model)
+    # Room for both images' maps in both modes, so that the "reference maps cached" rows can exist
+    # (the default budget, 640 MB, holds an original's maps and a reference's pyramid).
+    renderer = FastRenderer(model, max_cache_bytes=1600 << 20)
     fast = renderer.with_mode("fast")
     engine = renderer._engine
 

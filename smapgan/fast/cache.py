@@ -85,6 +85,12 @@ class LRUCache(Generic[K, V]):
                 self._data.move_to_end(key)
                 self._shrink()
 
+    def touch_size(self, key: K) -> None:
+        """Re-measure an entry without making it the most recently used."""
+        with self._lock:
+            if key in self._data:
+                self._sizes[key] = self.sizeof(self._data[key])
+
     def pop(self, key: K) -> V | None:
         with self._lock:
             self._sizes.pop(key, None)
@@ -260,15 +266,31 @@ class ImageCache:
         self._shrink(entry)
 
     def _shrink(self, keep: ImageEntry | None = None) -> None:
-        while self.max_bytes is not None and self.nbytes > self.max_bytes:
-            victim = next((k for k in self.recent if keep is None or k != keep.key), None)
-            tier = self.recent
-            if victim is None:
-                victim = next((k for k in self.images if keep is None or k != keep.key), None)
-                tier = self.images
-            if victim is None:
+        """Over the byte budget, drop (oldest first, never ``keep``): recent entries, then the maps and
+        images of entries of interest (their pyramids stay: they are what edits are recognised by),
+        then whole entries."""
+
+        def over() -> bool:
+            return self.max_bytes is not None and self.nbytes > self.max_bytes
+
+        def victims(tier: LRUCache[int, ImageEntry]) -> list[ImageEntry]:
+            return [e for e in reversed(tier.values()) if keep is None or e.key != keep.key]
+
+        for entry in victims(self.recent):
+            if not over():
                 break
-            tier.pop(victim)
+            self.recent.pop(entry.key)
+        for entry in victims(self.images):
+            if not over():
+                break
+            if entry.modulations or entry.images:
+                entry.modulations.clear()
+                entry.images.clear()
+                self.images.touch_size(entry.key)
+        for entry in victims(self.images):
+            if not over():
+                break
+            self.images.pop(entry.key)
         live = set(self.images) | set(self.recent)
         for digest in [d for d, k in self._by_stylemap.items() if k not in live]:
             del self._by_stylemap[digest]
