@@ -148,15 +148,37 @@ def expand_window(
 
 @dataclass
 class ModPatch:
-    """gamma/beta of one styled layer inside ``box``; outside it they equal the base's."""
+    """How gamma/beta of one styled layer differ from the base's: only inside ``box``.
+
+    Either ``dense`` (the box's maps, computed whole), or the base's box with
+    the cells of ``copy_mask`` taken from ``source`` (a cached image's maps,
+    held by reference) and the listed ``cells`` set to ``values``. Applied in place by :func:`patched_in_place`, so no box-sized
+    intermediate maps are made.
+    """
 
     box: Box
-    gamma: torch.Tensor
-    beta: torch.Tensor
-    computed_cells: int = 0  # cells whose gamma/beta were convolved (the rest were copied or lerped)
+    dense: tuple[torch.Tensor, torch.Tensor] | None = None
+    source: tuple[torch.Tensor, torch.Tensor] | None = None
+    copy_mask: torch.Tensor | None = None  # (1, 1, bh, bw) bool
+    cells: torch.Tensor | None = None  # (n, 2) box-relative (y, x)
+    values: tuple[torch.Tensor, torch.Tensor] | None = None
+    computed_cells: int = 0  # cells whose gamma/beta were convolved (the rest were copied)
 
     def nbytes(self) -> int:
-        return self.gamma.numel() * self.gamma.element_size() * 2
+        own = [*(self.dense or ()), *(self.values or ())]
+        return sum(t.numel() * t.element_size() for t in own)
+
+    def write(self, views: Sequence[torch.Tensor]) -> None:
+        """Write the patched box into ``views`` (the base maps' box, in place)."""
+        y0, y1, x0, x1 = self.box
+        for i, view in enumerate(views):
+            if self.dense is not None:
+                view.copy_(self.dense[i])
+                continue
+            if self.source is not None:
+                torch.where(self.copy_mask, self.source[i][..., y0:y1, x0:x1], view, out=view)
+            if self.cells is not None:
+                view[0].permute(1, 2, 0).index_put_((self.cells[:, 0], self.cells[:, 1]), self.values[i])
 
 
 @contextlib.contextmanager
@@ -174,10 +196,12 @@ def patched_in_place(
         return
     y0, y1, x0, x1 = patch.box
     views = [full[..., y0:y1, x0:x1] for full in base]
-    saved = [v.clone() for v in views]
+    saved = [v.clone(memory_format=CL) for v in views]
     try:
-        for view, part, old in zip(views, (patch.gamma, patch.beta), saved):
-            view.copy_(part if t == 1.0 else torch.lerp(old, part, t))
+        patch.write(views)
+        if t != 1.0:
+            for view, old in zip(views, saved):
+                torch.lerp(old, view, t, out=view)
         yield base
     finally:
         for view, old in zip(views, saved):
@@ -238,9 +262,8 @@ def modulation_patch(
     y0, y1, x0, x1 = box
     bh, bw = y1 - y0, x1 - x0
     dtype = base_mod[0].dtype
-    gamma, beta = base_mod[0][..., y0:y1, x0:x1], base_mod[1][..., y0:y1, x0:x1]  # views until written
-    owned = False
     done = ~region[y0:y1, x0:x1]  # cells whose gamma/beta are final
+    patch = ModPatch(box)
     if others and bh * bw > MIN_COPY_CELLS:
         # The box grown by one, so that every box cell sees its whole neighbourhood.
         gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
@@ -256,25 +279,18 @@ def modulation_patch(
                 best = (count, ok, mod)
         if best is not None:
             _, ok, mod = best
-            sel = ok[None, None]
-            gamma = torch.where(sel, mod[0][..., y0:y1, x0:x1], gamma).contiguous(memory_format=CL)
-            beta = torch.where(sel, mod[1][..., y0:y1, x0:x1], beta).contiguous(memory_format=CL)
-            done, owned = done | ok, True
-    cdtype = step.dtype
+            patch.source, patch.copy_mask = mod, ok[None, None]
+            done = done | ok
     cells = (~done).nonzero()
-    computed = len(cells)
-    if computed > SPARSE_FRACTION * bh * bw:
-        window = crop_with_halo(new, box, 1).to(dtype=cdtype, memory_format=CL)
+    patch.computed_cells = len(cells)
+    if patch.computed_cells > SPARSE_FRACTION * bh * bw:
+        window = crop_with_halo(new, box, 1).to(dtype=step.dtype, memory_format=CL)
         g, b = step.modulation(window, padding=0)
-        gamma, beta = g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL)
-        computed, owned = bh * bw, True
-    elif computed:
+        patch.dense = (g.to(dtype).contiguous(memory_format=CL), b.to(dtype).contiguous(memory_format=CL))
+        patch.source = patch.copy_mask = None
+        patch.computed_cells = bh * bw
+    elif patch.computed_cells:
         g, b = sparse_modulation(step, new, cells + torch.tensor([y0, x0]))
-        if not owned:
-            gamma, beta, owned = gamma.clone(memory_format=CL), beta.clone(memory_format=CL), True
-        rows = cells[:, 0] * bw + cells[:, 1]
-        for full, part in ((gamma, g), (beta, b)):
-            full[0].permute(1, 2, 0).reshape(-1, full.shape[1]).index_copy_(0, rows, part.to(dtype))
-    if not owned:  # never hand out views of the cached maps
-        gamma, beta = gamma.clone(memory_format=CL), beta.clone(memory_format=CL)
-    return ModPatch(box, gamma, beta, computed)
+        patch.cells = cells
+        patch.values = (g.to(dtype), b.to(dtype))
+    return patch
