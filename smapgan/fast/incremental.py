@@ -40,7 +40,7 @@ SPARSE_FRACTION = 0.4
 # Cells per GEMM of the sparse path (bounds its temporary: SPARSE_CHUNK x 9*C values).
 SPARSE_CHUNK = 2048
 # Below this many cells in a box, copying from a reference is not worth its checks.
-MIN_COPY_CELLS = 400
+MIN_COPY_CELLS = 64
 
 
 def changed_cells(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:

@@ -223,7 +223,8 @@ def _styled_step(layer: StyledConv, dtype: torch.dtype, factor: float, keep: boo
     """``factor`` multiplies the layer's output (sqrt(2) of the activation, 1/sqrt(2) of a residual sum)."""
     mod = layer.conv
     gamma, beta = mod.gamma, mod.beta
-    w = Folded(mod.weight, mod.scale * factor, dtype, keep, first=True, transpose=mod.upsample)
+    # The synthesis convs run on every render in full: their folded weights (76 MB at 256 px) are always kept.
+    w = Folded(mod.weight, mod.scale * factor, dtype, True, first=True, transpose=mod.upsample)
     bias = _bias(layer.activate.bias, factor, dtype)
     if mod.upsample:
         conv: PlainConv | UpConv = UpConv(w, _blur_kernel(mod.blur, mod.out_channels, 1.0, dtype), bias)
@@ -239,6 +240,7 @@ class PreparedDecoder:
     """The decoder with folded constants in one dtype; pyramids and modulations are channels-last."""
 
     def __init__(self, decoder: Decoder, dtype: torch.dtype = torch.float32, keep_weights: bool = True) -> None:
+        """``keep_weights=False`` folds the resizer and gamma/beta weights on use (see :class:`Folded`)."""
         if not supports(decoder):
             raise ValueError("only LayerNorm decoders can be prepared")
         self.dtype = dtype
@@ -258,7 +260,7 @@ class PreparedDecoder:
                 self.steps.append(up)
                 self.steps.append(_styled_step(block.conv2, dtype, 1.0, keep))
                 skip_conv, skip_blur = block.skip[0], block.skip[1]
-                w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, keep)  # (out, in, 1, 1)
+                w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, True)  # (out, in, 1, 1)
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
 

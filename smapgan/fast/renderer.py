@@ -136,9 +136,11 @@ class FastRenderer:
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
 
-        ``keep_float32_weights``: keep a folded float32 copy of the weights (as
-        large as the model) instead of folding each weight when it is used;
-        the bfloat16 copy of the fast mode is always kept (half the size).
+        ``keep_float32_weights``: keep a folded float32 copy of all the weights
+        (as large as the model) instead of folding the resizer's and the
+        gamma/beta convs' weights when they are used (the synthesis convs' are
+        always kept); the bfloat16 copy of the fast mode is always kept (half
+        the size).
         """
         if mode not in MODE_DTYPES:
             raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
