@@ -29,23 +29,13 @@ import time
 from typing import Any, Callable
 
 import torch
+from machine import cpu_name
 
 RELEASE = dict(size=256, latent_spatial_size=8, latent_channel_size=64)
 SIZE = 256
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> str:

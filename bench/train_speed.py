@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import time
 
 import torch
+from machine import cpu_name
 
 VARIANTS = {
     "fp32": dict(),
@@ -29,17 +29,6 @@ VARIANTS = {
     "compile+bf16": dict(compile=True, amp=True),
     "compile+bf16+channels_last": dict(compile=True, amp=True, channels_last=True),
 }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_state(args: argparse.Namespace, variant: dict, device: torch.device):
