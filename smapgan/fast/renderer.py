@@ -93,6 +93,7 @@ class _Engine:
             self._decoders.clear()
             self._encoders.clear()
             self.cache.clear()
+            self.last_patches = None
             self._signature = sig
 
     def decoder(self, dtype: torch.dtype) -> PreparedDecoder:
