@@ -341,3 +341,25 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
             with incremental.patched_in_place(maps, patch) as (gamma, beta):
                 assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
             assert torch.equal(maps[0], base_maps[0])
+
+
+@torch.no_grad()
+def test_fast_mode_makes_maps_when_encoding(model, images):
+    """In fast mode an encoded image's bfloat16 maps are made with its pyramid; edited stylemaps get none."""
+    fast = FastRenderer(model, mode="fast")
+    sa, sb = fast.encode(images[:1]), fast.encode(images[1:2])
+    pa, pb = fast.expand(sa), fast.expand(sb)
+    for p in (pa, pb):
+        assert torch.bfloat16 in fast.cache.by_pyramid(p).modulations
+    lerped = fast.expand(editing.lerp(sa, sb, 0.5))
+    assert not fast.cache.by_pyramid(lerped).modulations
+    fast.render(pa)
+    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
+    before = fast.stats["computed_cells"]
+    assert psnr(fast.render(edited, base=pa), model.synthesize(edited)) >= PSNR_MIN
+    copied_from_reference = fast.stats["computed_cells"] - before
+    exact = FastRenderer(model)
+    exact_pa, exact_pb = exact.expand(sa), exact.expand(sb)
+    exact.render(exact_pa)
+    exact.render(editing.blend_pyramid(exact_pa, exact_pb, MASKS["quarter"]), base=exact_pa)
+    assert copied_from_reference < exact.stats["computed_cells"]  # the exact one convolved the whole region

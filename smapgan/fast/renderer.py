@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import torch
 
 from ..model import StyleMapGAN
-from .cache import ImageCache, ImageEntry
+from .cache import ImageCache, ImageEntry, LRUCache, stylemap_digest
 from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, patched_in_place
 from .memory import release_free_memory
 from .prepared import CL, PreparedDecoder, PreparedEncoder, param_signature, supports
@@ -84,6 +84,7 @@ class _Engine:
         self._signature: tuple | None = None
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
         self.last_patches: tuple | None = None
+        self.encoded: LRUCache[str, bool] = LRUCache(32, sizeof=lambda _: 0)  # digests of stylemaps encode() made
         self.stats = {"renders": 0, "incremental": 0, "computed_cells": 0, "total_cells": 0, "modulation_flops": 0}
 
     def _check(self) -> None:
@@ -175,8 +176,12 @@ class FastRenderer:
         self.model._check_images(images)
         if not self._engine.supported:
             return self.model.encode(images)
-        with self._engine.lock:
-            return self._engine.encoder(torch.float32).encode(images)
+        engine = self._engine
+        with engine.lock:
+            stylemaps = engine.encoder(torch.float32).encode(images)
+            if len(stylemaps) == 1:
+                engine.encoded.put(stylemap_digest(stylemaps), True)
+            return stylemaps
 
     # ------------------------------------------------------------------ expand
     @_tracked
@@ -202,7 +207,14 @@ class FastRenderer:
                         break
             if pyramid is None:
                 pyramid = decoder.expand(stylemap)
-            engine.cache.add(ImageEntry(pyramid, stylemap.clone()))
+            entry = engine.cache.add(ImageEntry(pyramid, stylemap.clone()))
+            if self.mode == "fast" and stylemap_digest(stylemap) in engine.encoded:
+                # An image this renderer encoded (not an edited or interpolated stylemap): make its
+                # bfloat16 maps now, as part of encoding, so that edits copy a reference's region
+                # instead of convolving it. (Exact mode makes them lazily: float32 maps of two images
+                # do not fit the default cache budget.)
+                engine.cache.promote(entry)
+                engine.modulations(entry, self.dtype)
             return list(pyramid)
 
     # ------------------------------------------------------------------ render
