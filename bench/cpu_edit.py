@@ -245,10 +245,10 @@ def part_animation(args: argparse.Namespace) -> dict[str, Any]:
             pa, pb = model.expand(sa), model.expand(sb)  # "already encoded"
             edited = editing.blend_pyramid(pa, pb, mask, "avg", 1.0, 0.5)
             t0 = time.perf_counter()
-            first = None
+            stamps = []
             for t in ts:  # streamed one by one (the official demo batches all 16: 13.6 GB)
                 model.synthesize(editing.lerp_pyramid(pa, edited, t))
-                first = first or time.perf_counter() - t0
+                stamps.append(time.perf_counter() - t0)
         else:
             mode, state = args.which.split("-")
             renderer = FastRenderer(model).with_mode(mode)
@@ -258,12 +258,12 @@ def part_animation(args: argparse.Namespace) -> dict[str, Any]:
                 renderer.render(pa)  # the original is on screen
             edited = editing.blend_pyramid(pa, pb, mask, "avg", 1.0, 0.5)
             t0 = time.perf_counter()
-            first = None
-            frames = renderer.render_path(pa, edited, ts)
-            for _ in frames:
-                first = first or time.perf_counter() - t0
+            stamps = []
+            for _ in renderer.render_path(pa, edited, ts):
+                stamps.append(time.perf_counter() - t0)
         total = time.perf_counter() - t0
-    return {"first_s": first, "all_s": total, "rss_mb": rss_mb()}
+    # The first frame is the original (t = 0); the second is the first that shows the edit.
+    return {"first_s": stamps[0], "second_s": stamps[1], "all_s": total, "rss_mb": rss_mb()}
 
 
 # --------------------------------------------------------------------------- app part
@@ -366,7 +366,7 @@ def main() -> int:
         print("timing failed:", timing["error"])
         return 1
     anims = {}
-    for which in ("exact-warm", "exact-cold", "fast-warm"):
+    for which in ("exact-warm", "exact-cold", "fast-warm", "fast-cold"):
         anims[which] = run_part("animation", args, which)
     if not args.skip_baseline_animation:
         anims["base"] = run_part("animation", args, "base")
@@ -406,16 +406,17 @@ def main() -> int:
         f"max err {t['wblend25/exact']['max_err']:.1e}")
 
     print("\n16-frame animation (original -> 25% w+ transplant, demo pooling), streamed frame by frame:")
-    print("| run | first frame | all 16 | peak RSS | target |")
-    print("|---|---|---|---|---|")
+    print("| run | first frame (the original) | second frame (first edited) | all 16 | peak RSS | target |")
+    print("|---|---|---|---|---|---|")
     for which, a in anims.items():
         if "error" in a:
-            print(f"| {which} | error: {a['error']} | | | |")
+            print(f"| {which} | error: {a['error']} | | | | |")
             continue
         ok = a["first_s"] <= 1.5 and a["all_s"] <= 20 and a["rss_mb"][1] <= 2048
         label = {"base": "baseline (model.synthesize per frame)", "exact-warm": "ours exact, original on screen",
-                 "exact-cold": "ours exact, nothing rendered yet", "fast-warm": "ours fast, original on screen"}[which]
-        print(f"| {label} | {a['first_s']:.2f} s | {a['all_s']:.2f} s | {a['rss_mb'][1]:.0f} MB | "
+                 "exact-cold": "ours exact, nothing rendered yet", "fast-warm": "ours fast, original on screen",
+                 "fast-cold": "ours fast, nothing rendered yet"}[which]
+        print(f"| {label} | {a['first_s']:.2f} s | {a['second_s']:.2f} s | {a['all_s']:.2f} s | {a['rss_mb'][1]:.0f} MB | "
               f"first <= 1.5 s, all <= 20 s, <= 2 GB: {'PASS' if ok else 'FAIL'} |")
     if app is not None:
         print("\napp process (Gradio blocks built, 256 model, default renderer), ops through the registry:")

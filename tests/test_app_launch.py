@@ -23,6 +23,7 @@ def test_without_bundled_model_or_model_flag_is_a_clear_error(tmp_path, monkeypa
 def test_starts_with_model_flag_and_names_a_broken_plugin(tiny_model_dir, tmp_path, monkeypatch):
     (tmp_path / "exploding.py").write_text("raise ImportError('this plugin needs a missing package')\n")
     monkeypatch.setenv("SMAPGAN_OPS_PATH", str(tmp_path))
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)  # restored (unset) afterwards
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -34,8 +35,18 @@ def test_starts_with_model_flag_and_names_a_broken_plugin(tiny_model_dir, tmp_pa
         text = json.dumps(config)
         assert "exploding.py" in text and "this plugin needs a missing package" in text
         assert "Local transplant" in text  # the other ops are all there
+        # Gradio's per-event analytics summary runs every 100 events, not after every edit.
+        assert demo._queue.ANAYLTICS_CACHE_FREQUENCY == 100
     finally:
         demo.close()
+
+
+def test_tune_gradio_keeps_a_users_setting(monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")
+    app_launch.tune_gradio()
+    import os
+
+    assert os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] == "7"
 
 
 @pytest.mark.parametrize("argv, host", [([], "127.0.0.1"), (["--host"], "0.0.0.0"), (["--host", "10.0.0.2"], "10.0.0.2")])

@@ -54,9 +54,19 @@ def images() -> torch.Tensor:
     return torch.rand(3, 3, SIZE, SIZE, generator=g) * 2 - 1
 
 
-@pytest.fixture()
-def renderer(model: StyleMapGAN) -> FastRenderer:
-    return FastRenderer(model)
+@pytest.fixture(params=[None, False], ids=["weights-kept", "weights-folded-per-call"])
+def renderer(model: StyleMapGAN, request: pytest.FixtureRequest) -> FastRenderer:
+    """Both ways of holding the float32 weights (a small model keeps them by default)."""
+    return FastRenderer(model, keep_float32_weights=request.param)
+
+
+def test_small_models_keep_float32_weights(model, monkeypatch):
+    from smapgan.fast import renderer as renderer_module
+
+    assert FastRenderer(model)._engine.keep_float32  # a few MB: kept
+    monkeypatch.setattr(renderer_module, "KEEP_WEIGHTS_BYTES", 1024)
+    assert not FastRenderer(model)._engine.keep_float32  # over the limit: folded when used
+    assert FastRenderer(model, keep_float32_weights=True)._engine.keep_float32
 
 
 def box_mask(*boxes: tuple[int, int, int, int], size: int = SIZE) -> torch.Tensor:
@@ -170,6 +180,20 @@ def test_render_path_equals_lerp(model, images, renderer):
     assert len(frames) == len(ts)
     for frame, t in zip(frames, ts):
         assert max_err(frame, model.synthesize(editing.lerp_pyramid(pa, edited, t))) < ATOL
+
+
+@torch.no_grad()
+def test_render_path_first_frame_before_the_edit_maps(model, images, renderer):
+    """The t=0 frame (the original) comes out before the edit's gamma/beta patches are computed."""
+    _, _, pa, pb = _pair(renderer, images, False)
+    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
+    renderer._engine.last_patches = None
+    frames = renderer.render_path(pa, edited, [0.0, 1.0])
+    first = next(frames)
+    assert renderer._engine.last_patches is None
+    assert max_err(first, model.synthesize(pa)) < ATOL
+    assert max_err(next(frames), model.synthesize(edited)) < ATOL
+    assert renderer._engine.last_patches is not None
 
 
 @torch.no_grad()

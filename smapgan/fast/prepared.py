@@ -155,7 +155,8 @@ class SkipUp:
         if y.dtype != torch.bfloat16:
             return F.conv_transpose2d(y, self.blur, stride=2, padding=1, groups=c)
         # oneDNN's depthwise transposed conv is slow in bfloat16: insert the zeros, then blur.
-        up = y.new_zeros((n, c, 2 * h + 3, 2 * w + 3)).contiguous(memory_format=CL)
+        # Allocated channels-last directly: new_zeros(...).contiguous(CL) zero-fills and then copies 4x y.
+        up = torch.empty((n, c, 2 * h + 3, 2 * w + 3), dtype=y.dtype, device=y.device, memory_format=CL).zero_()
         up[:, :, 2:2 * h + 1:2, 2:2 * w + 1:2] = y
         return F.conv2d(up, self.blur, groups=c)
 

@@ -39,6 +39,8 @@ from .prepared import CL, PreparedDecoder, PreparedEncoder, param_signature, sup
 Pyramid = list[torch.Tensor]
 T = TypeVar("T")
 MODE_DTYPES = {"exact": torch.float32, "fast": torch.bfloat16}
+# Models up to this size keep a folded float32 copy of every weight (see FastRenderer).
+KEEP_WEIGHTS_BYTES = 64 << 20
 
 
 def _tracking() -> contextlib.ExitStack:
@@ -133,7 +135,7 @@ class FastRenderer:
         *,
         max_images: int = 3,
         max_cache_bytes: int | None = 640 << 20,
-        keep_float32_weights: bool = False,
+        keep_float32_weights: bool | None = None,
         _engine: _Engine | None = None,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
@@ -142,13 +144,17 @@ class FastRenderer:
         (as large as the model) instead of folding the resizer's and the
         gamma/beta convs' weights when they are used (the synthesis convs' are
         always kept); the bfloat16 copy of the fast mode is always kept (half
-        the size).
+        the size). ``None`` (default): keep it when the model's weights take at
+        most ``KEEP_WEIGHTS_BYTES`` (small models, where folding on every call is
+        a large share of an edit and the copy costs little).
         """
         if mode not in MODE_DTYPES:
             raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
         self.model = model
         self.mode = mode
         self.dtype = MODE_DTYPES[mode]
+        if keep_float32_weights is None:
+            keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
         self._engine = _engine or _Engine(model, max_images, max_cache_bytes, keep_float32_weights)
 
     def with_mode(self, mode: str) -> "FastRenderer":
@@ -316,12 +322,14 @@ class FastRenderer:
             if base_entry is None:
                 base_entry = engine.cache.add(ImageEntry([t.contiguous(memory_format=CL) for t in base]), promote=True)
             engine.cache.promote(base_entry)
-            patches = self._patches(target, base_entry)
+        patches = None  # made when the first frame that needs them is asked for: t = 0 comes out sooner
         for t in ts:
             if t == 0.0:
                 frame = self.render(base_entry.pyramid)
             else:
                 with engine.lock, _tracking():
+                    if patches is None:
+                        patches = self._patches(target, base_entry)
                     decoder = engine.decoder(self.dtype)
                     base_mods = engine.modulations(base_entry, self.dtype)
                     frame = _synthesize_patched(decoder, base_mods, patches, t)
@@ -332,6 +340,12 @@ class FastRenderer:
     @_tracked
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
         return self.render(self.expand(stylemap))
+
+
+def _weight_bytes(model: StyleMapGAN) -> int:
+    """Bytes of the weights the renderer prepares (decoder and encoder; not the discriminator)."""
+    nets = [model.generator.decoder] + ([model.encoder] if getattr(model, "encoder", None) is not None else [])
+    return sum(p.numel() * p.element_size() for net in nets for p in net.parameters())
 
 
 def _version(t: torch.Tensor) -> int | None:
