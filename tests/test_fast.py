@@ -387,3 +387,31 @@ def test_fast_mode_makes_maps_when_encoding(model, images):
     exact.render(exact_pa)
     exact.render(editing.blend_pyramid(exact_pa, exact_pb, MASKS["quarter"]), base=exact_pa)
     assert copied_from_reference < exact.stats["computed_cells"]  # the exact one convolved the whole region
+
+
+@torch.no_grad()
+def test_exact_mode_makes_maps_when_encoding_if_they_fit(model, images):
+    """Exact mode makes an encoded image's float32 maps with its pyramid only within the cache budget."""
+    roomy = FastRenderer(model)
+    sa, sb = roomy.encode(images[:1]), roomy.encode(images[1:2])
+    pa, pb = roomy.expand(sa), roomy.expand(sb)
+    for p in (pa, pb):
+        assert torch.float32 in roomy.cache.by_pyramid(p).modulations
+    assert not roomy.cache.by_pyramid(roomy.expand(editing.lerp(sa, sb, 0.5))).modulations
+    roomy.render(pa)
+    before = roomy.stats["computed_cells"]
+    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
+    assert max_err(roomy.render(edited, base=pa), model.synthesize(edited)) < ATOL
+    copied = roomy.stats["computed_cells"] - before
+
+    one = roomy.cache.by_pyramid(pa).nbytes()  # a pyramid with its float32 maps (and its image)
+    pyramid = sum(t.numel() * t.element_size() for t in pa)
+    tight = FastRenderer(model, max_cache_bytes=int(one + 1.1 * pyramid))  # one image's maps and a pyramid
+    ta = tight.expand(tight.encode(images[:1]))
+    tb = tight.expand(tight.encode(images[1:2]))
+    assert torch.float32 in tight.cache.by_pyramid(ta).modulations
+    assert not tight.cache.by_pyramid(tb).modulations  # would not fit beside the first: not made
+    tight.render(ta)
+    before = tight.stats["computed_cells"]
+    assert max_err(tight.render(editing.blend_pyramid(ta, tb, MASKS["quarter"]), base=ta), model.synthesize(edited)) < ATOL
+    assert copied < tight.stats["computed_cells"] - before  # this one convolved the reference's region

@@ -134,7 +134,7 @@ class FastRenderer:
         mode: str = "exact",
         *,
         max_images: int = 3,
-        max_cache_bytes: int | None = 640 << 20,
+        max_cache_bytes: int | None = 768 << 20,
         keep_float32_weights: bool | None = None,
         _engine: _Engine | None = None,
     ) -> None:
@@ -214,14 +214,26 @@ class FastRenderer:
             if pyramid is None:
                 pyramid = decoder.expand(stylemap)
             entry = engine.cache.add(ImageEntry(pyramid, stylemap.clone()))
-            if self.mode == "fast" and stylemap_digest(stylemap) in engine.encoded:
+            if stylemap_digest(stylemap) in engine.encoded and self._maps_fit(decoder, pyramid):
                 # An image this renderer encoded (not an edited or interpolated stylemap): make its
-                # bfloat16 maps now, as part of encoding, so that edits copy a reference's region
-                # instead of convolving it. (Exact mode makes them lazily: float32 maps of two images
-                # do not fit the default cache budget.)
+                # maps now, as part of encoding, so that an edit copies the reference's region
+                # instead of convolving it, and an animation starts at once.
                 engine.cache.promote(entry)
                 engine.modulations(entry, self.dtype)
             return list(pyramid)
+
+    def _maps_fit(self, decoder: PreparedDecoder, pyramid: Pyramid) -> bool:
+        """Would this mode's maps of ``pyramid`` fit the cache budget beside what is cached?
+
+        Fast mode always makes them (bfloat16: half the size); exact mode only when they fit, so
+        that making them never evicts the maps of the image being edited.
+        """
+        if self.mode == "fast" or self._engine.cache.max_bytes is None:
+            return True
+        size = torch.finfo(self.dtype).bits // 8
+        maps = sum(2 * step.gamma_weight.shape[0] * level.shape[-2] * level.shape[-1] * size
+                   for step, level in zip(decoder.steps, pyramid))
+        return self._engine.cache.nbytes + maps <= self._engine.cache.max_bytes
 
     # ------------------------------------------------------------------ render
     @_trimmed
