@@ -93,7 +93,7 @@ def folder_bytes(folder: Path) -> int:
 
 def model_card(
     figures: dict[str, Any], directions: list[dict[str, Any]], training: dict[str, Any], run_metrics: dict[str, Any],
-    config: dict[str, Any], weights_bytes: int,
+    config: dict[str, Any], weights_bytes: int, trained_on: str | None = None,
 ) -> str:
     """README.md of the bundled model: what it is, the data and licenses, how it was made, how good it is."""
     options = training.get("options", {})
@@ -167,6 +167,7 @@ def model_card(
             if not options.get("lambda_perceptual", 1.0)
             else ". "
         )
+        + (f"Trained on {trained_on}. " if trained_on else "")
         + "The training folder is the `train` split of `metadata.jsonl` (both sets), the validation folder "
         "the `val` split:",
         "",
@@ -252,7 +253,8 @@ def model_card(
     return "\n".join(lines)
 
 
-def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto") -> dict[str, Any]:
+def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto",
+          trained_on: str | None = None) -> dict[str, Any]:
     """Rebuild ``out`` from the run's export; returns the figures."""
     export = run / "model"
     if not (export / "model.safetensors").is_file():
@@ -273,7 +275,7 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     config = json.loads((staging / "config.json").read_text())
     card = model_card(
         figures, directions, training, last_metrics(run, int(training.get("step", 0))), config,
-        (staging / "model.safetensors").stat().st_size,
+        (staging / "model.safetensors").stat().st_size, trained_on,
     )
     (staging / "README.md").write_text(card)
     for path in staging.iterdir():
@@ -306,9 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where the README figure goes (default: %(default)s); '' to skip")
     parser.add_argument("--method", choices=("auto", "mean", "logistic"), default="auto",
                         help="direction method (see scripts/emoji_directions.py)")
+    parser.add_argument("--trained-on", default=None,
+                        help="the hardware and schedule, for the model card (e.g. 'a 2-core CPU, 5 hours')")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method)
+    build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method,
+          args.trained_on)
     return 0
 
 
