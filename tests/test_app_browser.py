@@ -6,6 +6,7 @@ import dataclasses
 import io
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,23 @@ def test_brush_stroke_edits_only_near_the_stroke(app):
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # The editor fetches its background (the example reference) after the page loads and
+            # resets its layers when it arrives: a stroke drawn before then is lost. Wait until the
+            # example images have arrived (none for 2 s after at least one), then for the drawing.
+            images: list[str] = []
+            page.on("response", lambda r: images.append(r.url)
+                    if (r.headers.get("content-type") or "").startswith("image/") else None)
             page.goto(url, wait_until="load")
             canvas = page.locator("#local_transplant-references_1 canvas").first
             canvas.wait_for(state="visible", timeout=60_000)
-            page.wait_for_timeout(2000)  # the editor loads its background asynchronously
+            deadline, seen_count, quiet_since = time.monotonic() + 60, -1, time.monotonic()
+            while time.monotonic() < deadline:
+                if len(images) != seen_count:
+                    seen_count, quiet_since = len(images), time.monotonic()
+                elif seen_count > 0 and time.monotonic() - quiet_since > 2:
+                    break
+                page.wait_for_timeout(200)
+            page.wait_for_timeout(1000)
             box = canvas.bounding_box()
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             # A horizontal stroke a bit above the canvas center (over the left eye and the bridge).
