@@ -34,12 +34,8 @@ OPS = [o for o in REGISTRY.sorted() if o.examples]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    """Several torch threads on a shared CPU are far slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")

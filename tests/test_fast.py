@@ -35,12 +35,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These small models spend their time in many small ops: one thread avoids OpenMP barriers on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")

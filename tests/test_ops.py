@@ -34,12 +34,8 @@ BROKEN_OP = "raise RuntimeError('boom at import')\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~100x faster on one thread than on two oversubscribed ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")
