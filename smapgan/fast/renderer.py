@@ -153,9 +153,11 @@ class FastRenderer:
         self.model = model
         self.mode = mode
         self.dtype = MODE_DTYPES[mode]
-        if keep_float32_weights is None:
-            keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
-        self._engine = _engine or _Engine(model, max_images, max_cache_bytes, keep_float32_weights)
+        if _engine is None:
+            if keep_float32_weights is None:
+                keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
+            _engine = _Engine(model, max_images, max_cache_bytes, keep_float32_weights)
+        self._engine = _engine
 
     def with_mode(self, mode: str) -> "FastRenderer":
         """The renderer of the same model in another mode, sharing this one's caches."""
@@ -345,7 +347,7 @@ class FastRenderer:
                     decoder = engine.decoder(self.dtype)
                     base_mods = engine.modulations(base_entry, self.dtype)
                     frame = _synthesize_patched(decoder, base_mods, patches, t)
-            release_free_memory()
+                release_free_memory()  # (render() above trims on its own)
             yield frame
 
     @_trimmed
