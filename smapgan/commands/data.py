@@ -11,10 +11,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="DATASET", required=True)
     emoji = sub.add_parser(
         "emoji",
-        help="emoji faces (Noto Apache-2.0, Twemoji CC-BY-4.0) from npm, composited on white",
+        help="emoji faces of nine openly licensed styles from npm, framed alike on white",
         description=(
-            "Fetch emoji-datasource-<set> with `npm pack` and write OUT/images/<source>/<unified>.png, "
-            "OUT/metadata.jsonl and OUT/LICENSES.md. Apple and Facebook images are never used."
+            "Fetch each set's npm package with `npm pack` (vector sets are rendered at any size) and "
+            "write OUT/images/<source>/<unified>.png, OUT/metadata.jsonl and OUT/LICENSES.md. "
+            "Apple, Facebook, Samsung and OpenMoji (CC-BY-SA) images are never used."
         ),
     )
     emoji.add_argument("--out", required=True, help="output directory")
@@ -32,7 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     emoji.add_argument(
-        "--sources", default="google,twitter", help="image sets, comma-separated (default: %(default)s)"
+        "--sources",
+        default="noto,noto-v1,twemoji,fluent-emoji-flat,fluent-color,fluent-3d,fxemoji,emojione,streamline-emojis",
+        help="image sets, comma-separated; also the PNG sets google and twitter (default: %(default)s)",
+    )
+    emoji.add_argument(
+        "--holdout-style",
+        default=None,
+        help="one source held out whole (split 'style'), for figures on a style never trained on",
     )
     emoji.add_argument("--size", type=int, default=64, help="output size in pixels (default: %(default)s)")
     emoji.add_argument(
@@ -53,12 +61,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         sources = emoji.parse_sources(args.sources)
         tarballs = emoji.fetch_tarballs(sources, args.cache)
+        png_sets = [s for s in sources if emoji.SETS[s].layout == "datasource"]
+        catalogue = tarballs[png_sets[0]] if png_sets else emoji.fetch_catalogue(args.cache)
         records = emoji.build_dataset(
             tarballs,
             args.out,
             selectors=emoji.parse_selectors(args.categories),
             size=args.size,
             val_fraction=args.val_fraction,
+            catalogue=catalogue,
+            holdout_style=args.holdout_style,
         )
     except (ValueError, emoji.EmojiDataError) as exc:
         print(f"smapgan data emoji: error: {exc}", file=sys.stderr)

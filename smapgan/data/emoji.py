@@ -1,8 +1,10 @@
 """Emoji faces dataset for the bundled default model.
 
-The openly licensed emoji sets (Noto: Apache-2.0, Twemoji: CC-BY-4.0) are published on npm by the
-``emoji-datasource-*`` packages, the one public image source reachable from an offline-ish machine.
-The network part (:func:`fetch_tarballs`, a thin ``npm pack`` wrapper) is kept apart from the
+Openly licensed emoji sets are published on npm (the one public image source reachable from an
+offline-ish machine): PNG sets by ``emoji-datasource-*``, vector sets by ``@iconify-json/*`` and
+Fluent 3D by ``@lobehub/fluent-emoji-3d`` (:mod:`smapgan.data.emoji_sets` lists them with their
+licenses). Emoji are chosen by name and category from ``emoji-datasource``'s ``emoji.json``. The
+network part (:func:`fetch_tarballs`, a thin ``npm pack`` wrapper) is kept apart from the
 conversion (:func:`build_dataset`, which only reads tarballs) so the latter is testable offline.
 """
 
@@ -10,19 +12,29 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from .emoji_sets import (
+    CATALOGUE,
+    DEFAULT_SETS,
+    REFUSED,
+    SETS,
+    EmojiDataError,
+    EmojiSet,
+    open_set,
+    parse_sets,
+    read_catalogue,
+)
+from .raster import SUPERSAMPLE, RasterError, frame_on_white
 
 EMOJI_DATASOURCE_VERSION = "16.0.0"
 NATIVE_SIZE = 64
@@ -36,65 +48,15 @@ DEFAULT_CACHE_DIR = Path("~/.cache/smapgan/npm")
 DEFAULT_SELECTORS: tuple[str, ...] = ("face-*", "cat-face", "animal-mammal:*_face")
 
 
-@dataclass(frozen=True)
-class EmojiSource:
-    """One openly licensed emoji image set and where it comes from."""
-
-    name: str  # the set name in emoji.json (``has_img_<name>``) and in ``img/<name>/64/``
-    package: str
-    title: str
-    license: str
-    license_url: str
-    attribution: str
-
-
-SOURCES: dict[str, EmojiSource] = {
-    "google": EmojiSource(
-        name="google",
-        package="emoji-datasource-google",
-        title="Noto Emoji",
-        license="Apache-2.0",
-        license_url="https://github.com/googlefonts/noto-emoji/blob/main/LICENSE",
-        attribution="Noto Emoji by Google, Apache License 2.0",
-    ),
-    "twitter": EmojiSource(
-        name="twitter",
-        package="emoji-datasource-twitter",
-        title="Twemoji",
-        license="CC-BY-4.0",
-        license_url="https://github.com/jdecked/twemoji/blob/main/LICENSE-GRAPHICS",
-        attribution="Twemoji by Twitter, Inc and other contributors, CC-BY 4.0",
-    ),
-}
-
-#: Sets that emoji-datasource also ships but that are not openly licensed: never converted.
-REFUSED_SOURCES: dict[str, str] = {
-    "apple": "Apple emoji images are (c) Apple Inc. and not licensed for reuse",
-    "facebook": "Facebook emoji images have no clear license",
-}
-
-SPLITS = ("train", "val")
-
-
-class EmojiDataError(RuntimeError):
-    """A user-facing failure (missing npm, offline, corrupt tarball) with an actionable message."""
+#: Back-compatible names: every set (PNG and vector) is an :class:`EmojiSet`.
+SOURCES = SETS
+REFUSED_SOURCES = REFUSED
+SPLITS = ("train", "val", "style")
 
 
 def parse_sources(text: str | Iterable[str]) -> list[str]:
     """Validate source names, refusing the sets whose images may not be redistributed."""
-    names = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text)]
-    names = [s for s in names if s]
-    if not names:
-        raise ValueError("no emoji source given; choose from: " + ", ".join(SOURCES))
-    for name in names:
-        if name in REFUSED_SOURCES:
-            raise ValueError(
-                f"refusing emoji source {name!r}: {REFUSED_SOURCES[name]}. "
-                f"Use only openly licensed sets: {', '.join(SOURCES)}"
-            )
-        if name not in SOURCES:
-            raise ValueError(f"unknown emoji source {name!r}; choose from: {', '.join(SOURCES)}")
-    return list(dict.fromkeys(names))
+    return parse_sets(text)
 
 
 def parse_selectors(text: str | None) -> tuple[str, ...]:
@@ -143,29 +105,38 @@ def composite_on_white(image: Image.Image, size: int = NATIVE_SIZE) -> Image.Ima
     return rgb
 
 
-def tarball_name(source: str, version: str = EMOJI_DATASOURCE_VERSION) -> str:
+
+def tarball_name(source: str, version: str | None = None) -> str:
     """File name ``npm pack`` gives the source's package tarball."""
-    return f"{SOURCES[source].package}-{version}.tgz"
+    emoji_set = SETS[source] if source in SETS else CATALOGUE
+    if version is not None and version != emoji_set.version:
+        emoji_set = EmojiSet(**{**emoji_set.__dict__, "version": version})
+    return emoji_set.tarball
 
 
 def fetch_tarballs(
     sources: Sequence[str],
     cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
-    version: str = EMOJI_DATASOURCE_VERSION,
     npm: str = "npm",
 ) -> dict[str, Path]:
     """Get each source's package tarball with ``npm pack``, reusing tarballs already cached."""
+    return {source: _fetch(SETS[source], cache_dir, npm) for source in parse_sources(sources)}
+
+
+def fetch_catalogue(cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR, npm: str = "npm") -> Path:
+    """``emoji-datasource`` (emoji.json, no images): names and categories for the vector sets."""
+    return _fetch(CATALOGUE, cache_dir, npm)
+
+
+def _fetch(emoji_set: EmojiSet, cache_dir: str | os.PathLike[str], npm: str) -> Path:
     cache = Path(cache_dir).expanduser()
     cache.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
-    for source in parse_sources(sources):
-        path = cache / tarball_name(source, version)
+    path = cache / emoji_set.tarball
+    if not path.is_file():
+        _npm_pack(emoji_set.spec, cache, npm)
         if not path.is_file():
-            _npm_pack(f"{SOURCES[source].package}@{version}", cache, npm)
-            if not path.is_file():
-                raise EmojiDataError(f"`npm pack` did not produce {path}")
-        out[source] = path
-    return out
+            raise EmojiDataError(f"`npm pack` did not produce {path}")
+    return path
 
 
 def _npm_pack(spec: str, cache: Path, npm: str) -> None:
@@ -190,74 +161,58 @@ def _npm_pack(spec: str, cache: Path, npm: str) -> None:
         )
 
 
-def read_tarball(
-    path: str | os.PathLike[str], source: str
-) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-    """Read emoji.json and the individual 64 px PNGs (not the sheets) in one streaming pass."""
-    prefix = f"package/img/{source}/{NATIVE_SIZE}/"
-    entries: list[dict[str, Any]] | None = None
-    pngs: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                name = member.name.removeprefix("./")
-                if name == "package/emoji.json":
-                    entries = json.loads(_read_member(tar, member))
-                elif name.startswith(prefix) and name.endswith(".png"):
-                    rest = name[len(prefix) :]
-                    if "/" not in rest:
-                        pngs[rest] = _read_member(tar, member)
-    except (OSError, tarfile.TarError, EOFError, json.JSONDecodeError) as exc:
-        raise EmojiDataError(f"cannot read {path}: {exc}; delete it to download it again") from exc
-    if entries is None:
-        raise EmojiDataError(f"{path} has no package/emoji.json; not an emoji-datasource tarball?")
-    if not pngs:
-        raise EmojiDataError(f"{path} has no {prefix}*.png; is it emoji-datasource-{source}?")
-    return entries, pngs
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = tar.extractfile(member)
-    if handle is None:
-        raise EmojiDataError(f"cannot read {member.name}")
-    with handle:
-        return handle.read()
-
-
 def build_dataset(
     tarballs: Mapping[str, str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     selectors: Sequence[str] = DEFAULT_SELECTORS,
     size: int = NATIVE_SIZE,
     val_fraction: float = 0.1,
+    catalogue: str | os.PathLike[str] | None = None,
+    holdout_style: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Convert emoji-datasource tarballs (``{source: path}``) into ``out_dir``; return the records.
+    """Convert set tarballs (``{source: path}``) into ``out_dir``; return the records.
 
     Writes ``images/<source>/<unified>.png`` (RGB on white), ``metadata.jsonl`` and ``LICENSES.md``.
+    Emoji are chosen from ``catalogue`` (an emoji-datasource tarball; by default the first PNG set
+    given). Splits: ``val`` holds whole emoji out of every set (a hash of the code point), ``style``
+    holds the whole ``holdout_style`` set out, for figures on a design the model never saw.
     """
     sources = parse_sources(list(tarballs))
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
+    if holdout_style is not None and holdout_style not in sources:
+        raise ValueError(f"held-out style {holdout_style!r} is not among the sources {sources}")
+    if catalogue is None:
+        catalogue = next((tarballs[s] for s in sources if SETS[s].layout == "datasource"), None)
+        if catalogue is None:
+            raise EmojiDataError(
+                "the vector sets carry no emoji names or categories: give the emoji-datasource "
+                f"tarball (`npm pack {CATALOGUE.spec}`) as the catalogue"
+            )
+    entries = read_catalogue(catalogue)
+    picked = sorted((e for e in entries if matches(e, selectors)), key=lambda e: (e.get("sort_order", 0), e["unified"]))
+    readers = {source: open_set(source, tarballs[source]) for source in sources}
+    cldr: dict[str, str] = {}
+    for reader in readers.values():  # CLDR icon names, for the sets that have no code point map
+        cldr.update(reader.names())
     out = Path(out_dir)
     records: list[dict[str, Any]] = []
-    for source in sources:
-        info = SOURCES[source]
-        entries, pngs = read_tarball(tarballs[source], source)
+    for source, reader in readers.items():
+        info = SETS[source]
         image_dir = out / "images" / source
         image_dir.mkdir(parents=True, exist_ok=True)
         written: set[str] = set()
-        picked = [e for e in entries if e.get(f"has_img_{source}") and matches(e, selectors)]
-        for entry in sorted(picked, key=lambda e: (e.get("sort_order", 0), e["unified"])):
+        for entry in picked:
             unified = str(entry["unified"]).upper()
-            data = pngs.get(str(entry.get("image", "")))
-            if data is None:
-                continue  # flagged as present but missing from this tarball: skip, never substitute
-            with Image.open(io.BytesIO(data)) as img:
-                rgb = composite_on_white(img, size)
+            drawing = reader.drawing(entry, size * SUPERSAMPLE, cldr)
+            if drawing is None:
+                continue  # not in this set: skip, never substitute
+            try:  # PNG sets keep their own framing, which the vector sets are framed to match
+                rgb = composite_on_white(drawing, size) if info.layout == "datasource" else frame_on_white(drawing, size)
+            except RasterError:
+                continue
             file_name = f"{unified}.png"
             rgb.save(image_dir / file_name, format="PNG", optimize=True)
             written.add(file_name)
@@ -270,9 +225,10 @@ def build_dataset(
                     "category": entry.get("category"),
                     "subcategory": entry.get("subcategory"),
                     "source": source,
+                    "package": info.spec,
                     "license": info.license,
                     "attribution": info.attribution,
-                    "split": split_of(unified, val_fraction),
+                    "split": "style" if source == holdout_style else split_of(unified, val_fraction),
                 }
             )
         for stale in image_dir.glob("*.png"):  # left over from a run with another selection
@@ -295,20 +251,19 @@ def licenses_markdown(sources: Sequence[str]) -> str:
     lines = [
         "# Licenses of the emoji images",
         "",
-        "Images come from the npm packages `emoji-datasource-<set>` "
-        f"{EMOJI_DATASOURCE_VERSION} (the package code is MIT; the images keep their own licenses "
-        "below). They were composited onto a white background"
-        " and possibly resized; no other changes were made.",
+        "Images come from the npm packages named below (the packages' code is MIT or as stated; the "
+        "images keep their own licenses below). They were rendered or resized, framed alike and "
+        "composited onto a white background; no other changes were made.",
         "",
     ]
     for source in parse_sources(sources):
-        info = SOURCES[source]
+        info = SETS[source]
         lines += [
             f"## {info.title} (`images/{source}/`)",
             "",
-            f"- License: {info.license} ({info.license_url})",
+            f"- License: {info.license} ({info.license_url}), as stated by the package's {info.license_source}",
             f"- Attribution: {info.attribution}",
-            f"- Package: `{info.package}@{EMOJI_DATASOURCE_VERSION}`",
+            f"- Package: `{info.spec}`",
             "",
         ]
     return "\n".join(lines)
@@ -327,10 +282,11 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> str:
         return "no images written (check --categories)"
     lines = [f"{len(records)} images, {len({r['unified'] for r in records})} distinct emoji"]
     by_source = Counter((r["source"], r["split"]) for r in records)
-    lines.append(f"{'source':<10}" + "".join(f"{s:>8}" for s in SPLITS) + f"{'total':>8}")
+    width = max(10, *(len(r["source"]) + 2 for r in records))
+    lines.append(f"{'source':<{width}}" + "".join(f"{s:>8}" for s in SPLITS) + f"{'total':>8}")
     for source in dict.fromkeys(r["source"] for r in records):
         counts = [by_source[(source, s)] for s in SPLITS]
-        lines.append(f"{source:<10}" + "".join(f"{c:>8}" for c in counts) + f"{sum(counts):>8}")
+        lines.append(f"{source:<{width}}" + "".join(f"{c:>8}" for c in counts) + f"{sum(counts):>8}")
     by_group = Counter((r["category"], r["subcategory"], r["split"]) for r in records)
     groups = dict.fromkeys((r["category"], r["subcategory"]) for r in records)
     lines.append(f"{'category / subcategory':<42}" + "".join(f"{s:>8}" for s in SPLITS))
