@@ -110,7 +110,8 @@ class RunLogger:
             return
         labels = {
             "d/loss": "d", "d/indomain": "d_indomain", "d/r1": "r1", "g/adv": "g_adv", "e/w_rec": "w_rec",
-            "e/x_rec": "x_rec", "e/perceptual": "lpips", "e/indomain": "e_indomain", "speed/img_per_s": "img/s",
+            "e/x_rec": "x_rec", "e/perceptual": "lpips", "e/indomain": "e_indomain", "augment/p": "aug_p",
+            "augment/rt": "ada_rt", "speed/img_per_s": "img/s",
         }
         text = " ".join(f"{label} {values[key]:.4g}" for key, label in labels.items() if key in values)
         if self.bar is None:

@@ -9,6 +9,10 @@ Order and semantics follow the release:
 4. ``reconstruction_step``: E and G on ``MSE + LPIPS + softplus(-D(G(E(x))))``.
 5. ``ema_step``.
 
+With ``--augment`` every image D sees goes through ``state.augment`` first (``_d_view``), in
+all four places D runs; with ``--augment-rec`` E and G reconstruct an augmented copy of the
+reals (``train_iteration``). Both off: ``state.augment`` is None and nothing here changes.
+
 One saving over the release: E and G do not change between steps 3 and 4, so G(E(x)) is
 computed once (``reconstruction_forward``, with its graph) and its detached value feeds D's
 in-domain term; the numbers are those of the release, one E and one G forward cheaper.
@@ -28,7 +32,8 @@ import torch
 from torch import nn
 
 from . import losses
-from .distributed import DistInfo, all_reduce_gradients
+from .augment import AdaptiveAugment
+from .distributed import DistInfo, all_reduce_gradients, all_reduce_sum
 from .options import TrainOptions
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -51,6 +56,7 @@ class TrainState:
     dist: DistInfo
     batch: int
     lpips: nn.Module | None = None
+    augment: AdaptiveAugment | None = None
     g_fwd: Forward | None = None
     e_fwd: Forward | None = None
     d_fwd: Forward | None = None
@@ -92,6 +98,11 @@ def make_optimizers(
     return g_optim, e_optim, d_optim
 
 
+def _d_view(state: TrainState, x: torch.Tensor) -> torch.Tensor:
+    """What D sees of ``x``: augmented with ``--augment`` (differentiably), else ``x`` itself."""
+    return x if state.augment is None else state.augment(x)
+
+
 def _step(state: TrainState, loss: torch.Tensor, optims: list[torch.optim.Optimizer], modules: list[nn.Module]) -> None:
     """Zero, backward, average gradients over ranks, step."""
     for optim in optims:
@@ -110,7 +121,7 @@ def g_adversarial_step(state: TrainState) -> tuple[dict[str, torch.Tensor], torc
     with state.autocast():
         w = state.generator.map(z)
         fake = state.g_fwd(w)
-        fake_pred = state.d_fwd(fake)
+        fake_pred = state.d_fwd(_d_view(state, fake))
     adv = losses.g_nonsaturating(fake_pred)
     _step(state, adv * opts.lambda_adv, [state.g_optim], [state.generator])
     w = w.detach().float()
@@ -146,9 +157,11 @@ def d_step(state: TrainState, real: torch.Tensor, reconstruction: torch.Tensor) 
     with torch.no_grad(), state.autocast():
         fake = state.g_fwd(state.generator.map(z))
     with state.autocast():
-        real_pred = state.d_fwd(real)
-        fake_pred = state.d_fwd(fake)
-        rec_pred = state.d_fwd(reconstruction.detach())
+        real_pred = state.d_fwd(_d_view(state, real))
+        fake_pred = state.d_fwd(_d_view(state, fake))
+        rec_pred = state.d_fwd(_d_view(state, reconstruction.detach()))
+    if state.augment is not None:
+        state.augment.observe(real_pred)
     d_loss = losses.d_logistic(real_pred, fake_pred)
     indomain = losses.d_fake(rec_pred)
     _step(state, d_loss * opts.lambda_d + indomain * opts.lambda_indomain_d, [state.d_optim], [state.discriminator])
@@ -167,10 +180,16 @@ def r1_step(state: TrainState, real: torch.Tensor) -> dict[str, torch.Tensor]:
 
     Double backward is not supported through compiled graphs and is fragile in bfloat16,
     so this step always runs the uncompiled discriminator without autocast.
+
+    With ``--augment`` the penalty is on D's gradient at the *augmented* reals (a fresh
+    draw), taken with respect to those augmented images: R1 then regularises D on the
+    distribution D is trained on, its size is D's own gradient (not rescaled by the scale
+    op's Jacobian or zeroed by cutout's mask), and no double backward runs through
+    ``grid_sample``.
     """
     opts = state.opts
     state.discriminator.requires_grad_(True)
-    real = real.detach().requires_grad_(True)
+    real = _d_view(state, real.detach()).detach().requires_grad_(True)
     real_pred = state.discriminator(real)
     r1 = losses.r1_penalty(real_pred, real)
     _step(state, r1 * (opts.r1 / 2 * opts.d_reg_every), [state.d_optim], [state.discriminator])
@@ -179,7 +198,9 @@ def r1_step(state: TrainState, real: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def reconstruction_step(state: TrainState, real: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Step 4: E and G on ``MSE(x, G(E(x))) + LPIPS + softplus(-D(G(E(x))))`` (D frozen)."""
+    """Step 4: E and G on ``MSE(x, G(E(x))) + LPIPS + softplus(-D(G(E(x))))`` (D frozen).
+
+    ``real`` is what E was given: with ``--augment-rec``, the augmented copy (the target)."""
     opts = state.opts
     state.discriminator.requires_grad_(False)
     x_rec = losses.mse(reconstruction, real)
@@ -187,7 +208,7 @@ def reconstruction_step(state: TrainState, real: torch.Tensor, reconstruction: t
     stats = {"e/x_rec": x_rec.detach()}
     if opts.lambda_indomain_e:
         with state.autocast():
-            rec_pred = state.d_fwd(reconstruction)
+            rec_pred = state.d_fwd(_d_view(state, reconstruction))
         indomain = losses.g_nonsaturating(rec_pred)
         loss = loss + indomain * opts.lambda_indomain_e
         stats["e/indomain"] = indomain.detach()
@@ -218,13 +239,20 @@ def ema_step(state: TrainState) -> None:
 
 def train_iteration(state: TrainState, real: torch.Tensor) -> dict[str, torch.Tensor]:
     """One iteration on the batch ``real`` (images in [-1, 1]); advances ``state.step``."""
+    opts, augment = state.opts, state.augment
     stats, w, fake = g_adversarial_step(state)
     stats.update(e_latent_step(state, fake, w))
-    reconstruction = reconstruction_forward(state, real)
+    # D's reals stay the data itself: only E's input (and its reconstruction target) is augmented.
+    rec_input = augment.reconstruction_input(real) if augment is not None and opts.augment_rec else real
+    reconstruction = reconstruction_forward(state, rec_input)
     stats.update(d_step(state, real, reconstruction))
+    if augment is not None and augment.adaptive and (state.step + 1) % augment.interval == 0:
+        stats["augment/rt"] = torch.tensor(augment.adjust(all_reduce_sum(augment.pending(), state.dist)))
     if state.opts.d_reg_every > 0 and state.step % state.opts.d_reg_every == 0:
         stats.update(r1_step(state, real))
-    stats.update(reconstruction_step(state, real, reconstruction))
+    stats.update(reconstruction_step(state, rec_input, reconstruction))
+    if augment is not None and augment.mode != "off":
+        stats["augment/p"] = torch.tensor(augment.p)
     ema_step(state)
     state.step += 1
     return stats

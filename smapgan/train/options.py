@@ -45,6 +45,13 @@ RECIPE_FIELDS = (
     "lambda_x_rec",
     "lambda_perceptual",
     "lambda_indomain_e",
+    "augment",
+    "augment_p",
+    "ada_target",
+    "ada_interval",
+    "ada_kimg",
+    "augment_rec",
+    "augment_rec_p",
     "seed",
 )
 
@@ -103,6 +110,21 @@ class TrainOptions:
     lambda_perceptual: float = _opt(1.0, "E and G: LPIPS-VGG(x, G(E(x))); 0 trains without LPIPS (no VGG weights needed)", "optimization")
     lambda_indomain_e: float = _opt(1.0, "E and G: in-domain adversarial term softplus(-D(G(E(x))))", "optimization")
 
+    # -- augmentation for limited data (smapgan/train/augment.py)
+    augment: str = _opt(
+        "off",
+        "differentiable augmentation of every image D sees (translation, scaling, hue, saturation, brightness, "
+        "cutout): off, fixed (probability --augment-p), ada (p adapted to D's overfitting, starting at --augment-p)",
+        "augmentation",
+        choices=("off", "fixed", "ada"),
+    )
+    augment_p: float = _opt(0.0, "probability of each op per image: the value for --augment fixed, the start for ada", "augmentation")
+    ada_target: float = _opt(0.6, "ada: target of r_t = E[sign(D(real))]; p rises above it, falls below", "augmentation")
+    ada_interval: int = _opt(4, "ada: adjust p every N iterations", "augmentation")
+    ada_kimg: float = _opt(500.0, "ada: thousands of images for p to go from 0 to 1 at the fastest", "augmentation")
+    augment_rec: bool = _opt(False, "feed E shifted/scaled/recoloured reals and reconstruct those (E generalises)", "augmentation")
+    augment_rec_p: float = _opt(0.5, "probability of each op per image for --augment-rec", "augmentation")
+
     # -- run control
     seed: int = _opt(0, "seed of weights, noise, data order, flips and the validation split", "run")
     deterministic: bool = _opt(False, "deterministic kernels (bit-reproducible resumes; slower on GPU)", "run")
@@ -138,6 +160,17 @@ class TrainOptions:
         for name in ("save_every", "export_every", "sample_every", "log_every", "workers", "val_max_images"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative")
+        if self.augment not in ("off", "fixed", "ada"):
+            raise ValueError("--augment must be off, fixed or ada")
+        for name in ("augment_p", "augment_rec_p", "ada_target"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{flag_name(name)} must be in [0, 1]")
+        if self.augment == "fixed" and self.augment_p == 0:
+            raise ValueError("--augment fixed needs --augment-p above 0 (0 would augment nothing)")
+        if self.ada_interval < 1:
+            raise ValueError("--ada-interval must be positive")
+        if self.ada_kimg <= 0:
+            raise ValueError("--ada-kimg must be positive")
         if self.threads is not None and self.threads < 1:
             raise ValueError("--threads must be positive")
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from . import evaluate
+from .augment import AdaptiveAugment
 from .data import (
     BatchStream,
     DataError,
@@ -206,6 +207,23 @@ def load_initial_model(opts: TrainOptions) -> tuple[Any, TrainOptions]:
     return model.train(), opts
 
 
+def build_augment(opts: TrainOptions, rank: int) -> AdaptiveAugment | None:
+    """The run's augmentation state, or None when ``--augment off`` and no ``--augment-rec``
+    (then not one random number is drawn for it: the run is the one without this feature)."""
+    if opts.augment == "off" and not opts.augment_rec:
+        return None
+    return AdaptiveAugment(
+        opts.augment,
+        opts.augment_p,
+        seed=opts.seed * 1_000_003 + 2**32 + rank,  # its own stream, apart from the noise's
+        target=opts.ada_target,
+        interval=opts.ada_interval,
+        kimg=opts.ada_kimg,
+        batch=opts.batch,
+        rec_p=opts.augment_rec_p if opts.augment_rec else 0.0,
+    )
+
+
 def to_channels_last(module: nn.Module) -> nn.Module:
     """channels_last for every 4-D parameter and buffer (``Module.to`` refuses the 5-D ones)."""
     with torch.no_grad():
@@ -364,6 +382,7 @@ class _Run:
             dist=info,
             batch=per_rank_batch,
             lpips=lpips_loss,
+            augment=build_augment(opts, info.rank),
         )
         if resume_payload is not None:
             self._restore(state, data.stream, resume_payload)
@@ -410,12 +429,22 @@ class _Run:
                 info.world_size,
             )
             state.noise.manual_seed(self.opts.seed * 1_000_003 + 1 + info.rank + 7 * state.step)
+        if state.augment is not None:
+            saved = payload.get("augment")
+            if not saved:
+                log.warning("the checkpoint has no augmentation state: --augment starts at p = %s", state.augment.p)
+            elif len(saved) == info.world_size:
+                state.augment.load_state_dict(saved[info.rank])
+            else:  # keep the common p, reseed the per-rank stream, restart the statistics
+                state.augment.load_state_dict(dict(saved[0], signs=0.0, count=0, generator=state.augment.generator.get_state()))
+                state.augment.generator.manual_seed(self.opts.seed * 1_000_003 + 2**32 + info.rank + 7 * state.step)
 
     # -- periodic work
 
     def save(self) -> None:
         state, info = self.state, self.info
         rng = gather_objects(ckpt.capture_rng(state.noise), info)
+        augment = gather_objects(state.augment.state_dict(), info) if state.augment is not None else None
         digests = gather_objects(param_digest([state.generator, state.encoder, state.discriminator]), info) if info.enabled else []
         if info.is_main:
             if len(set(digests)) > 1:
@@ -438,6 +467,8 @@ class _Run:
                 "data": self.data.stream.state_dict(),
                 "rng": rng,
             }
+            if augment is not None:  # absent when off: such checkpoints are those of before
+                payload["augment"] = augment
             path = ckpt.save_checkpoint(self.run_dir, payload)
             self.logger.info("step %d: checkpoint %s", state.step, path)
         barrier(info)
@@ -514,6 +545,7 @@ class _Run:
                         "g": float(stats["g/adv"]),
                         "rec": float(stats["e/x_rec"]),
                         "img/s": img_per_s,
+                        **({"p": float(stats["augment/p"])} if "augment/p" in stats else {}),
                     },
                 )
             if opts.log_every and state.step % opts.log_every == 0:
