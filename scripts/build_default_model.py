@@ -91,9 +91,87 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def data_section(figures: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The card's data paragraph: every set with its license as the package states it, and the splits."""
+    from smapgan.data.emoji_sets import SETS
+
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(row["source"], {}).setdefault(row["split"], 0)
+        counts[row["source"]][row["split"]] += 1
+    data = figures["data"]
+    lines = [
+        f"{data['train_images']} training images, {data['val_images']} held-out images of emoji never trained on "
+        f"(in any style) and {data.get('style_images', 0)} images of a style never trained on "
+        f"({', '.join(data.get('style', [])) or 'none'}): the face emoji (smileys, cat faces, animal faces) of "
+        f"{len(counts)} openly licensed sets, framed alike and composited on white (`smapgan data emoji`; vector "
+        "sets rendered with resvg):",
+        "",
+        "| set | npm package | license (as the package states it) | attribution | train / held-out / style |",
+        "|---|---|---|---|---|",
+    ]
+    for source, split in counts.items():
+        info = SETS[source]
+        lines.append(
+            f"| {info.title} | `{info.spec}` | {info.license} | {info.attribution} | "
+            f"{split.get('train', 0)} / {split.get('val', 0)} / {split.get('style', 0)} |"
+        )
+    lines += [
+        "",
+        "Apple, Facebook and Samsung emoji are not openly licensed, and OpenMoji is CC-BY-SA (ShareAlike would "
+        "bind the weights): none was used. An emoji is held out in every set at once (the split hashes the code "
+        "point), so held-out figures measure emoji the model never saw in any style; the held-out style measures "
+        "a design it never saw.",
+        "",
+        "The weights are released under the Apache License 2.0, like smapgan. They were trained on the images "
+        "above: keep the attributions with the weights, and with images you publish that reproduce emoji designs.",
+        "",
+    ]
+    return lines
+
+
+def comparison_section(summary: dict[str, Any] | None) -> list[str]:
+    """The side-by-side configuration runs (scripts/train_default_model.sh) that chose this model."""
+    if not summary:
+        return []
+    lines = [
+        "## How the configuration was chosen",
+        "",
+        f"Six configurations trained side by side on one GPU for {summary['train_seconds'] / 60:.1f} minutes of "
+        "wall time each (`scripts/train_default_model.sh`; the processes time-sliced the GPU, so each saw few "
+        "images), then measured by `scripts/evaluate_model.py`:",
+        "",
+        "| run | arguments | steps | images seen | held-out MSE | held-out style MSE | Table 4 w+ MSE_src / MSE_ref |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in summary["ranking"]:
+        result = summary["results"][name]
+        speed = result.get("speed", {})
+        fig = result.get("figures")
+        if fig:
+            rec, edit = fig["reconstruction"], fig["local_editing"]["w+"]
+            cells = (f"{rec['val']['mse']:.4f} | {rec.get('style', {}).get('mse', float('nan')):.4f} | "
+                     f"{edit['mse_src']:.4f} / {edit['mse_ref']:.4f}")
+        else:
+            cells = "no export yet | | "
+        lines.append(f"| {name} | `{summary['candidates'][name]}` | {speed.get('step')} | "
+                     f"{speed.get('speed/images_seen')} | {cells} |")
+    lines += [
+        "",
+        "16x16 stylemaps reconstructed better than 8x8 at equal time (the 8x8 run's reconstruction loss was higher "
+        "throughout and it had no export by the end), the 128-wide network better than the 64-wide one, and "
+        "adaptive augmentation without `--augment-rec` best of the three 16x16/128 variants at this length; "
+        "128 px was too slow to compare in the time. The winner was then trained alone "
+        "(`scripts/train_default_model_long.sh`).",
+        "",
+    ]
+    return lines
+
+
 def model_card(
     figures: dict[str, Any], directions: list[dict[str, Any]], training: dict[str, Any], run_metrics: dict[str, Any],
     config: dict[str, Any], weights_bytes: int, trained_on: str | None = None,
+    data_rows: Sequence[dict[str, Any]] = (), comparison: dict[str, Any] | None = None,
 ) -> str:
     """README.md of the bundled model: what it is, the data and licenses, how it was made, how good it is."""
     options = training.get("options", {})
@@ -140,24 +218,7 @@ def model_card(
         "",
         "## Training data and licenses",
         "",
-        f"{figures['data']['train_images']} training images and {figures['data']['val_images']} held-out images: "
-        "the face emoji (smileys, cat faces, animal faces) of two openly licensed sets, composited on white at "
-        "64x64 (`smapgan data emoji`, from the npm packages `emoji-datasource-google@16.0.0` and "
-        "`emoji-datasource-twitter@16.0.0`):",
-        "",
-        "| set | license | attribution |",
-        "|---|---|---|",
-        "| Noto Emoji | Apache-2.0 | Noto Emoji by Google, Apache License 2.0 |",
-        "| Twemoji | CC-BY-4.0 | Twemoji by Twitter, Inc and other contributors, CC-BY 4.0 |",
-        "",
-        "Apple and Facebook emoji are not openly licensed and were not used. An emoji is held out in both "
-        "sets at once (the split hashes the code point), so held-out figures measure emoji the model never saw "
-        "in any style.",
-        "",
-        "The weights are released under the Apache License 2.0, like smapgan. They were trained on the images "
-        "above: keep the two attributions with the weights, and with images you publish that reproduce emoji "
-        "designs.",
-        "",
+        *data_section(figures, data_rows),
         "## Training",
         "",
         f"{step:,} steps, {seen:,} images seen (batch {options.get('batch', '?')}), EMA decay "
@@ -168,8 +229,8 @@ def model_card(
             else ". "
         )
         + (f"Trained on {trained_on}. " if trained_on else "")
-        + "The training folder is the `train` split of `metadata.jsonl` (both sets), the validation folder "
-        "the `val` split:",
+        + "The training folder is the `train` split of `metadata.jsonl` (every set but the held-out style), "
+        "the validation folder the `val` split:",
         "",
         "```bash",
         training_command(options),
@@ -181,6 +242,7 @@ def model_card(
         "python scripts/build_default_model.py --run RUN_DIR --data EMOJI_DIR",
         "```",
         "",
+        *comparison_section(comparison),
         "## Figures",
         "",
         "Images in [-1, 1]; MSE on that scale (the paper's convention), PSNR in dB for a peak-to-peak of 2.",
@@ -192,6 +254,10 @@ def model_card(
         f"| held-out | {val['count']} | {val['mse']:.4f} | {val['psnr']:.2f} dB | MSE <= {goals['val_mse']} |",
         f"| training | {train['count']} | {train['mse']:.4f} | {train['psnr']:.2f} dB | |",
     ]
+    if "style" in rec:
+        style = rec["style"]
+        lines.append(f"| held-out style ({', '.join(figures['data']['style'])}) | {style['count']} | "
+                     f"{style['mse']:.4f} | {style['psnr']:.2f} dB | MSE <= {goals.get('style_mse', 0.03)} |")
     for source, part in val["by_source"].items():
         lines.append(f"| held-out, {source} | {part['count']} | {part['mse']:.4f} | {part['psnr']:.2f} dB | |")
     if run_metrics:
@@ -242,6 +308,12 @@ def model_card(
         "distinct emoji (the two renderings of an emoji are near-duplicates), the logistic normal otherwise. "
         "Leave-one-emoji-out: balanced accuracy on each training emoji's images of a direction learned without it.",
         "",
+        "## Random samples",
+        "",
+        "16 samples of `generate(z, truncation=0.7)` (z from seed 0):",
+        "",
+        "![16 random samples](samples.png)",
+        "",
         "## Limitations",
         "",
         f"A {config['size']} px model trained on {figures['data']['train_images']} images ({seen:,} seen in all): "
@@ -254,7 +326,7 @@ def model_card(
 
 
 def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto",
-          trained_on: str | None = None) -> dict[str, Any]:
+          trained_on: str | None = None, comparison: Path | None = None) -> dict[str, Any]:
     """Rebuild ``out`` from the run's export; returns the figures."""
     export = run / "model"
     if not (export / "model.safetensors").is_file():
@@ -272,10 +344,13 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     image = make_readme_figure.make_figure(staging, data)
     image.save(staging / "figure.png", optimize=True)
+    model = __import__("smapgan").StyleMapGAN.from_pretrained(staging)
+    make_readme_figure.samples_grid(model).save(staging / "samples.png", optimize=True)
     config = json.loads((staging / "config.json").read_text())
     card = model_card(
         figures, directions, training, last_metrics(run, int(training.get("step", 0))), config,
-        (staging / "model.safetensors").stat().st_size, trained_on,
+        (staging / "model.safetensors").stat().st_size, trained_on, evaluate_model.read_rows(data),
+        json.loads(comparison.read_text()) if comparison else None,
     )
     (staging / "README.md").write_text(card)
     for path in staging.iterdir():
@@ -310,10 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="direction method (see scripts/emoji_directions.py)")
     parser.add_argument("--trained-on", default=None,
                         help="the hardware and schedule, for the model card (e.g. 'a 2-core CPU, 5 hours')")
+    parser.add_argument("--comparison", default=None,
+                        help="summary.json of scripts/train_candidates.py, for the card's configuration table")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method,
-          args.trained_on)
+          args.trained_on, Path(args.comparison) if args.comparison else None)
     return 0
 
 

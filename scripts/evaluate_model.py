@@ -119,12 +119,12 @@ def training_info(model_dir: Path) -> dict[str, Any]:
     return {"step": meta.get("step"), "images_seen": meta.get("images_seen")}
 
 
-def evaluate(model_dir: str | Path, data: str | Path) -> dict[str, Any]:
-    """Every figure of this script as a JSON-ready dict."""
+def evaluate(model_dir: str | Path, data: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """Every figure of this script as a JSON-ready dict (the model runs on ``device``)."""
     from smapgan import StyleMapGAN
 
     model_dir, data = Path(model_dir), Path(data)
-    model = StyleMapGAN.from_pretrained(model_dir)
+    model = StyleMapGAN.from_pretrained(model_dir).to(device)
     size = model.config.size
     rows = read_rows(data)
     val_rows = [r for r in rows if r["split"] == "val"]
@@ -179,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--data", required=True, help="emoji folder (metadata.jsonl, images/)")
     parser.add_argument("--json", help="write the figures here (e.g. MODEL/figures.json)")
+    parser.add_argument("--device", default="cpu", help="torch device of the model (default: %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    figures = evaluate(args.model, args.data)
+    figures = evaluate(args.model, args.data, args.device)
     print(summary(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

@@ -84,7 +84,8 @@ def draw_points(image: Image.Image, points: Sequence[tuple[float, float]]) -> Im
     return out
 
 
-def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "") -> list[tuple[str, str, list[Cell]]]:
+def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "",
+                  label: str = "Held-out emoji", about: str = "not seen in training") -> list[tuple[str, str, list[Cell]]]:
     """Two rows: held-out images (file, caption) and their reconstructions, with per-image MSE."""
     from smapgan import imageio
 
@@ -96,7 +97,7 @@ def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "")
     recons = [Cell(enlarge(to_pil(y)), f"MSE {e:.3f}") for y, e in zip(recon, errors)]
     mean = sum(errors) / len(errors)
     return [
-        ("Held-out emoji", "not seen in training" + (f"; {note}" if note else ""), originals),
+        (label, about + (f"; {note}" if note else ""), originals),
         ("Reconstruction", f"decode(encode(x)), MSE {mean:.3f}", recons),
     ]
 
@@ -239,11 +240,11 @@ def held_out_files(examples_dir: Path, count: int) -> list[tuple[Path, str]]:
     return [(examples_dir / e["file"], e["short_name"]) for e in index if e.get("split") == "val"][:count]
 
 
-def data_held_out_files(data: Path, count: int, animals: int = 2) -> list[tuple[Path, str]]:
+def data_held_out_files(data: Path, count: int, animals: int = 2, split: str = "val") -> list[tuple[Path, str]]:
     """Held-out images of an emoji folder: distinct emoji, sources alternating, a few non-faces last."""
     rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines() if line.strip()]
     emoji: dict[str, list[dict[str, Any]]] = {}
-    for r in sorted((r for r in rows if r["split"] == "val"), key=lambda r: (r["unified"], r["source"])):
+    for r in sorted((r for r in rows if r["split"] == split), key=lambda r: (r["unified"], r["source"])):
         emoji.setdefault(r["unified"], []).append(r)
     faces = [v for v in emoji.values() if v[0]["subcategory"].startswith("face-")]
     others = [v for v in emoji.values() if not v[0]["subcategory"].startswith("face-")]
@@ -264,7 +265,10 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
 
     model = StyleMapGAN.from_pretrained(model_dir)
     if data:
-        rows = held_out_rows(model, data_held_out_files(Path(data), held_out), "Noto and Twemoji alternate")
+        rows = held_out_rows(model, data_held_out_files(Path(data), held_out), "the training styles alternate")
+        style = data_held_out_files(Path(data), held_out, split="style")
+        if style:
+            rows += held_out_rows(model, style, label="Held-out style", about="a design never trained on")
     else:
         rows = held_out_rows(model, held_out_files(EXAMPLES_DIR, held_out), "Noto")
     registry = discover()
@@ -281,6 +285,20 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
     title = f"smapgan: the bundled emoji StyleMapGAN ({model.config.size} px, {model.config.latent_spatial_size}x" \
             f"{model.config.latent_spatial_size}x{model.config.style_dim} stylemap{step})"
     return compose(rows, title)
+
+
+def samples_grid(model: Any, count: int = 16, truncation: float = 0.7, seed: int = 0, columns: int = 8) -> Image.Image:
+    """``count`` random samples (z from ``seed``, truncation toward the mean stylemap), for the model card."""
+    z = torch.randn(count, model.config.latent_channel_size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        mean = model.mean_stylemap()
+        images = model.generate(z, truncation=truncation, mean_stylemap=mean).clamp(-1, 1)
+    side = model.config.size * 2
+    rows = (count + columns - 1) // columns
+    grid = Image.new("RGB", (columns * side, rows * side), BACKGROUND)
+    for i, x in enumerate(images):
+        grid.paste(to_pil(x).resize((side, side), Image.Resampling.NEAREST), ((i % columns) * side, (i // columns) * side))
+    return grid
 
 
 def main(argv: Sequence[str] | None = None) -> int:

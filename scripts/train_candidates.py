@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 PART_BYTES = 15 * 2**20
+TOTAL_BYTES = 60 * 2**20  # what a lent GPU machine's $OUT brings back: 8 files, 64 MiB
 
 
 def split_folders(data: Path, root: Path) -> dict[str, Path]:
@@ -75,7 +76,7 @@ def last_speed(run: Path) -> dict[str, Any]:
     return {k: last.get(k) for k in ("step", "speed/img_per_s", "speed/images_seen")}
 
 
-def evaluate_runs(names: Sequence[str], runs: Path, data: Path) -> dict[str, Any]:
+def evaluate_runs(names: Sequence[str], runs: Path, data: Path, device: str) -> dict[str, Any]:
     """Figures of each run's latest export (runs without one are reported as failed)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import evaluate_model
@@ -85,7 +86,7 @@ def evaluate_runs(names: Sequence[str], runs: Path, data: Path) -> dict[str, Any
         model = runs / name / "model"
         entry: dict[str, Any] = {"speed": last_speed(runs / name)}
         try:
-            entry["figures"] = evaluate_model.evaluate(model, data)
+            entry["figures"] = evaluate_model.evaluate(model, data, device)
             print(f"== {name}\n{evaluate_model.summary(entry['figures'])}", flush=True)
         except Exception as exc:  # one broken candidate must not lose the others' figures
             entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -94,11 +95,19 @@ def evaluate_runs(names: Sequence[str], runs: Path, data: Path) -> dict[str, Any
     return results
 
 
-def rank(results: dict[str, Any]) -> list[str]:
-    """Candidates by held-out reconstruction MSE, best first (failed runs last)."""
+def last_val_mse(run: Path) -> float:
+    """The trainer's own last validation MSE (inf when it logged none)."""
+    path = run / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    values = [row["val/mse"] for row in rows if "val/mse" in row]
+    return values[-1] if values else float("inf")
+
+
+def rank(results: dict[str, Any], runs: Path) -> list[str]:
+    """Candidates by held-out reconstruction MSE, best first; the trainer's figure where evaluation failed."""
     def key(name: str) -> float:
         figures = results[name].get("figures")
-        return figures["reconstruction"]["val"]["mse"] if figures else float("inf")
+        return figures["reconstruction"]["val"]["mse"] if figures else last_val_mse(runs / name)
 
     return sorted(results, key=key)
 
@@ -115,16 +124,18 @@ def pack(out: Path, runs: Path, names: Sequence[str], keep: Sequence[str], summa
             samples = sorted((runs / name / "samples").glob("*.png"))[-4:]
             for path in samples:
                 tar.add(path, arcname=f"{name}/samples/{path.name}")
-    budget = 8 - 2
+    budget = 8 - 3  # summary, logs, and the caller's console log
+    room = TOTAL_BYTES - sum(p.stat().st_size for p in out.iterdir())
     for name in keep:
         blob = runs / f"{name}.model.tar"
         with tarfile.open(blob, "w") as tar:
             tar.add(runs / name / "model", arcname=f"{name}/model")
         data = blob.read_bytes()
         parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
-        if len(parts) > budget:
+        if len(parts) > budget or len(data) > room:
             print(f"not bringing back {name}: {len(parts)} parts left no room", flush=True)
             continue
+        room -= len(data)
         for i, part in enumerate(parts):
             (out / f"model_{name}.tar.part{i}").write_bytes(part)
         budget -= len(parts)
@@ -161,8 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: exit {p.returncode}", flush=True)
     train_seconds = time.monotonic() - start
 
-    results = evaluate_runs(list(candidates), args.runs, args.data)
-    order = rank(results)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = evaluate_runs(list(candidates), args.runs, args.data, device)
+    order = rank(results, args.runs)
     summary = {
         "train_seconds": train_seconds,
         "common": args.common,
