@@ -110,8 +110,13 @@ def test_local_transplant_with_brush_layers(client, model, layers):
     from gradio_client import handle_file
 
     args["original"] = handle_file(NEUTRAL)
-    empty, _, _ = client.predict(references_1=editor(HEARTS, layers["empty"]), frames=0, **args)
-    assert np.array_equal(pixels(empty), expected(model, recon_of(NEUTRAL)))
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="brush a region on the reference first"):
+        client.predict(references_1=editor(HEARTS, layers["empty"]), frames=0, **args)
+    empty = client.predict(references_1=editor(HEARTS, layers["eyes"]), frames=0, strength=0.0,
+                           **{k: v for k, v in args.items() if k != "strength"})[0]
+    assert np.array_equal(pixels(empty), expected(model, recon_of(NEUTRAL)))  # strength 0: the original
 
     image, gallery, gif = client.predict(references_1=editor(HEARTS, layers["eyes"]), frames=3, **args)
     assert len(gallery) == 3 and gif is not None

@@ -95,14 +95,20 @@ class ImageInput(Input):
     """An image (center-cropped and resized to the model), optionally with a brush mask.
 
     ``mask``: "none" (plain image), "optional" (no strokes -> ``Picture.mask`` is
-    None) or "required" (the op needs a region; an empty one is still passed as
-    zeros). ``count`` > 1 accepts up to that many images (the op gets a list).
+    None) or "required" (the op needs a region: :meth:`Op.run` refuses a missing or
+    empty mask with :meth:`empty_mask_message`, for the app, the API and the CLI
+    alike). ``count`` > 1 accepts up to that many images (the op gets a list).
     """
 
     mask: MaskMode = "none"
     optional: bool = False
     count: int = 1
     kind: ClassVar[str] = "image"
+
+    def empty_mask_message(self) -> str:
+        """What a user is told when a required mask selects nothing."""
+        noun = self.name[:-1] if self.count > 1 and self.name.endswith("s") else self.name
+        return f"brush a region on the {noun.replace('_', ' ')} first"
 
     def describe(self) -> str:
         text = "image" if self.count == 1 else f"1-{self.count} images"
@@ -381,8 +387,8 @@ class Op:
     def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
         def one(v: Any) -> Picture:
             pic = v if isinstance(v, Picture) else ctx.picture(v)
-            if item.mask == "required" and pic.mask is None:
-                pic = Picture(pic.image, torch.zeros_like(pic.image[:, :1]), pic.key)
+            if item.mask == "required" and not pic.has_mask:
+                raise OpError(item.empty_mask_message())
             if item.mask == "none" and pic.mask is not None:
                 pic = Picture(pic.image, None, pic.key)
             return pic
