@@ -119,13 +119,19 @@ class ImageInput(Input):
 
 @dataclass(frozen=True)
 class SliderInput(Input):
-    """A number in [minimum, maximum]; ``integer`` rounds it."""
+    """A number in [minimum, maximum]; ``integer`` rounds it.
+
+    ``previews``: the name of a :class:`FramesOutput` rendered along this slider's range (first
+    frame at ``minimum``, last at ``maximum``); the app then previews a new value with the nearest
+    frame already rendered, without a new run.
+    """
 
     minimum: float = 0.0
     maximum: float = 1.0
     default: float = 0.0
     step: float | None = None
     integer: bool = False
+    previews: str = ""
     kind: ClassVar[str] = "slider"
 
     def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
@@ -344,6 +350,10 @@ class Op:
                 raise OpSpecError(f"op {self.name!r}: {item.name}.count must be >= 1")
             if isinstance(item, (PointsInput, BoxInput)) and item.on and item.on not in names:
                 raise OpSpecError(f"op {self.name!r}: {item.name} is placed on unknown input {item.on!r}")
+            if isinstance(item, SliderInput) and item.previews and not any(
+                isinstance(o, FramesOutput) and o.name == item.previews for o in self.outputs
+            ):
+                raise OpSpecError(f"op {self.name!r}: {item.name} previews unknown frames output {item.previews!r}")
         params = inspect.signature(self.fn).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         missing = [n for n in names if n not in params and not takes_kwargs]
