@@ -28,6 +28,10 @@ from . import widgets
 logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+# The "fast" (bfloat16) mode pays off from this model size on: at 256 px an edit takes about half
+# the exact time, at 64 px (the bundled model) it measured several times slower than exact
+# (bench/fast_toggle.py; README), so the app does not offer a switch that would only slow it down.
+FAST_MIN_SIZE = 256
 UI_DIR = Path(__file__).resolve().parent.parent / "assets" / "app"
 
 
@@ -76,11 +80,13 @@ def build_demo(
     prefill: bool = True,
     cache_size: int = 8,
     display_size: int = 256,
+    offer_modes: bool | None = None,
 ) -> gr.Blocks:
     """The app: a tab per op of ``registry`` (default: :func:`smapgan.ops.discover`).
 
     ``renderer`` defaults to :func:`default_renderer`; when it offers several
-    ``modes`` (e.g. "exact" and "fast") the app shows a toggle.
+    ``modes`` (e.g. "exact" and "fast") the app shows a toggle, by default only for models of
+    ``FAST_MIN_SIZE`` px and more (``offer_modes`` forces it on or off).
     ``prefill`` loads each op's first example into its inputs.
     """
     if renderer is None:
@@ -111,10 +117,13 @@ def build_demo(
         # Per session, per op: the last run's first input, results and error (what the browser shows).
         session = gr.State({}, time_to_live=3600)
         mode_input = None
-        if len(renderers.modes) > 1:
+        if offer_modes is None:
+            offer_modes = size >= FAST_MIN_SIZE
+        if len(renderers.modes) > 1:  # the API always takes `mode`; the page shows it where it pays off
             mode_input = gr.Radio(
                 list(renderers.modes), value=renderers.default, label="Renderer",
                 info="fast: bfloat16 and incremental updates; exact: the reference float32 path",
+                visible=bool(offer_modes), elem_id="renderer-mode",
             )
         if not len(registry):
             gr.Markdown("No editing ops are installed.")
