@@ -12,7 +12,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
@@ -78,7 +77,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (folder / "notes.png").write_text("this is not an image")
     wide = Image.open(EXAMPLES / "heart_eyes.png").convert("RGB").resize((300, 150))
     wide.save(folder / "wide.png")
-    return {"bad": str(folder / "notes.png"), "wide": str(wide and folder / "wide.png"),
+    return {"bad": str(folder / "notes.png"), "wide": str(folder / "wide.png"),
             "cat": str(EXAMPLES / "cat.png")}
 
 

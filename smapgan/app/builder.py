@@ -22,7 +22,7 @@ from .. import imageio
 from ..model import StyleMapGAN
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.context import renderer_mode, renderer_modes, with_mode
-from ..ops.spec import BoxInput, FramesOutput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput
+from ..ops.spec import BoxInput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput
 from . import widgets
 
 logger = logging.getLogger(__name__)
