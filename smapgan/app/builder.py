@@ -122,7 +122,11 @@ def build_demo(
         if len(renderers.modes) > 1:  # the API always takes `mode`; the page shows it where it pays off
             mode_input = gr.Radio(
                 list(renderers.modes), value=renderers.default, label="Renderer",
-                info="fast: bfloat16 and incremental updates; exact: the reference float32 path",
+                info=(
+                    "fast: bfloat16 and incremental updates, faster only where the CPU computes bfloat16 "
+                    "natively and is not overloaded (measure: bench/fast_toggle.py); exact: the reference "
+                    "float32 path"
+                ),
                 visible=bool(offer_modes), elem_id="renderer-mode",
             )
         if not len(registry):
