@@ -46,7 +46,7 @@ def placement_offset(mask: torch.Tensor, point: tuple[float, float], size: int, 
     ),
     inputs=[
         ImageInput("original", label="Original (click to place)"),
-        ImageInput("reference", mask="required", label="Reference (brush the region)"),
+        ImageInput("reference", mask="optional", label="Reference (brush the region)"),
         BoxInput("box", on="reference", info="optional rectangle x0,y0,x1,y1 in [0,1], added to the brushed region"),
         PointsInput("placements", on="original", info="centers x,y in [0,1]; empty: the region stays in place"),
         ChoiceInput("space", choices=("w+", "w"), default="w+"),
@@ -77,7 +77,7 @@ def unaligned_transplant(
     if box is not None:
         region = torch.maximum(region, imageio.box_mask(box, size))
     if not bool(region.any()):
-        raise OpError("select a region on the reference: brush over it or give a box")
+        raise OpError("brush a region on the reference first (or give a box)")
     cell = size // ctx.model.config.latent_spatial_size
     if placements:
         offsets = [placement_offset(region, p, size, cell) for p in placements]

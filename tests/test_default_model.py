@@ -181,8 +181,7 @@ def _invariant(found: Any, ctx: OpContext, values: dict[str, Any]) -> tuple[torc
         assert torch.allclose(out["animation"][-1], reconstruction(model, values["second"].image), atol=1e-5)
         return out["image"], reconstruction(model, values["first"].image)
     if name == "local_transplant":
-        empty = [ctx.picture(p, torch.zeros(1, 1, ctx.size, ctx.size)) for p in values["references"]]
-        out = found.run(ctx, **{**values, "references": empty, "frames": 0})
+        out = found.run(ctx, **{**values, "strength": 0.0, "frames": 0})
         return out["image"], reconstruction(model, values["original"].image)
     if name == "unaligned_transplant":
         out = found.run(ctx, **{**values, "strength": 0.0})

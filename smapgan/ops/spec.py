@@ -95,14 +95,20 @@ class ImageInput(Input):
     """An image (center-cropped and resized to the model), optionally with a brush mask.
 
     ``mask``: "none" (plain image), "optional" (no strokes -> ``Picture.mask`` is
-    None) or "required" (the op needs a region; an empty one is still passed as
-    zeros). ``count`` > 1 accepts up to that many images (the op gets a list).
+    None) or "required" (the op needs a region: :meth:`Op.run` refuses a missing or
+    empty mask with :meth:`empty_mask_message`, for the app, the API and the CLI
+    alike). ``count`` > 1 accepts up to that many images (the op gets a list).
     """
 
     mask: MaskMode = "none"
     optional: bool = False
     count: int = 1
     kind: ClassVar[str] = "image"
+
+    def empty_mask_message(self) -> str:
+        """What a user is told when a required mask selects nothing."""
+        noun = self.name[:-1] if self.count > 1 and self.name.endswith("s") else self.name
+        return f"brush a region on the {noun.replace('_', ' ')} first"
 
     def describe(self) -> str:
         text = "image" if self.count == 1 else f"1-{self.count} images"
@@ -113,13 +119,19 @@ class ImageInput(Input):
 
 @dataclass(frozen=True)
 class SliderInput(Input):
-    """A number in [minimum, maximum]; ``integer`` rounds it."""
+    """A number in [minimum, maximum]; ``integer`` rounds it.
+
+    ``previews``: the name of a :class:`FramesOutput` rendered along this slider's range (first
+    frame at ``minimum``, last at ``maximum``); the app then previews a new value with the nearest
+    frame already rendered, without a new run.
+    """
 
     minimum: float = 0.0
     maximum: float = 1.0
     default: float = 0.0
     step: float | None = None
     integer: bool = False
+    previews: str = ""
     kind: ClassVar[str] = "slider"
 
     def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
@@ -338,6 +350,10 @@ class Op:
                 raise OpSpecError(f"op {self.name!r}: {item.name}.count must be >= 1")
             if isinstance(item, (PointsInput, BoxInput)) and item.on and item.on not in names:
                 raise OpSpecError(f"op {self.name!r}: {item.name} is placed on unknown input {item.on!r}")
+            if isinstance(item, SliderInput) and item.previews and not any(
+                isinstance(o, FramesOutput) and o.name == item.previews for o in self.outputs
+            ):
+                raise OpSpecError(f"op {self.name!r}: {item.name} previews unknown frames output {item.previews!r}")
         params = inspect.signature(self.fn).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         missing = [n for n in names if n not in params and not takes_kwargs]
@@ -381,8 +397,8 @@ class Op:
     def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
         def one(v: Any) -> Picture:
             pic = v if isinstance(v, Picture) else ctx.picture(v)
-            if item.mask == "required" and pic.mask is None:
-                pic = Picture(pic.image, torch.zeros_like(pic.image[:, :1]), pic.key)
+            if item.mask == "required" and not pic.has_mask:
+                raise OpError(item.empty_mask_message())
             if item.mask == "none" and pic.mask is not None:
                 pic = Picture(pic.image, None, pic.key)
             return pic
