@@ -18,7 +18,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ def check_header(data: bytes, what: str = "the image data", max_pixels: int = MA
             raise ImageInputError(
                 f"{what} is not an image in a format this app can read ({', '.join(headers.ACCEPTED)})"
             ) from None
-        raise ImageInputError(f"{what} is not a readable image ({exc})") from None
+        raise ImageInputError(f"{what} is not an image in a format this app can read ({exc})") from None
     w, h = header.largest
     if w * h > BOMB_PIXELS:
         raise ImageInputError(f"{what} has too many pixels to decode; the limit is {max_pixels / 1e6:.0f} megapixels")
@@ -112,7 +112,25 @@ def image_size(source: ImageSource) -> tuple[int, int]:
         return source.size
     if isinstance(source, np.ndarray):
         return (source.shape[1], source.shape[0])
-    return check_header(_read(source, _describe(source), MAX_BYTES), _describe(source)).size
+    what = _describe(source)
+    data = _read(source, what, MAX_BYTES)
+    header = check_header(data, what)
+    try:  # checked above: Pillow only reads the header here (no pixel is decoded)
+        orientation = Image.open(io.BytesIO(data), formats=[header.format]).getexif().get(0x0112)
+    except Exception:
+        orientation = None
+    w, h = header.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def decoding(source: ImageSource) -> Any:
+    """Hold room in the process-wide decoding pool (:func:`smapgan.limits.decoding`) for ``source``:
+    around a decode and the conversions that follow it, until the image is model-sized."""
+    try:
+        w, h = image_size(source)
+    except ImageInputError:
+        w = h = 0  # open_image reports it
+    return limits.decoding(w * h)
 
 
 def _read(source: ImageSource, what: str, max_bytes: int) -> bytes:
@@ -207,7 +225,8 @@ def fit(image: Image.Image, size: int) -> Image.Image:
 
 def load_image(source: ImageSource, size: int) -> Image.Image:
     """Open any image and return it as an RGB ``size`` x ``size`` PIL image (center crop + resize)."""
-    return fit(to_rgb(open_image(source)), size)
+    with decoding(source):
+        return fit(to_rgb(open_image(source)), size)
 
 
 def mask_pixels(image: Image.Image) -> np.ndarray:
@@ -239,7 +258,8 @@ def fit_mask(selected: np.ndarray, size: int) -> np.ndarray:
 
 def load_mask(source: ImageSource, size: int) -> torch.Tensor:
     """A mask file (any non-black or non-transparent pixel is selected) as a (1,1,size,size) float tensor."""
-    return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
+    with decoding(source):
+        return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
 
 
 def mask_to_tensor(selected: np.ndarray) -> torch.Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from collections.abc import Iterator
 
 # ------------------------------------------------------------------------------- images
@@ -25,6 +26,11 @@ MAX_FRAMES = 64
 at most this many headers: a longer chain is refused when the walk reaches the cap."""
 MAX_REQUEST_PIXELS = 64_000_000
 """Pixels decoded for one request in all (every image, brush layer and preview it reads)."""
+MAX_DECODING_PIXELS = 48_000_000
+"""Pixels being decoded at once in the whole process (all requests together): a request whose
+image does not fit waits for others to finish, so memory stays bounded however many run."""
+DECODE_WAIT_S = 60.0
+"""How long a request waits for room to decode before it is refused as "busy"."""
 MAX_LAYERS = 4
 """Brush layers per editor value (the editor draws on one; a few more are tolerated)."""
 
@@ -87,6 +93,37 @@ def charge_pixels(pixels: int, what: str) -> None:
             "(all images and brush layers together); send fewer or smaller images"
         )
     left[0] -= pixels
+
+
+class _Decoding:
+    """A weighted semaphore over pixels being decoded (see :data:`MAX_DECODING_PIXELS`)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, timeout: float = DECODE_WAIT_S) -> Iterator[None]:
+        pixels = min(max(int(pixels), 0), self.capacity)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + pixels <= self.capacity, timeout):
+                raise LimitError("the server is busy decoding other images; try again in a moment")
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= pixels
+                self._cond.notify_all()
+
+
+_decoding = _Decoding(MAX_DECODING_PIXELS)
+
+
+def decoding(pixels: int) -> contextlib.AbstractContextManager[None]:
+    """Hold room for ``pixels`` being decoded (and converted) until the block ends."""
+    return _decoding.hold(pixels)
 
 
 def check_text(value: object, what: str, limit: int = MAX_TEXT_CHARS) -> None:
