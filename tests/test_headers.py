@@ -30,16 +30,20 @@ def ico_pointing_at(png: bytes) -> bytes:
 
 
 def tiff_pages(count: int, side: int = 1, loop: bool = False) -> bytes:
-    """``count`` chained pages of side x side (no pixel data: the walk alone must be refused)."""
+    """``count`` chained bilevel pages of side x side, all sharing one strip of pixels."""
+    tags = 6
+    ifd = 2 + 12 * tags + 4
     out = bytearray(b"II*\x00" + struct.pack("<I", 8))
+    strip = 8 + count * ifd
     for i in range(count):
         here = len(out)
         last = i == count - 1
-        following = 8 if (loop and last) else 0 if last else here + 2 + 2 * 12 + 4
-        out += struct.pack("<H", 2)
-        out += struct.pack("<HHII", 256, 4, 1, side) + struct.pack("<HHII", 257, 4, 1, side)
+        following = 8 if (loop and last) else 0 if last else here + ifd
+        out += struct.pack("<H", tags)
+        for tag, value in ((256, side), (257, side), (262, 1), (273, strip), (278, side), (279, side * ((side + 7) // 8))):
+            out += struct.pack("<HHII", tag, 4, 1, value)
         out += struct.pack("<I", following)
-    return bytes(out)
+    return bytes(out) + b"\x00" * (side * ((side + 7) // 8))
 
 
 def saved(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -91,10 +95,11 @@ def test_other_formats_are_refused():
 
 
 def test_a_long_tiff_chain_is_refused_after_the_cap_quickly():
-    """Row B: 80,000 chained 1x1 pages (2.4 MB) are refused after MAX_FRAMES steps, not walked."""
+    """Row B: 80,000 chained 1x1 pages (6 MB) are refused after MAX_FRAMES steps, not walked."""
     data = tiff_pages(80_000)
     took = refused(data, f"more than {limits.MAX_FRAMES} frames or pages")
     assert took < 0.2
+    assert imageio.open_image(tiff_pages(3)).size == (1, 1)
 
 
 def test_a_looping_tiff_chain_is_refused():
@@ -104,7 +109,7 @@ def test_a_looping_tiff_chain_is_refused():
 def test_a_huge_page_behind_a_small_first_page_is_refused():
     pages = bytearray(tiff_pages(2))
     # The second page's width and height (its entries sit after the header and the first IFD).
-    second = 8 + 30
+    second = 8 + 2 + 12 * 6 + 4
     pages[second + 2 + 8 : second + 2 + 12] = struct.pack("<I", 9000)
     pages[second + 14 + 8 : second + 14 + 12] = struct.pack("<I", 9000)
     refused(bytes(pages), r"\(a frame of it\) is 9000x9000 pixels; the limit is 40 megapixels")

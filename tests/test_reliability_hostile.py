@@ -169,7 +169,8 @@ def test_f_no_handler_runs_outside_the_queue(app, api):
     unqueued = [fn.name for fn in app.fns.values() if fn.inputs and not fn.queue
                 and not (fn.name == "load_example" and all(isinstance(b, gr.Dataset) for b in fn.inputs))]
     assert not unqueued, f"events that run outside the queue: {unqueued}"
-    preview = next(i for i, fn in app.fns.items() if fn.inputs and any(t[1] == "upload" for t in fn.targets))
+    preview = next(i for i, fn in app.fns.items() if fn.inputs and isinstance(fn.inputs[0], gr.Image)
+                   and any(t[1] == "upload" for t in fn.targets))
     files = [api.upload("icon.ico", ico_pointing_at(bomb_png(12000))), api.upload("pages.tiff", tiff_pages(40_000))]
     session = "hostile-preview"
     start = time.perf_counter()
@@ -237,3 +238,120 @@ def test_h_malformed_parameters_are_clear_errors_not_plugin_bugs(api, caplog, na
     with caplog.at_level("ERROR", logger="smapgan.app.builder"):
         refused_quickly(api, name, body, message)
     assert not [r for r in caplog.records if "failed" in r.getMessage()], "a malformed input was logged as a plugin bug"
+
+
+# --------------------------------------------------------------------------- all at once (slow)
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.slow
+def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_property):
+    """``python app.py`` with the bundled model; from three other addresses: the flood of D (60+ lerp
+    calls kept submitted), A (the most placements allowed, and a 9 MB string), E (editor values of
+    36-megapixel layers) and F (40-megapixel previews through /queue/join), for about a minute. A
+    well-behaved client's reconstructs (another address) must all succeed; its p50/p95 latency and
+    the server's peak RSS are printed and recorded (README "Limits and guarantees")."""
+    import subprocess
+    import sys
+
+    from tests.reliability import free_port
+
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "/gradio_api/info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline and server.poll() is None, "the app did not start"
+            time.sleep(0.5)
+        baseline = _rss_kib(server.pid, "VmRSS")
+        config = httpx.get(url + "/config", timeout=30).json()
+        images = {c["id"] for c in config["components"] if c.get("type") == "image"}
+        preview = next(d["id"] for d in config["dependencies"]
+                       if any(t[1] == "upload" and t[0] in images for t in d["targets"]))
+        preview_target = next(d["targets"][0][0] for d in config["dependencies"] if d["id"] == preview)
+        stop = threading.Event()
+        counts = {"flood_submitted": 0, "flood_refused": 0, "heavy": 0}
+        peak = [0]
+
+        def flood() -> None:
+            client = Api(url, source="127.0.0.3")
+            neutral, hearts = client.upload_file(NEUTRAL), client.upload_file(HEARTS)
+            while not stop.is_set():
+                for _ in range(66):
+                    code = client.submit("lerp", [neutral, hearts, 32, 0.5, "fast"]).status_code
+                    counts["flood_submitted"] += 1
+                    counts["flood_refused"] += code == 429
+                time.sleep(0.2)
+
+        def heavy_a_e() -> None:
+            client = Api(url, source="127.0.0.4")
+            neutral, hearts = client.upload_file(NEUTRAL), client.upload_file(HEARTS)
+            big = client.upload("layer.png", bomb_png(6000))
+            most = "; ".join(["0.5,0.45"] * limits.MAX_POINTS)
+            while not stop.is_set():
+                client.call("unaligned_transplant", [neutral, editor(hearts), "0.1,0.2,0.9,0.55", most, "w+", 1, "fast"])
+                client.call("unaligned_transplant", json.dumps({"data": [neutral, editor(hearts), "", "0.5,0.45;" * 1_000_000,
+                                                                         "w+", 1, "fast"]}))
+                client.call("semantic_edit", [editor(neutral, [big] * limits.MAX_LAYERS), "", 3, "fast"])
+                counts["heavy"] += 3
+
+        def heavy_f() -> None:
+            client = Api(url, source="127.0.0.5")
+            large = client.upload("large.png", bomb_png(6300))  # 39.7 megapixels: allowed, decoded for the preview
+            ico = client.upload("icon.ico", ico_pointing_at(bomb_png(12000)))
+            i = 0
+            while not stop.is_set():
+                i += 1
+                for j, payload in enumerate((large, ico, large)):
+                    client.http.post(f"{url}/gradio_api/queue/join", json={
+                        "data": [payload], "fn_index": preview, "session_hash": f"f{i}-{j}", "event_data": None,
+                        "trigger_id": preview_target})
+                counts["heavy"] += 3
+                time.sleep(1.0)
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_kib(server.pid, "VmRSS"))
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (flood, heavy_a_e, heavy_f, watch)]
+        for thread in threads:
+            thread.start()
+        time.sleep(5)  # the attacks are under way
+        good = Api(url, source=OTHER_ADDRESS)
+        originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
+        latencies, failures = [], []
+        for original in originals:
+            event, text, took = good.call("reconstruct", [original, "fast"], timeout=120)
+            latencies.append(took)
+            if event != "complete":
+                failures.append(text)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        high_water = _rss_kib(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
+    figures = dict(good_edits=len(latencies), p50_s=round(float(p50), 2), p95_s=round(float(p95), 2),
+                   peak_rss_mb=round(max(high_water, peak[0]) / 1024), baseline_rss_mb=round(baseline / 1024), **counts)
+    print("combined attack figures:", figures)
+    for key, value in figures.items():
+        record_property(key, value)
+    assert not failures, failures[:3]
+    assert counts["flood_submitted"] >= 60 and counts["flood_refused"] > 0
+    assert max(high_water, peak[0]) <= 2 * 2**20, f"peak RSS {figures['peak_rss_mb']} MB"
+    assert p95 < 20, figures
