@@ -45,12 +45,16 @@ def _trust_forwarded() -> bool:
 
 
 def client_key(request: Any) -> str:
-    """The client's address: the peer's, or the first X-Forwarded-For entry behind a trusted proxy."""
+    """The client's address: the peer's or, behind a trusted proxy, the address that proxy saw.
+
+    That is the *last* X-Forwarded-For entry (the one the proxy appended): earlier entries come
+    from the client and could be anything.
+    """
     headers = getattr(request, "headers", None) or {}
     if _trust_forwarded():
         forwarded = headers.get("x-forwarded-for", "")
         if forwarded.strip():
-            return forwarded.split(",")[0].strip()
+            return forwarded.split(",")[-1].strip()
     client = getattr(request, "client", None)
     return getattr(client, "host", None) or "unknown"
 

@@ -1,0 +1,108 @@
+"""Limits and parameter checks of issue 13 that need no server: the spec's parsing (shared by the app,
+the API and the CLI), the fair-queue key, the body limit and the editor's blob store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from smapgan import limits
+from smapgan.ops import OpError, discover
+from smapgan.ops.spec import parse_input
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return discover(paths=[])
+
+
+@pytest.mark.parametrize(
+    "op_name, name, value, message",
+    [
+        ("random", "seed", float("inf"), "seed must be a finite number"),
+        ("random", "seed", "1e999", "seed must be a finite number"),
+        ("random", "seed", "9" * 5000, "seed is 5000 characters long; the limit is 2000"),
+        ("random", "seed", [1, 2], "seed"),
+        ("random", "seed", {"a": 1}, "seed"),
+        ("unaligned_transplant", "box", 5, "box: a box is x0,y0,x1,y1, got 5"),
+        ("unaligned_transplant", "box", [1, "x", 2, 3], "box"),
+        ("unaligned_transplant", "placements", 5, "placements: expected points"),
+        ("unaligned_transplant", "placements", "0.5,0.45;" * 10_000, "the limit is 2000"),
+        ("unaligned_transplant", "placements", "0.5,0.45;" * 33, "33 points; the limit is 32"),
+        ("unaligned_transplant", "placements", [[0.5, 0.5]] * 33, "33 points; the limit is 32"),
+        ("unaligned_transplant", "placements", [[0.5]], "each point is x,y"),
+        ("unaligned_transplant", "placements", [5], "placements"),
+        ("unaligned_transplant", "space", ["w"], "space must be one of"),
+        ("unaligned_transplant", "strength", float("nan"), "strength must be in"),
+    ],
+)
+def test_malformed_settings_are_op_errors(registry, op_name, name, value, message):
+    item = registry[op_name].input(name)
+    start = time.perf_counter()
+    with pytest.raises(OpError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse_input(item, value)
+    assert time.perf_counter() - start < 0.1
+
+
+def test_most_placements_allowed_parse(registry):
+    item = registry["unaligned_transplant"].input("placements")
+    assert len(parse_input(item, "; ".join(["0.5,0.45"] * limits.MAX_POINTS))) == limits.MAX_POINTS
+
+
+def test_cli_reports_a_malformed_setting_in_one_line(tiny_model_dir, tmp_path, capsys):
+    from smapgan.cli import main
+
+    code = main(["edit", "random", "--model", str(tiny_model_dir), "--set", "seed=1e999", "--out", str(tmp_path / "r.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "seed must be a finite number" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_client_key_trusts_only_the_proxy_appended_address(monkeypatch):
+    from smapgan.app import gate
+
+    class Request:
+        headers = {"x-forwarded-for": "6.6.6.6, 1.2.3.4"}
+
+        class client:
+            host = "10.0.0.1"
+
+    monkeypatch.setenv(gate.TRUST_FORWARDED_ENV, "0")
+    assert gate.client_key(Request()) == "10.0.0.1"
+    monkeypatch.setenv(gate.TRUST_FORWARDED_ENV, "1")
+    assert gate.client_key(Request()) == "1.2.3.4"  # not the client-supplied 6.6.6.6
+
+
+def test_body_limits_by_route():
+    from smapgan.app.gate import body_limit_for
+
+    assert body_limit_for("/gradio_api/call/lerp") == limits.MAX_REQUEST_BODY
+    assert body_limit_for("/gradio_api/queue/join") == limits.MAX_REQUEST_BODY
+    assert body_limit_for("/gradio_api/component_server") > limits.MAX_BLOB_BYTES
+    assert body_limit_for("/gradio_api/upload") is None  # Gradio's max_file_size applies
+
+
+def test_blob_store_bounds_and_sessions():
+    from smapgan.app.blobs import BlobLimitError, BlobStore
+
+    store = BlobStore()
+    with pytest.raises(BlobLimitError, match="layer index"):
+        store.put("a", "x", "layer", 100_000_000, b"1")
+    with pytest.raises(BlobLimitError, match="unknown canvas part"):
+        store.put("a", "x", "thumbnail", None, b"1")
+    store.put("a", "x", "background", None, b"bg")
+    store.put("a", "x", "layer", 0, b"l0")
+    assert store.take("b", "x") is None  # another session's id
+    assert store.take("a", "x") == {"background": b"bg", "layers": [b"l0"], "composite": None}
+    assert store.take("a", "x") is None  # consumed
+    chunk = b"\0" * (limits.MAX_SESSION_BLOB_BYTES // 4)
+    for i in range(4):
+        store.put("a", f"id{i}", "background", None, chunk)
+    with pytest.raises(BlobLimitError, match="would exceed"):
+        store.put("a", "id5", "background", None, b"1" * 1024)
+    store.put("b", "y", "background", None, b"ok")  # another session is unaffected
+    for i in range(limits.MAX_SESSION_BLOBS):
+        store.put("c", f"n{i}", "background", None, b"1")
+    with pytest.raises(BlobLimitError, match="too many canvas parts"):
+        store.put("c", "one-more", "background", None, b"1")
