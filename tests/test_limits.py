@@ -106,3 +106,40 @@ def test_blob_store_bounds_and_sessions():
         store.put("c", f"n{i}", "background", None, b"1")
     with pytest.raises(BlobLimitError, match="too many canvas parts"):
         store.put("c", "one-more", "background", None, b"1")
+
+
+def test_body_limit_refuses_a_long_body_with_or_without_a_length():
+    import asyncio
+
+    from smapgan.app.gate import BodyLimit
+
+    read = []
+
+    async def app(scope, receive, send):  # reads the whole body, like a JSON route
+        while True:
+            message = await receive()
+            read.append(len(message.get("body", b"")))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def run(headers, chunks):
+        sent = []
+        queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+        async def receive():
+            return queue.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/call/lerp", "headers": headers}
+        asyncio.run(BodyLimit(app)(scope, receive, send))
+        return sent[0]["status"]
+
+    chunk = b"x" * (256 * 1024)
+    assert run([(b"content-length", str(9 * 2**20).encode())], [chunk]) == 413 and not read  # not read at all
+    assert run([], [chunk] * 40) == 413 and sum(read) <= limits.MAX_REQUEST_BODY + len(chunk)  # stopped early
+    read.clear()
+    assert run([], [chunk] * 2) == 200 and sum(read) == 2 * len(chunk)
