@@ -4,11 +4,11 @@ The browser's ImageEditor uploads its canvases (background, brush layers, compos
 component's ``accept_blobs`` server function (``POST /gradio_api/component_server``) and then
 names them by an id in the event payload. Gradio keeps them in one dict per component, shared by
 every session, unbounded, and extends the layer list up to any ``index`` it is sent (100,000,000
-Nones: +763 MB). Gradio has no setting for any of this, so :class:`BoundedImageEditor` overrides
-that one server function (the documented ``@server`` mechanism of custom components) to store
-blobs in a :class:`BlobStore`: keyed by (session, id), so a blob is only usable by the session
+Nones: +763 MB). Gradio has no setting for any of this, so :func:`bounded` overrides
+that one server function (the ``@server`` mechanism of custom components) to store blobs in a
+:class:`BlobStore`: keyed by (session, id), so a blob is only usable by the session
 that uploaded it; bounded in count and bytes per session and in bytes for all; absurd indices and
-kinds refused. The component is otherwise Gradio's own (``is_template``: same front end).
+kinds refused. The component is otherwise Gradio's own.
 """
 
 from __future__ import annotations
@@ -122,13 +122,13 @@ class BlobStore:
 STORE = BlobStore()
 
 
-class BoundedImageEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` whose canvas blobs go to :data:`STORE` (see the module docstring)."""
-
-    is_template = True  # the browser renders it as Gradio's "imageeditor"
+def bounded(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """``editor`` with its ``accept_blobs`` server function storing into :data:`STORE` (see the module
+    docstring). Replaced on the instance, not by a subclass: Gradio writes a ``.pyi`` file next to the
+    source of every Component subclass when the class is created, which a read-only install refuses."""
 
     @server
-    def accept_blobs(self, data: Any) -> None:  # noqa: D102 - Gradio's server function, bounded
+    def accept_blobs(data: Any) -> None:
         from fastapi import HTTPException
 
         fields = getattr(data, "data", None) or {}
@@ -145,6 +145,9 @@ class BoundedImageEditor(gr.ImageEditor):
             STORE.put(str(session), str(fields.get("id")), str(fields.get("type")), index, files[0][1])
         except BlobLimitError as exc:
             raise HTTPException(status_code=413, detail=str(exc)) from None
+
+    editor.accept_blobs = accept_blobs  # type: ignore[method-assign]
+    return editor
 
 
 def take(blob_id: Any) -> dict[str, Any] | None:

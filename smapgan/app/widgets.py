@@ -226,7 +226,7 @@ def _image_input(
                 **PREVIEW_EVENT,
             )
         else:
-            comp = blobs.BoundedImageEditor(
+            comp = gr.ImageEditor(
                 initial.get(param),
                 type="filepath",
                 elem_id=f"{prefix}-{param}" if prefix else None,
@@ -241,6 +241,7 @@ def _image_input(
                 canvas_size=(display, display),
                 fixed_canvas=False,
             )
+            blobs.bounded(comp)  # canvas uploads: per session, bounded
 
             def on_upload(payload: Any, comp: Any = comp) -> Any:
                 # The editor also reports its own (re)loads as uploads: leave a canvas that already
