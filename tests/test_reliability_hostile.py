@@ -146,6 +146,31 @@ def test_d_one_client_flooding_cannot_shut_others_out(api, app):
             assert api.result("lerp", answer.json()["event_id"])[0] == "complete"
 
 
+def test_d_one_session_is_capped_before_its_address(app):
+    """A browser tab or gradio_client session: its 5th job while 4 are queued or running gets 429."""
+    client = Api(app.local_url, source="127.0.0.6")
+    neutral, hearts = client.upload_file(NEUTRAL), client.upload_file(HEARTS)
+    lerp = next(i for i, fn in app.fns.items() if fn.api_name == "lerp")
+    session = "one-tab"
+    body = {"data": [None, neutral, hearts, 32, 0.5, "exact"], "fn_index": lerp, "session_hash": session,
+            "event_data": None, "trigger_id": None}
+    answers = [client.http.post(f"{client.url}/gradio_api/queue/join", json=body) for _ in range(6)]
+    codes = [a.status_code for a in answers]
+    assert codes[: limits.MAX_SESSION_JOBS] == [200] * limits.MAX_SESSION_JOBS and 429 in codes, codes
+    assert "too many requests from you" in next(a.text for a in answers if a.status_code == 429)
+    extra = dict(body, data=[None, neutral, hearts, 2, 0.5, "exact", "extra"], session_hash="another-tab")
+    answer = client.http.post(f"{client.url}/gradio_api/queue/join", json=extra)
+    assert answer.status_code == 422 and "takes 6 values, got 7" in answer.text
+    done = 0
+    with client.http.stream("GET", f"{client.url}/gradio_api/queue/data", params={"session_hash": session}) as s:
+        for line in s.iter_lines():
+            if line.startswith("data:") and '"process_completed"' in line:
+                assert json.loads(line[5:])["success"], line
+                done += 1
+                if done == codes.count(200):
+                    break
+
+
 # --------------------------------------------------------------------------- E: layers
 def test_e_editor_layers_and_pixels_are_bounded(api):
     grin = api.upload_file(EXAMPLES / "grinning.png")
