@@ -284,7 +284,7 @@ def _handler(
         except gr.Error:
             raise
         except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
         except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
             logger.exception("op %s failed", found.name)
             raise gr.Error(f"{found.title} failed: {type(exc).__name__}: {exc}") from None
