@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from PIL import Image
 
 from smapgan import limits
 from tests.reliability import EXAMPLES, bomb_png, live_app
-from tests.test_headers import ico_pointing_at, png_header, tiff_pages
+from tests.test_headers import ico_pointing_at, tiff_pages
 
 NEUTRAL, HEARTS = (EXAMPLES / f"{n}.png" for n in ("neutral_face", "heart_eyes"))
 OTHER_ADDRESS = "127.0.0.2"  # another client's source address (all of 127/8 is loopback on Linux)
