@@ -143,3 +143,13 @@ def test_body_limit_refuses_a_long_body_with_or_without_a_length():
     assert run([], [chunk] * 40) == 413 and sum(read) <= limits.MAX_REQUEST_BODY + len(chunk)  # stopped early
     read.clear()
     assert run([], [chunk] * 2) == 200 and sum(read) == 2 * len(chunk)
+
+
+def test_cli_refuses_more_references_than_the_spec_takes_before_reading_them(tiny_model_dir, tmp_path, capsys):
+    from smapgan.cli import main
+
+    missing = [arg for i in range(5) for arg in ("--reference", str(tmp_path / f"absent{i}.png"))]
+    code = main(["edit", "local_transplant", "--model", str(tiny_model_dir), "--original", str(tmp_path / "o.png"),
+                 *missing, "--out", str(tmp_path / "r.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "references takes at most 3 images, got 5" in err
