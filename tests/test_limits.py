@@ -153,3 +153,14 @@ def test_cli_refuses_more_references_than_the_spec_takes_before_reading_them(tin
                  *missing, "--out", str(tmp_path / "r.png")])
     err = capsys.readouterr().err
     assert code == 2 and "references takes at most 3 images, got 5" in err
+
+
+def test_every_limit_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Limits and guarantees"):]
+    names = [n for n in vars(limits) if n.isupper()]
+    assert len(names) >= 20
+    missing = [n for n in names if f"`{n}`" not in section]
+    assert not missing, f"limits not named in README 'Limits and guarantees': {missing}"
