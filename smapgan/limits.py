@@ -45,10 +45,12 @@ MAX_NUMBER = 2**53
 # ------------------------------------------------------------------------------- app
 MAX_REQUEST_BODY = 1 * 2**20
 """Largest JSON body of an API call (files are uploaded apart and referenced by path)."""
+MAX_UPLOAD_BODY = 4 * MAX_BYTES + 2**20
+"""Largest upload request (Gradio takes up to 1000 files of MAX_BYTES each in one): four files."""
 MAX_SESSION_JOBS = 4
 """Jobs one session (a browser tab, a gradio_client Client) may have queued or running at once."""
 MAX_CLIENT_JOBS = 8
-"""Jobs one client address may have queued or running at once, over all its sessions."""
+"""Jobs one client address (an IPv6 client: its /64) may have queued or running at once, over all its sessions."""
 MAX_QUEUE = 64
 """Jobs queued in all (every client together); past it calls get HTTP 503."""
 PREVIEW_CONCURRENCY = 1

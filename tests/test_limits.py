@@ -72,6 +72,8 @@ def test_client_key_trusts_only_the_proxy_appended_address(monkeypatch):
     assert gate.client_key(Request()) == "10.0.0.1"
     monkeypatch.setenv(gate.TRUST_FORWARDED_ENV, "1")
     assert gate.client_key(Request()) == "1.2.3.4"  # not the client-supplied 6.6.6.6
+    Request.headers = {"x-forwarded-for": "2001:db8:1:2:aaaa::1"}
+    assert gate.client_key(Request()) == "2001:db8:1:2::/64"  # a whole IPv6 /64 is one client
 
 
 def test_body_limits_by_route():
@@ -80,7 +82,8 @@ def test_body_limits_by_route():
     assert body_limit_for("/gradio_api/call/lerp") == limits.MAX_REQUEST_BODY
     assert body_limit_for("/gradio_api/queue/join") == limits.MAX_REQUEST_BODY
     assert body_limit_for("/gradio_api/component_server") > limits.MAX_BLOB_BYTES
-    assert body_limit_for("/gradio_api/upload") is None  # Gradio's max_file_size applies
+    assert body_limit_for("/gradio_api/upload") == limits.MAX_UPLOAD_BODY  # and Gradio's max_file_size per file
+    assert body_limit_for("/gradio_api/upload_progress") is None
 
 
 def test_blob_store_bounds_and_sessions():

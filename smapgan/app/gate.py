@@ -5,8 +5,9 @@ and ``max_file_size``, and nothing else this app needs against hostile use. So t
 each for a stated reason, and each tested in ``tests/test_reliability_hostile.py``:
 
 - :class:`BodyLimit`, an ASGI middleware (installed through ``launch(app_kwargs=...)``, a public
-  parameter): JSON API calls are refused past ``limits.MAX_REQUEST_BODY`` and canvas-blob uploads
-  past ``limits.MAX_BLOB_BYTES`` *before* the body is read, parsed or stored. Gradio parses any
+  parameter): JSON API calls are refused past ``limits.MAX_REQUEST_BODY``, canvas-blob uploads
+  past ``limits.MAX_BLOB_BYTES`` and file uploads past ``limits.MAX_UPLOAD_BODY`` *before* the body
+  is read, parsed or stored. Gradio parses any
   body it is sent (a 9 MB placements string took 4 s and +250 MB before the op saw it).
 - :func:`install_fair_queue`: one client must not fill the shared queue. Gradio has no per-client
   cap, and a cap inside the handler would come too late (a job is in the queue before it runs),
@@ -25,6 +26,7 @@ serving without the caps.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections import Counter
@@ -54,9 +56,19 @@ def client_key(request: Any) -> str:
     if _trust_forwarded():
         forwarded = headers.get("x-forwarded-for", "")
         if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
+            return _network(forwarded.split(",")[-1].strip())
     client = getattr(request, "client", None)
-    return getattr(client, "host", None) or "unknown"
+    return _network(getattr(client, "host", None) or "unknown")
+
+
+def _network(address: str) -> str:
+    """An IPv6 address as its /64 (one subscriber gets a whole /64 to pick addresses from)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
 
 
 # ------------------------------------------------------------------------------ body limit
@@ -67,7 +79,9 @@ def body_limit_for(path: str) -> int | None:
     """The largest body accepted on ``path`` (None: Gradio's own limit, e.g. file uploads)."""
     if path.endswith("/component_server") or path.endswith("/component_server/"):
         return limits.MAX_BLOB_BYTES + 64 * 1024  # one canvas blob and its form fields
-    if any(part in path for part in _JSON_CALLS) and "/upload" not in path:
+    if path.rstrip("/").endswith("/upload"):
+        return limits.MAX_UPLOAD_BODY  # each file is still held to MAX_BYTES by Gradio (max_file_size)
+    if any(part in path for part in _JSON_CALLS):
         return limits.MAX_REQUEST_BODY
     return None
 
