@@ -61,7 +61,7 @@ MAX_SESSION_BLOBS = 8
 """Canvas blobs one session may hold at once (an edit consumes its own)."""
 MAX_SESSION_BLOB_BYTES = 48 * 2**20
 """Bytes of canvas blobs one session may hold at once."""
-MAX_BLOB_TOTAL_BYTES = 256 * 2**20
+MAX_BLOB_TOTAL_BYTES = 128 * 2**20
 """Bytes of canvas blobs held for all sessions together (the oldest are dropped past it)."""
 BLOB_TTL_S = 600
 """Seconds an unused canvas blob is kept."""

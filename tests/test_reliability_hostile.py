@@ -274,9 +274,10 @@ def _rss_kib(pid: int, field: str) -> int:
 
 @pytest.mark.slow
 def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_property):
-    """``python app.py`` with the bundled model; from three other addresses: the flood of D (60+ lerp
+    """``python app.py`` with the bundled model; from four other addresses: the flood of D (60+ lerp
     calls kept submitted), A (the most placements allowed, and a 9 MB string), E (editor values of
-    36-megapixel layers) and F (40-megapixel previews through /queue/join), for about a minute. A
+    36-megapixel layers), F (40-megapixel previews through /queue/join) and G (10 MB canvas blobs
+    from ever new sessions, absurd layer indices), for about a minute. A
     well-behaved client's reconstructs (another address) must all succeed; its p50/p95 latency and
     the server's peak RSS are printed and recorded (README "Limits and guarantees")."""
     import subprocess
@@ -345,6 +346,19 @@ def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_pr
                 counts["heavy"] += 3
                 time.sleep(1.0)
 
+        editor_id = next(c["id"] for c in config["components"] if c.get("type") == "imageeditor")
+
+        def blobs_g() -> None:
+            client = Api(url, source="127.0.0.7")
+            ten = b"\0" * (10 * 2**20)
+            i = 0
+            while not stop.is_set():
+                i += 1
+                for j in range(6):  # past the session's 48 MiB: refused; many sessions: the oldest dropped
+                    blob(client, editor_id, f"g{i}", f"b{j}", "background", "null", ten)
+                blob(client, editor_id, f"g{i}", "x", "layer", 100_000_000, b"\0" * 4096)
+                counts["heavy"] += 7
+
         def watch() -> None:
             while not stop.is_set():
                 peak[0] = max(peak[0], _rss_kib(server.pid, "VmRSS"))
@@ -353,7 +367,7 @@ def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_pr
         good = Api(url, source=OTHER_ADDRESS)
         originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
         idle = [good.call("reconstruct", [o, "fast"])[2] for o in originals[-5:]]  # the same edits, no attack
-        threads = [threading.Thread(target=f, daemon=True) for f in (flood, heavy_a_e, heavy_f, watch)]
+        threads = [threading.Thread(target=f, daemon=True) for f in (flood, heavy_a_e, heavy_f, blobs_g, watch)]
         for thread in threads:
             thread.start()
         time.sleep(5)  # the attacks are under way
