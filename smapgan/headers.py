@@ -65,7 +65,9 @@ def inspect(data: bytes, max_frames: int) -> Header:
             return _bmp(data)
         if head[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff(data, max_frames)
-    except (struct.error, IndexError):
+    except HeaderError:
+        raise
+    except (struct.error, IndexError, ValueError):  # ValueError: bytes.index found no next marker
         raise HeaderError("its header is truncated or malformed") from None
     raise HeaderError("not a format this app checks", unsupported=True)
 
@@ -116,8 +118,8 @@ def _jpeg_segments(data: bytes, start: int) -> tuple[tuple[int, int], int | None
     pos = start + 2
     mpf = None
     for _ in range(4096):
-        if data[pos] != 0xFF:
-            raise HeaderError("its header is truncated or malformed")
+        if data[pos] != 0xFF:  # stray bytes between segments: skip to the next marker, as Pillow does
+            pos = data.index(b"\xff", pos)
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -170,11 +172,12 @@ def _jpeg(data: bytes, max_frames: int) -> Header:
 
 def _gif_blocks(data: bytes, pos: int) -> int:
     """Skip a chain of data sub-blocks; the position after its terminator."""
-    while True:
+    while pos < len(data):  # a file cut inside its last frame: Pillow reports it when decoding
         size = data[pos]
         pos += 1 + size
         if size == 0:
             return pos
+    return pos
 
 
 def _gif(data: bytes, max_frames: int) -> Header:

@@ -164,3 +164,11 @@ def test_a_request_budget_bounds_the_pixels_decoded():
         with pytest.raises(limits.LimitError, match="decoding budget"):
             imageio.open_image(data)
     imageio.open_image(data)  # outside a request: no budget
+
+
+def test_lenient_where_pillow_is():
+    gif = saved(SMALL.convert("P"), "GIF")
+    assert headers.inspect(gif[:-1], limits.MAX_FRAMES).size == (48, 40)  # no trailer
+    jpeg = saved(SMALL, "JPEG")
+    padded = jpeg[:2] + b"\xff\xe0\x00\x04ab" + b"\x00\x00" + jpeg[2:]  # stray bytes between segments
+    assert headers.inspect(padded, limits.MAX_FRAMES).size == (48, 40)
