@@ -266,8 +266,8 @@ def _tiff(data: bytes, max_frames: int) -> Header:
         width = height = None
         for i in range(count):
             at = offset + 2 + 12 * i
-            tag, kind = struct.unpack(order + "HH", data[at : at + 4])
-            if tag in (256, 257) and kind in types:
+            tag, kind, n = struct.unpack(order + "HHI", data[at : at + 8])
+            if tag in (256, 257) and kind in types and n == 1:
                 code, _ = types[kind]
                 (value,) = struct.unpack(order + code, data[at + 8 : at + 8 + struct.calcsize(code)])
                 if tag == 256:

@@ -172,3 +172,25 @@ def test_lenient_where_pillow_is():
     jpeg = saved(SMALL, "JPEG")
     padded = jpeg[:2] + b"\xff\xe0\x00\x04ab" + b"\x00\x00" + jpeg[2:]  # stray bytes between segments
     assert headers.inspect(padded, limits.MAX_FRAMES).size == (48, 40)
+
+
+def test_mutated_files_are_read_or_refused_clearly_and_quickly():
+    """300 random corruptions of each accepted format: a usable image or an ImageInputError, never
+    another exception, each in well under a second."""
+    rng = np.random.default_rng(13)
+    frames = [SMALL, SMALL.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
+    sources = [saved(SMALL, f) for f in ("PNG", "JPEG", "BMP", "WEBP")]
+    sources += [saved(frames[0], f, save_all=True, append_images=frames[1:]) for f in ("GIF", "TIFF", "MPO", "WEBP")]
+    slowest = 0.0
+    for data in sources:
+        for _ in range(300):
+            mutated = bytearray(data)
+            for at in rng.integers(0, min(len(data), 512), size=int(rng.integers(1, 4))):
+                mutated[at] = int(rng.integers(0, 256))
+            start = time.perf_counter()
+            try:
+                imageio.open_image(bytes(mutated))
+            except imageio.ImageInputError:
+                pass
+            slowest = max(slowest, time.perf_counter() - start)
+    assert slowest < 0.5
