@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
-from .. import imageio
+from .. import imageio, limits
 from ..model import StyleMapGAN
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.context import renderer_mode, renderer_modes, with_mode
-from ..ops.spec import BoxInput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput
-from . import widgets
+from ..ops.spec import BoxInput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput, parse_input, short_repr
+from . import gate, widgets
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def build_demo(
                         found, model, renderers, cache, session, mode_input, display, gif_dir, examples_dir, prefill
                     )
         _browser_helpers(registry, display)
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
+    gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
     return demo
 
 
@@ -325,7 +326,7 @@ def _wire_points(found: Op, by_name: dict[str, widgets.InputBinding]) -> None:
             if source is None or evt.index is None:
                 return points
             try:
-                width, height = imageio.open_image(source).size
+                width, height = imageio.image_size(source)  # from the header: nothing decoded
             except imageio.ImageInputError as exc:
                 raise gr.Error(str(exc)) from None
             side = min(width, height)
@@ -334,7 +335,7 @@ def _wire_points(found: Op, by_name: dict[str, widgets.InputBinding]) -> None:
             point = f"{min(max(x, 0.0), 1.0):.3f},{min(max(y, 0.0), 1.0):.3f}"
             return f"{points}; {point}" if points and points.strip() and multiple else point
 
-        target.select(add_point, [target, box], box, queue=False, preprocess=False, api_visibility="private")
+        target.select(add_point, [target, box], box, preprocess=False, api_visibility="private", **widgets.PREVIEW_EVENT)
 
 
 def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
@@ -363,16 +364,25 @@ def _handler(
         # position in the signature below.
         cache, session, progress = args[0], args[1], args[-1]
         mode, values = (args[-2], args[2:-2]) if has_mode else (None, args[2:-1])
-        ctx = OpContext(model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d))
         memo: dict[str, Any] = {}
         if isinstance(session, dict):  # what the browser shows after the run (API calls have their own)
             session[found.name] = memo
         started = time.perf_counter()
         try:
+            if mode not in (None, "") and mode not in renderers.modes:
+                raise OpError(f"mode must be one of {', '.join(renderers.modes)}; got {short_repr(mode)}")
+            if not isinstance(cache, StylemapCache):
+                raise OpError("this call has no session state; call the app's named endpoints")
+            ctx = OpContext(model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d))
             kwargs, start = {}, 0
-            for binding, n in zip(bindings, counts):
-                kwargs[binding.item.name] = binding.to_value(ctx, list(values[start : start + n]))
-                start += n
+            with limits.pixel_budget():
+                for binding, n in zip(bindings, counts):
+                    given = list(values[start : start + n])
+                    if isinstance(binding.item, ImageInput):
+                        kwargs[binding.item.name] = binding.to_value(ctx, given)
+                    else:  # checked against the spec and the limits, every failure a clear OpError
+                        kwargs[binding.item.name] = parse_input(binding.item, given[0], model)
+                    start += n
             result = found.run(ctx, **kwargs)
             per_output = {o.item.name: o.to_values(result[o.item.name]) for o in outputs}
             shown = [v for o in outputs for v in per_output[o.item.name]]
@@ -382,9 +392,9 @@ def _handler(
         except gr.Error as exc:
             memo["error"] = str(exc)
             raise
-        except (imageio.ImageInputError, OpError, ValueError) as exc:
+        except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
             memo["error"] = str(exc)
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
         except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
             logger.exception("op %s failed", found.name)
             memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"

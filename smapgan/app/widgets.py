@@ -20,11 +20,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .. import imageio
+from .. import imageio, limits
 from ..ops import spec
 from ..ops.context import OpContext
+from . import blobs
 
 BRUSH_COLOR = "#ff2a6d"
+PREVIEW_EVENT = dict(concurrency_id="preview", concurrency_limit=limits.PREVIEW_CONCURRENCY)
+"""Upload previews and point clicks decode the user's files: they run in the queue (its per-client caps
+apply; ``queue=False`` events can be joined by fn_index and would run unbounded), in one lane of their own."""
 
 
 def display_side(model_size: int, target: int = 256) -> int:
@@ -91,7 +95,7 @@ def _uploaded(path: Any) -> Any:
 def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
     """Background, layers and composite of a raw ImageEditor payload, as paths or bytes.
 
-    The browser uploads canvases as blobs held by the component under ``payload["id"]``;
+    The browser uploads canvases as blobs kept for its session under ``payload["id"]`` (:mod:`.blobs`);
     API clients send files. Gradio's own preprocessing (which decodes without limits)
     is bypassed so that every image goes through :mod:`smapgan.imageio`.
     """
@@ -100,17 +104,20 @@ def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         return {"background": file_source(payload), "layers": [], "composite": None}
     blob_id = payload.get("id")
-    storage = getattr(component, "blob_storage", {})
-    if blob_id is not None and blob_id in storage:
-        blobs = storage.pop(blob_id)
+    stored = blobs.take(blob_id) if blob_id is not None else None  # only this session's own uploads
+    if stored is not None:
         return {
-            "background": blobs.background or None,
-            "layers": [layer for layer in (blobs.layers or []) if layer],
-            "composite": blobs.composite or None,
+            "background": stored["background"] or None,
+            "layers": [layer for layer in stored["layers"] if layer],
+            "composite": stored["composite"] or None,
         }
+    layers = payload.get("layers") or []
+    if not isinstance(layers, list) or len(layers) > limits.MAX_LAYERS:
+        count = len(layers) if isinstance(layers, list) else "malformed"
+        raise imageio.ImageInputError(f"an editor value has {count} layers; the limit is {limits.MAX_LAYERS}")
     return {
         "background": file_source(payload.get("background")),
-        "layers": [s for s in (file_source(layer) for layer in payload.get("layers") or []) if s is not None],
+        "layers": [s for s in (file_source(layer) for layer in layers) if s is not None],
         "composite": file_source(payload.get("composite")),
     }
 
@@ -121,13 +128,15 @@ def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
     if not layers:
         return None
     background = sources.get("background") or sources.get("composite")
-    size = imageio.open_image(background).size if background is not None else None
+    size = imageio.image_size(background) if background is not None else None  # header only
     union: np.ndarray | None = None
     for layer in layers:
-        image = imageio.open_image(layer)
-        if size is not None and image.size != size:
-            image = image.resize(size, Image.Resampling.NEAREST)
-        selected = imageio.mask_pixels(image)
+        with imageio.decoding(layer):
+            image = imageio.open_image(layer)
+            if size is not None and image.size != size:
+                image = image.resize(size, Image.Resampling.NEAREST)
+            selected = imageio.mask_pixels(image)
+            del image
         union = selected if union is None else (union | selected)
     assert union is not None
     return imageio.fit_mask(union, model_size) if union.any() else None
@@ -232,8 +241,9 @@ def _image_input(
                 # A file that cannot be read: say why in the tab's status line and clear the input,
                 # so that the next upload starts from an empty, working component.
                 try:
-                    shown = preview_image(file_source(payload), size, display) if payload else None
-                except imageio.ImageInputError as exc:
+                    with limits.pixel_budget():
+                        shown = preview_image(file_source(payload), size, display) if payload else None
+                except (imageio.ImageInputError, limits.LimitError) as exc:
                     return (None, status_text(str(exc), error=True)) if status is not None else None
                 return (shown, "") if status is not None else shown
 
@@ -241,9 +251,9 @@ def _image_input(
                 on_upload,
                 comp,
                 [comp, status] if status is not None else comp,
-                queue=False,
                 preprocess=False,
                 api_visibility="private",
+                **PREVIEW_EVENT,
             )
         else:
             comp = gr.ImageEditor(
@@ -262,6 +272,7 @@ def _image_input(
                 canvas_size=(display, display),
                 fixed_canvas=True,
             )
+            blobs.bounded(comp)  # canvas uploads: per session, bounded
             # No server round trip on upload: the canvas shows the uploaded image at once (fitted into
             # the square canvas) and keeps every stroke; replacing the value from the server would
             # reload the canvas and drop what was drawn meanwhile.

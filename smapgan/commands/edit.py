@@ -78,6 +78,8 @@ def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
             continue
         given = getattr(args, f"image_{item.name}")
         files = given if isinstance(given, list) else ([given] if given else [])
+        if len(files) > item.count:  # before any file is read
+            raise OpError(f"{item.name} takes at most {item.count} images, got {len(files)}")
         pairs = []
         for path in files:
             mask = masks.pop(0) if item.mask != "none" and masks else None
