@@ -214,13 +214,18 @@ class DatasourceReader(SetReader):
         super().__init__(emoji_set, path)
         prefix = f"package/img/{emoji_set.name}/64/"
         members = _read_members(
-            path, lambda n: n.startswith(prefix) and n.endswith(".png") and "/" not in n[len(prefix):]
+            path, lambda n: n == "package/emoji.json" or (
+                n.startswith(prefix) and n.endswith(".png") and "/" not in n[len(prefix):])
         )
+        # this package's own emoji.json says which images it has (the catalogue may be another's)
+        own = json.loads(members.pop("package/emoji.json", b"[]"))
+        self.entries = {str(e.get("unified", "")).upper(): e for e in own}
         self.pngs = {name[len(prefix):]: data for name, data in members.items()}
         if not self.pngs:
             raise EmojiDataError(f"{path} has no {prefix}*.png; is it {emoji_set.package}?")
 
     def drawing(self, entry, pixels, cldr):
+        entry = self.entries.get(str(entry.get("unified", "")).upper(), entry)
         if not entry.get(f"has_img_{self.set.name}"):
             return None
         data = self.pngs.get(str(entry.get("image", "")))
