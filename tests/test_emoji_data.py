@@ -8,6 +8,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -190,3 +191,102 @@ def test_cli_offline_with_cache(tarballs: dict[str, Path], tmp_path: Path, capsy
     assert {r["source"] for r in _read_metadata(out)} == {"google"}
     assert _cli(["emoji", "--out", str(out), "--cache", str(tmp_path), "--sources", "apple"]) == 2
     assert "refusing emoji source 'apple'" in capsys.readouterr().err
+
+
+# --- vector (Iconify) and bitmap-asset sets, and the held-out style -------------------------------
+
+CIRCLE = '<circle cx="16" cy="16" r="8" fill="#ff0000"/>'  # a 16-unit drawing in a 32-unit view box
+
+
+def make_catalogue(path: Path) -> Path:
+    """A stand-in for emoji-datasource (emoji.json only, no images)."""
+    return make_tarball(path, "none")
+
+
+def make_iconify(path: Path, prefix: str, spdx: str, chars: bool) -> Path:
+    """A stand-in for @iconify-json/<prefix>: icons by CLDR name, optional code point map.
+
+    Without a map (emojione), 1F60D is found only through the CLDR name another set maps it to.
+    """
+    icons = {
+        "grinning-face": {"body": CIRCLE},
+        "smiling-face-with-heart-eyes": {"body": CIRCLE.replace("#ff0000", "#00ff00")},
+        "dog-face": {"body": CIRCLE},
+    }
+    data = {"prefix": prefix, "icons": icons, "aliases": {"dog-flipped": {"parent": "dog-face", "hFlip": True}},
+            "width": 32, "height": 32}
+    with tarfile.open(path, "w:gz") as tar:
+        _add(tar, "package/icons.json", json.dumps(data).encode())
+        _add(tar, "package/info.json", json.dumps({"license": {"spdx": spdx}}).encode())
+        if chars:
+            _add(tar, "package/chars.json", json.dumps({"1f600": "grinning-face", "1f60d": "smiling-face-with-heart-eyes"}).encode())
+    return path
+
+
+def make_assets(path: Path) -> Path:
+    """A stand-in for @lobehub/fluent-emoji-3d: one WebP per code point."""
+    img = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    for x in range(10, 30):
+        for y in range(5, 35):
+            img.putpixel((x, y), (0, 0, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", lossless=True)
+    with tarfile.open(path, "w:gz") as tar:
+        _add(tar, "package/assets/1f600.webp", buf.getvalue())
+        _add(tar, "package/assets/1f436.webp", buf.getvalue())
+    return path
+
+
+@pytest.fixture
+def vector_tarballs(tmp_path: Path) -> dict[str, Path]:
+    pytest.importorskip("resvg_py")
+    return {
+        "noto": make_iconify(tmp_path / emoji.tarball_name("noto"), "noto", "Apache-2.0", chars=True),
+        "emojione": make_iconify(tmp_path / emoji.tarball_name("emojione"), "emojione", "CC-BY-4.0", chars=False),
+        "fluent-3d": make_assets(tmp_path / emoji.tarball_name("fluent-3d")),
+    }
+
+
+def test_vector_and_asset_sets_are_rendered_framed_alike(vector_tarballs, tmp_path: Path) -> None:
+    catalogue = make_catalogue(tmp_path / "emoji-datasource-16.0.0.tgz")
+    out = tmp_path / "out"
+    records = emoji.build_dataset(vector_tarballs, out, size=64, val_fraction=0.0, catalogue=catalogue,
+                                  holdout_style="emojione")
+    by = {(r["source"], r["unified"]): r for r in records}
+    assert set(by) == {("noto", "1F600"), ("noto", "1F60D"), ("noto", "1F436"),
+                       ("emojione", "1F600"), ("emojione", "1F60D"), ("emojione", "1F436"),
+                       ("fluent-3d", "1F600"), ("fluent-3d", "1F436")}
+    assert {r["split"] for r in records if r["source"] == "emojione"} == {"style"}
+    assert {r["split"] for r in records if r["source"] != "emojione"} == {"train"}
+    assert by[("noto", "1F600")]["license"] == "Apache-2.0"
+    assert by[("fluent-3d", "1F600")]["package"] == "@lobehub/fluent-emoji-3d@1.1.0"
+    for r in records:
+        with Image.open(out / r["file"]) as img:
+            assert img.mode == "RGB" and img.size == (64, 64)
+            px = np.asarray(img).astype(int)
+        drawn = np.nonzero((px < 200).any(-1))  # ignore the faint Lanczos ringing
+        extent = max(np.ptp(drawn[0]), np.ptp(drawn[1])) + 1
+        assert abs(extent - 0.94 * 64) <= 3, (r["file"], extent)  # the drawing fills 94% of the side
+        assert tuple(px[0, 0]) == (255, 255, 255)  # on white
+    with Image.open(out / by[("noto", "1F60D")]["file"]) as img:  # its own colour, from its own icon
+        assert img.getpixel((32, 32))[1] > 200 and img.getpixel((32, 32))[0] < 50
+    licenses = (out / "LICENSES.md").read_text()
+    assert "Fluent Emoji 3D by Microsoft Corporation, MIT" in licenses and "EmojiOne" in licenses
+
+
+def test_vector_sets_need_a_catalogue(vector_tarballs, tmp_path: Path) -> None:
+    with pytest.raises(emoji.EmojiDataError, match="npm pack emoji-datasource@16.0.0"):
+        emoji.build_dataset({"noto": vector_tarballs["noto"]}, tmp_path / "out")
+
+
+def test_a_package_stating_another_license_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("resvg_py")
+    bad = make_iconify(tmp_path / emoji.tarball_name("twemoji"), "twemoji", "CC-BY-SA-4.0", chars=True)
+    with pytest.raises(emoji.EmojiDataError, match="CC-BY-SA-4.0"):
+        emoji.build_dataset({"twemoji": bad}, tmp_path / "out", catalogue=make_catalogue(tmp_path / "c.tgz"))
+
+
+@pytest.mark.parametrize("name", ["openmoji", "samsung"])
+def test_sharealike_and_unlicensed_styles_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=f"refusing emoji source '{name}'"):
+        emoji.parse_sources(f"noto,{name}")
