@@ -21,6 +21,7 @@ from ..model import StyleMapGAN
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.context import renderer_mode, renderer_modes, with_mode
 from ..ops.spec import ImageInput, Op, OpError, PointsInput
+from . import inversion as inversion_control
 from . import widgets
 
 logger = logging.getLogger(__name__)
@@ -111,12 +112,15 @@ def build_demo(
                 list(renderers.modes), value=renderers.default, label="Renderer",
                 info="fast: bfloat16 and incremental updates; exact: the reference float32 path",
             )
+        inversion = inversion_control.build_controls()
         if not len(registry):
             gr.Markdown("No editing ops are installed.")
         with gr.Tabs():
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
-                    _build_tab(found, model, renderers, cache, mode_input, display, gif_dir, examples_dir, prefill)
+                    _build_tab(
+                        found, model, renderers, cache, mode_input, display, gif_dir, examples_dir, prefill, inversion
+                    )
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
 
@@ -131,6 +135,7 @@ def _build_tab(
     gif_dir: Path,
     examples_dir: Path,
     prefill: bool,
+    inversion: inversion_control.InversionControls | None = None,
 ) -> None:
     if found.description:
         gr.Markdown(found.description)
@@ -163,9 +168,12 @@ def _build_tab(
             examples_per_page=4,
             cache_examples=False,
         )
-    handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None)
+    has_inversion = inversion is not None and bool(found.image_inputs)
+    handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None, has_inversion)
     controls = [run_button] + [c for b in bindings for c in b.controls]
     inputs = [cache] + api_components + ([mode_input] if mode_input is not None else [])
+    if has_inversion:
+        inputs += inversion.inputs
     run_button.click(
         lambda: _updates(len(controls), interactive=False), None, controls, queue=False, api_visibility="private"
     ).then(
@@ -252,16 +260,27 @@ def _handler(
     model: StyleMapGAN,
     renderers: _Renderers,
     has_mode: bool,
+    has_inversion: bool = False,
 ) -> Callable[..., Any]:
     """The endpoint function, with a signature naming each input (the API shows those names)."""
     counts = [len(b.components) for b in bindings]
+    n_values = sum(counts)
 
     def run(*args: Any) -> list[Any]:
-        # Gradio passes (cache, *input values, [mode], progress): progress is inserted at its
-        # position in the signature below.
+        # Gradio passes (cache, *input values, [mode], [inversion, refine_steps, session], progress):
+        # progress is inserted at its position in the signature below. A direct call may leave out
+        # the inversion settings (encoder only).
         cache, progress = args[0], args[-1]
-        mode, values = (args[-2], args[1:-2]) if has_mode else (None, args[1:-1])
-        ctx = OpContext(model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d))
+        values, tail = args[1 : 1 + n_values], args[1 + n_values : -1]
+        mode = tail[0] if has_mode and tail else None
+        settings = tail[int(has_mode) :]
+        inversion, stop = (
+            inversion_control.settings(*settings) if has_inversion and len(settings) == 3
+            else (inversion_control.Inversion(), None)
+        )
+        ctx = OpContext(
+            model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d), inversion=inversion, stop=stop
+        )
         try:
             kwargs, start = {}, 0
             for binding, n in zip(bindings, counts):
@@ -290,6 +309,10 @@ def _handler(
             params.append(inspect.Parameter(name, kind, default=default))
     if has_mode:
         params.append(inspect.Parameter("mode", kind, default=renderers.default))
+    if has_inversion:
+        params.append(inspect.Parameter("inversion", kind, default=inversion_control.ENCODER_ONLY))
+        params.append(inspect.Parameter("refine_steps", kind, default=inversion_control.DEFAULT_STEPS))
+        params.append(inspect.Parameter("session", kind, default=None))
     params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__name__ = found.name
