@@ -171,3 +171,13 @@ def test_stop_button_sets_the_session_event():
     assert session.stop.is_set()
     inversion, stop = control.settings("refined", 30, session)
     assert inversion.steps == 30 and stop is session.stop and not stop.is_set()  # each run starts cleared
+
+
+def test_fast_renderer_edits_refined_codes_too(model, registry):
+    from smapgan.fast import FastRenderer
+
+    inversion = Inversion(steps=5)
+    exact = registry["reconstruct"].run(OpContext(model, inversion=inversion), original=NEUTRAL)["reconstruction"]
+    ctx = OpContext(model, FastRenderer(model), inversion=inversion)
+    fast = registry["reconstruct"].run(ctx, original=NEUTRAL)["reconstruction"]
+    torch.testing.assert_close(fast, exact, atol=1e-4, rtol=1e-4)
