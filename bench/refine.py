@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", help="glob of images in a style the model never saw")
     parser.add_argument("--heldout", help="glob of held-out images of the training styles (one folder per set)")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--proximity", default=f"{DEFAULT_PROXIMITY:g}", help="comma-separated weights to compare")
+    parser.add_argument(
+        "--proximity", default=f"{DEFAULT_PROXIMITY:g}",
+        help="comma-separated weights to compare (default: the library's default; the README used 0,0.01,0.1,1)",
+    )
     parser.add_argument("--pairs", type=int, default=12, help="Table 4 / lerp pairs of held-out images")
     parser.add_argument("--max-images", type=int, default=30, help="per glob")
     parser.add_argument("--batch", type=int, default=8, help="images refined together")
