@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         base["lerp_d"] = lerp_realism(model, encoded["heldout"], pairs)
     out["encoder"] = base
     results = []
-    for weight in [float(w) for w in args.proximity.split(",")]:
+    for weight in [float(w) for w in args.proximity.split(",")] if images else []:
         row: dict[str, Any] = {"proximity": weight}
         start = time.perf_counter()
         refined = {
@@ -202,10 +202,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  proximity {weight:g}: done in {row['seconds']:.0f} s", flush=True)
     out["refined"] = results
 
-    def fmt(v: Any, spec: str = ".4f") -> str:
-        return "-" if v is None else format(v, spec)
+    if results:
+        print_table(base, results, sets, pairs, args.steps)
+    if args.release:
+        release(args, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
 
-    print(f"\nRefined ({args.steps} steps, w space) vs encoder only; Table 4 on {len(pairs)} held-out pairs x 4 masks (w+):")
+
+def fmt(v: Any, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(base: dict[str, Any], results: list[dict[str, Any]], sets: dict[str, list[str]],
+                pairs: list[tuple[int, int]], steps: int) -> None:
+    print(f"\nRefined ({steps} steps, w space) vs encoder only; Table 4 on {len(pairs)} held-out pairs x 4 masks (w+):")
     print("| codes | PSNR style (n=%d) | PSNR held-out (n=%d) | MSE_src | MSE_ref | lerp D(mid) | code drift |"
           % (len(sets.get("style", [])), len(sets.get("heldout", []))))
     print("|---|---|---|---|---|---|---|")
@@ -219,33 +231,32 @@ def main(argv: list[str] | None = None) -> int:
               f"{fmt(r.get('psnr_heldout'), '.2f')} {gains_h} | {fmt(r.get('mse_src'))} | {fmt(r.get('mse_ref'))} | "
               f"{fmt(r.get('lerp_d'), '.3f')} | {fmt(drift, '.3f')} |")
 
-    if args.release:
-        config = StyleMapGANConfig()  # 256 px, 8x8x64, the release's widths
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            big = StyleMapGAN(config, with_discriminator=False).eval()
-        x = torch.rand(1, 3, config.size, config.size) * 2 - 1
-        flops = step_flops(big)
-        refine(big, x, steps=1)
-        rows = []
-        for threads in sorted({args.threads, 1}, reverse=True):
-            torch.set_num_threads(threads)
-            timing = {}
-            for steps in (1, 3):  # the difference cancels the encoder pass and the final evaluation
-                wall, cpu = time.perf_counter(), time.process_time()
-                refine(big, x, steps=steps)
-                timing[steps] = (time.perf_counter() - wall, time.process_time() - cpu)
-            rows.append({"threads": threads, "seconds_per_step": (timing[3][0] - timing[1][0]) / 2,
-                         "cpu_s_per_step": (timing[3][1] - timing[1][1]) / 2, "load": load_avg()})
-        out["release"] = {"flops_per_step": flops, "rows": rows}
-        print(f"\nRelease 256 px / 8x8 (random weights): {flops / 1e9:.0f} GFLOP per step (decoder forward + "
-              "backward to the stylemap)")
-        for r in rows:
-            print(f"  {r['threads']} threads: {r['seconds_per_step']:.2f} s/step wall, {r['cpu_s_per_step']:.2f} s "
-                  f"CPU (load {r['load']:.1f})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return 0
+
+def release(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Seconds and FLOPs per refinement step of the 256 px / 8x8 release configuration (random weights)."""
+    config = StyleMapGANConfig()  # 256 px, 8x8x64, the release's widths
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        big = StyleMapGAN(config, with_discriminator=False).eval()
+    x = torch.rand(1, 3, config.size, config.size) * 2 - 1
+    flops = step_flops(big)
+    refine(big, x, steps=1)
+    rows = []
+    for threads in sorted({args.threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        timing = {}
+        for steps in (1, 3):  # the difference cancels the encoder pass and the final evaluation
+            wall, cpu = time.perf_counter(), time.process_time()
+            refine(big, x, steps=steps)
+            timing[steps] = (time.perf_counter() - wall, time.process_time() - cpu)
+        rows.append({"threads": threads, "seconds_per_step": (timing[3][0] - timing[1][0]) / 2,
+                     "cpu_s_per_step": (timing[3][1] - timing[1][1]) / 2, "load": load_avg()})
+    out["release"] = {"flops_per_step": flops, "rows": rows}
+    print(f"\nRelease 256 px / 8x8 (random weights): {flops / 1e9:.0f} GFLOP per step (decoder forward + "
+          "backward to the stylemap)")
+    for r in rows:
+        print(f"  {r['threads']} threads: {r['seconds_per_step']:.2f} s/step wall, {r['cpu_s_per_step']:.2f} s "
+              f"CPU (load {r['load']:.1f})")
 
 
 if __name__ == "__main__":
