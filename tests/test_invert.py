@@ -9,7 +9,7 @@ import torch
 
 from smapgan import DEFAULT_MODEL, StyleMapGAN, StyleMapGANConfig, imageio
 from smapgan.editing import pool_mask
-from smapgan.invert import RefineStep, RefineTrace, psnr, reconstruct, refine
+from smapgan.invert import DEFAULT_PROXIMITY, RefineStep, RefineTrace, psnr, reconstruct, refine
 
 TINY = StyleMapGANConfig(
     size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
@@ -115,7 +115,12 @@ def test_stop_early_returns_the_best_so_far(model, image):
     assert [s.step for s in seen] == [1, 2, 3] and seen[0].steps == 50
     assert trace.stopped and trace.steps_done == 3
     assert code.shape == (1, 8, 4, 4) and torch.isfinite(code).all()
-    assert min(trace.losses) <= trace.losses[0]
+    # The code returned is the best one evaluated: its objective is the minimum of the trace.
+    with torch.no_grad():
+        s0 = model.encode(image)
+        objective = ((model.decode(code) - image) ** 2).mean() + DEFAULT_PROXIMITY * ((code - s0) ** 2).mean()
+    assert float(objective) == pytest.approx(min(trace.losses), rel=1e-4)
+    assert min(trace.losses) < trace.losses[0]
 
     event = threading.Event()
     event.set()  # set before the first step: one step runs, then it stops

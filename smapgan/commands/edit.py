@@ -112,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
     raw = collect_values(found, args)
     model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision)
     found.parse_settings(raw, model)  # report a bad --set before decoding any image
-    ctx = OpContext(model, inversion=Inversion(steps=getattr(args, "refine_steps", 0) or 0))
+    inversion = Inversion(steps=getattr(args, "refine_steps", 0) or 0)
+
+    def progress(fraction: float, desc: str) -> None:
+        if desc.startswith("refining") and sys.stderr.isatty():
+            print(f"\r{desc}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
+
+    ctx = OpContext(model, progress=progress, inversion=inversion)
 
     def picture(pair: tuple[str, str | None]) -> Any:
         return ctx.picture(pair[0], pair[1])
