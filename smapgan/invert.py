@@ -155,7 +155,7 @@ def refine(
     start and anchor (e.g. an encoding already cached). Deterministic for a fixed
     ``seed`` on a given device and thread count. ``fast`` runs the decoder with
     folded channels-last weights (:mod:`smapgan.fast.graph`, LayerNorm models;
-    about 1.6x faster on a CPU, equal within float tolerance); False uses the
+    1.2-1.6x less CPU time, equal within float tolerance); False uses the
     model's modules.
     """
     if space not in ("w", "w+"):

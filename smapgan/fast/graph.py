@@ -2,7 +2,7 @@
 
 :func:`smapgan.invert.refine` back-propagates through the decoder to the
 stylemap (or pyramid) a hundred times per image, with the weights frozen. The
-prepared decoder's folded, channels-last weights make that about 1.6x faster
+prepared decoder's folded, channels-last weights make that 1.2-1.6x cheaper
 than the model's modules on a CPU, but its in-place activations and residual
 sums would overwrite what autograd needs; :class:`GradDecoder` runs the same
 folded weights out of place. Values and gradients match the model's within
