@@ -2,7 +2,9 @@
 
     python scripts/make_readme_figure.py --model smapgan/assets/default_model --out docs/figure.png
 
-Top: held-out emoji (never seen in training) and their reconstructions. Below, one
+Top: held-out emoji (never seen in training) and their reconstructions; then the
+refinement row (``--refine-images``: input, encoder only, refined by
+``smapgan.invert.refine``, PSNR each; a style the model never saw shows it best). Below, one
 row per registered op (``smapgan.ops.discover``, in the app's order): the op's first
 declared example run through ``Op.run`` as ``smapgan edit`` runs it, shown as
 inputs -> outputs. Brushed regions are shown by dimming everything else; boxes and
