@@ -67,12 +67,14 @@ def local_transplant(
     if space == "w+":
         edited = base
         for ref in references:
-            edited = editing.blend_pyramid(edited, ctx.pyramid(ref), _soft(ref.mask, feather), pool, strength, threshold)
+            weight = _soft(ref.mask, feather)
+            edited = editing.blend_pyramid(edited, ctx.pyramid(ref), weight, pool, strength, threshold)
     else:
         start = ctx.stylemap(original)
         stylemap = start
         for ref in references:
-            stylemap = editing.blend_stylemap(stylemap, ctx.stylemap(ref), _soft(ref.mask, feather), pool, strength, threshold)
+            weight = _soft(ref.mask, feather)
+            stylemap = editing.blend_stylemap(stylemap, ctx.stylemap(ref), weight, pool, strength, threshold)
         edited = ctx.expand(stylemap)
     image = ctx.render(edited, base=base)
     ts = [1.0 if frames == 1 else i / (frames - 1) for i in range(frames)]

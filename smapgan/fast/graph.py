@@ -49,7 +49,8 @@ class GradDecoder:
 
     def synthesize(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
         p = self.prepared
-        mods = iter([p.steps[i].modulation(level.float().contiguous(memory_format=CL)) for i, level in enumerate(pyramid)])
+        levels = [level.float().contiguous(memory_format=CL) for level in pyramid]
+        mods = iter([p.steps[i].modulation(level) for i, level in enumerate(levels)])
         gamma, beta = next(mods)
         x = p.input.expand(gamma.shape[0], -1, -1, -1)
         x = _conv(p.steps[0].conv, layer_norm_affine(x, gamma, beta))
