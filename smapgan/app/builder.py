@@ -24,6 +24,7 @@ from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.context import renderer_mode, renderer_modes, with_mode
 from ..ops.spec import BoxInput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput, parse_input, short_repr
 from . import gate, widgets
+from . import inversion as inversion_control
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +130,15 @@ def build_demo(
                 ),
                 visible=bool(offer_modes), elem_id="renderer-mode",
             )
+        inversion = inversion_control.build_controls()
         if not len(registry):
             gr.Markdown("No editing ops are installed.")
         with gr.Tabs():
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
                     _build_tab(
-                        found, model, renderers, cache, session, mode_input, display, gif_dir, examples_dir, prefill
+                        found, model, renderers, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
+                        inversion,
                     )
         _browser_helpers(registry, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
@@ -175,6 +178,7 @@ def _build_tab(
     gif_dir: Path,
     examples_dir: Path,
     prefill: bool,
+    inversion: inversion_control.InversionControls | None = None,
 ) -> None:
     if found.description:
         gr.Markdown(found.description)
@@ -211,8 +215,11 @@ def _build_tab(
             examples_per_page=4,
             cache_examples=False,
         )
-    handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None)
+    has_inversion = inversion is not None and bool(found.image_inputs)
+    handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None, has_inversion)
     inputs = [cache, session] + api_components + ([mode_input] if mode_input is not None else [])
+    if has_inversion:
+        inputs += inversion.inputs
     views = [c for o in outputs for c in o.views]
     # Only Run is disabled while the op runs (the inputs stay editable), and it comes back when the
     # op has ended either way: Gradio does not follow a failed event with its `.then` steps.
@@ -355,15 +362,20 @@ def _handler(
     model: StyleMapGAN,
     renderers: _Renderers,
     has_mode: bool,
+    has_inversion: bool = False,
 ) -> Callable[..., Any]:
     """The endpoint function, with a signature naming each input (the API shows those names)."""
     counts = [len(b.components) for b in bindings]
+    n_values = sum(counts)
 
     def run(*args: Any) -> list[Any]:
-        # Gradio passes (cache, session, *input values, [mode], progress): progress is inserted at its
-        # position in the signature below.
+        # Gradio passes (cache, session, *input values, [mode], [inversion, refine_steps,
+        # inversion_session], progress): progress is inserted at its position in the signature below.
+        # A direct call may leave out the inversion settings (encoder only).
         cache, session, progress = args[0], args[1], args[-1]
-        mode, values = (args[-2], args[2:-2]) if has_mode else (None, args[2:-1])
+        values, tail = args[2 : 2 + n_values], args[2 + n_values : -1]
+        mode = tail[0] if has_mode and tail else None
+        settings = tail[int(has_mode) :]
         memo: dict[str, Any] = {}
         if isinstance(session, dict):  # what the browser shows after the run (API calls have their own)
             session[found.name] = memo
@@ -373,7 +385,13 @@ def _handler(
                 raise OpError(f"mode must be one of {', '.join(renderers.modes)}; got {short_repr(mode)}")
             if not isinstance(cache, StylemapCache):
                 raise OpError("this call has no session state; call the app's named endpoints")
-            ctx = OpContext(model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d))
+            inversion, stop = (
+                inversion_control.settings(*settings) if has_inversion and len(settings) == 3
+                else (inversion_control.Inversion(), None)
+            )
+            ctx = OpContext(
+                model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d), inversion=inversion, stop=stop
+            )
             kwargs, start = {}, 0
             with limits.pixel_budget():
                 for binding, n in zip(bindings, counts):
@@ -412,6 +430,10 @@ def _handler(
             params.append(inspect.Parameter(name, kind, default=default))
     if has_mode:
         params.append(inspect.Parameter("mode", kind, default=renderers.default))
+    if has_inversion:
+        params.append(inspect.Parameter("inversion", kind, default=inversion_control.ENCODER_ONLY))
+        params.append(inspect.Parameter("refine_steps", kind, default=inversion_control.DEFAULT_STEPS))
+        params.append(inspect.Parameter("inversion_session", kind, default=None))
     params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__name__ = found.name
