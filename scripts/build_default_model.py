@@ -302,6 +302,8 @@ def model_card(
             f"| `{d['name']}` | {d['about']} | {d['method']} | {t['positive_images']}/{t['negative_images']} | "
             f"{t['separation']:.0%} | {held} | {loo_text} | {d['strength_neg_to_pos']:.2f} |"
         )
+    if not directions and training.get("directions_summary"):
+        lines += ["", "```", *training["directions_summary"], "```"]
     lines += [
         "",
         f"Method: the difference of class means when a side has fewer than {emoji_directions.MIN_EMOJI_FOR_LOGISTIC} "
@@ -326,19 +328,31 @@ def model_card(
 
 
 def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto",
-          trained_on: str | None = None, comparison: Path | None = None) -> dict[str, Any]:
+          trained_on: str | None = None, comparison: Path | None = None,
+          measured: Path | None = None, directions_from: Path | None = None) -> dict[str, Any]:
     """Rebuild ``out`` from the run's export; returns the figures."""
     export = run / "model"
     if not (export / "model.safetensors").is_file():
         raise FileNotFoundError(f"{export} has no export yet (the trainer writes one every --export-every steps)")
     staging = out.with_name("." + out.name + ".staging")
     training = copy_export(export, staging)
+    if directions_from is not None and (directions_from / "directions.txt").is_file():
+        training["directions_summary"] = (directions_from / "directions.txt").read_text().splitlines()
     print(f"export of step {training.get('step')} ({training.get('images_seen')} images seen) copied")
-    directions = emoji_directions.learn(staging, data, method=method)
+    if directions_from is not None:  # directions already learned for this very export
+        shutil.copy2(directions_from / "directions.safetensors", staging / "directions.safetensors")
+        found = directions_from / "directions.json"
+        directions = json.loads(found.read_text()) if found.is_file() else []
+    else:
+        directions = emoji_directions.learn(staging, data, method=method)
     for d in directions:
         print(emoji_directions.describe(d))
     # `smapgan direction` saves through save_pretrained, which writes a generic card: ours replaces it
-    figures = evaluate_model.evaluate(staging, data)
+    if measured is not None:  # figures scripts/train_candidates.py measured on this export (same evaluate())
+        summary = json.loads(measured.read_text())
+        figures = summary["results"][summary["ranking"][0]]["figures"]
+    else:
+        figures = evaluate_model.evaluate(staging, data)
     figures["directions"] = directions
     print(evaluate_model.summary(figures))
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -387,10 +401,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the hardware and schedule, for the model card (e.g. 'a 2-core CPU, 5 hours')")
     parser.add_argument("--comparison", default=None,
                         help="summary.json of scripts/train_candidates.py, for the card's configuration table")
+    parser.add_argument("--measured", default=None,
+                        help="summary.json of scripts/train_candidates.py whose best run is this export: reuse its "
+                             "figures instead of measuring again (slow on a small CPU)")
+    parser.add_argument("--directions-from", default=None,
+                        help="a folder with directions.safetensors and directions.json learned for this export")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method,
-          args.trained_on, Path(args.comparison) if args.comparison else None)
+          args.trained_on, Path(args.comparison) if args.comparison else None,
+          Path(args.measured) if args.measured else None, Path(args.directions_from) if args.directions_from else None)
     return 0
 
 
