@@ -358,7 +358,9 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     image = make_readme_figure.make_figure(staging, data)
     image.save(staging / "figure.png", optimize=True)
-    model = __import__("smapgan").StyleMapGAN.from_pretrained(staging)
+    from smapgan import StyleMapGAN
+
+    model = StyleMapGAN.from_pretrained(staging)
     make_readme_figure.samples_grid(model).save(staging / "samples.png", optimize=True)
     config = json.loads((staging / "config.json").read_text())
     card = model_card(
