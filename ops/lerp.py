@@ -19,7 +19,10 @@ from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Pictur
         ImageInput("first", label="First image"),
         ImageInput("second", label="Second image"),
         SliderInput("frames", minimum=2, maximum=32, default=8, step=1, integer=True, info="frames along the path"),
-        SliderInput("position", minimum=0.0, maximum=1.0, default=0.5, step=0.05, info="t of the single image"),
+        SliderInput(
+            "position", minimum=0.0, maximum=1.0, default=0.5, step=0.05, previews="animation",
+            info="t of the single image (moving it previews the nearest rendered frame; Run renders t exactly)",
+        ),
     ],
     outputs=[ImageOutput("image"), FramesOutput("animation")],
     order=20,

@@ -7,7 +7,13 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, OpError
 
 
 def _directions(model: StyleMapGAN) -> list[str]:
-    return sorted(model.directions)
+    """Labelled directions by name, then the unlabelled SeFa ones (sefa_0, sefa_1, ...) by strength."""
+
+    def key(name: str) -> tuple[int, int, str]:
+        head, _, index = name.rpartition("_")
+        return (1, int(index), "") if head == "sefa" and index.isdigit() else (0, 0, name)
+
+    return sorted(model.directions, key=key)
 
 
 @op(

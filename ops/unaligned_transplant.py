@@ -46,11 +46,16 @@ def placement_offset(mask: torch.Tensor, point: tuple[float, float], size: int, 
     ),
     inputs=[
         ImageInput("original", label="Original (click to place)"),
-        ImageInput("reference", mask="required", label="Reference (brush the region)"),
+        ImageInput("reference", mask="optional", label="Reference (brush the region)"),
         BoxInput("box", on="reference", info="optional rectangle x0,y0,x1,y1 in [0,1], added to the brushed region"),
         PointsInput("placements", on="original", info="centers x,y in [0,1]; empty: the region stays in place"),
         ChoiceInput("space", choices=("w+", "w"), default="w+"),
         SliderInput("strength", minimum=0.0, maximum=1.0, default=1.0, step=0.05),
+        SliderInput(
+            "feather", minimum=0, maximum=16, default=0, step=1, integer=True,
+            info="soft edge in pixels: 0 = whole cells; > 0 blurs the region and blends each level by the "
+            "fraction of it covered",
+        ),
     ],
     outputs=[ImageOutput("image")],
     order=40,
@@ -71,26 +76,30 @@ def unaligned_transplant(
     placements: list[tuple[float, float]],
     space: str,
     strength: float,
+    feather: int = 0,
 ) -> dict:
     size = ctx.size
     region = reference.mask if reference.mask is not None else torch.zeros(1, 1, size, size)
     if box is not None:
         region = torch.maximum(region, imageio.box_mask(box, size))
     if not bool(region.any()):
-        raise OpError("select a region on the reference: brush over it or give a box")
+        raise OpError("brush a region on the reference first (or give a box)")
     cell = size // ctx.model.config.latent_spatial_size
     if placements:
         offsets = [placement_offset(region, p, size, cell) for p in placements]
     else:
         offsets = [(0, 0)]
+    pooling = "max"
+    if feather > 0:  # soft masks: the blurred region, pooled to each level as a fractional weight
+        region, pooling = editing.feather(region, feather), "avg"
     base = ctx.pyramid(original)
     if space == "w+":
         edited, ref = base, ctx.pyramid(reference)
         for offset in offsets:
-            edited = editing.transplant_pyramid(edited, ref, region, offset, size, "max", strength)
+            edited = editing.transplant_pyramid(edited, ref, region, offset, size, pooling, strength)
     else:
         stylemap, ref_s = ctx.stylemap(original), ctx.stylemap(reference)
         for offset in offsets:
-            stylemap = editing.transplant(stylemap, ref_s, region, offset, size, "max", strength)
+            stylemap = editing.transplant(stylemap, ref_s, region, offset, size, pooling, strength)
         edited = ctx.expand(stylemap)
     return {"image": ctx.render(edited, base=base)}

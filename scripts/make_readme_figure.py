@@ -2,7 +2,9 @@
 
     python scripts/make_readme_figure.py --model smapgan/assets/default_model --out docs/figure.png
 
-Top: held-out emoji (never seen in training) and their reconstructions. Below, one
+Top: held-out emoji (never seen in training) and their reconstructions; then the
+refinement row (``--refine-images``: input, encoder only, refined by
+``smapgan.invert.refine``, PSNR each; a style the model never saw shows it best). Below, one
 row per registered op (``smapgan.ops.discover``, in the app's order): the op's first
 declared example run through ``Op.run`` as ``smapgan edit`` runs it, shown as
 inputs -> outputs. Brushed regions are shown by dimming everything else; boxes and
@@ -100,6 +102,25 @@ def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "",
         (label, about + (f"; {note}" if note else ""), originals),
         ("Reconstruction", f"decode(encode(x)), MSE {mean:.3f}", recons),
     ]
+
+
+def refinement_row(model: Any, files: Sequence[Path], steps: int) -> tuple[str, str, list[Cell]]:
+    """One row: for each image, the input, the encoder's reconstruction and the refined one (PSNR in dB)."""
+    from smapgan import imageio
+    from smapgan.invert import psnr, reconstruct, refine
+
+    images = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size)) for f in files])
+    with torch.inference_mode():
+        encoder = model.decode(model.encode(images)).clamp(-1, 1)
+    refined = reconstruct(model, refine(model, images, steps=steps)).clamp(-1, 1)
+    cells = []
+    for x, a, b in zip(images, encoder, refined):
+        cells += [
+            Cell(enlarge(to_pil(x)), "input"),
+            Cell(enlarge(to_pil(a)), f"encoder {float(psnr(a[None], x[None])):.1f} dB", arrow=True),
+            Cell(enlarge(to_pil(b)), f"refined {float(psnr(b[None], x[None])):.1f} dB"),
+        ]
+    return ("Refined inversion", f"input, encoder only, {steps} refinement steps (smapgan.invert.refine)", cells)
 
 
 def op_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:
@@ -257,8 +278,14 @@ def data_held_out_files(data: Path, count: int, animals: int = 2, split: str = "
     return picked
 
 
-def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out: int = 8) -> Image.Image:
-    """The whole figure for the model in ``model_dir``."""
+def make_figure(
+    model_dir: str | Path,
+    data: str | Path | None = None,
+    held_out: int = 8,
+    refine_files: Sequence[Path] = (),
+    refine_steps: int = 100,
+) -> Image.Image:
+    """The whole figure for the model in ``model_dir``; ``refine_files`` adds the refinement row."""
     from smapgan import StyleMapGAN
     from smapgan.ops import OpContext, discover
     from smapgan.ops.examples import EXAMPLES_DIR
@@ -271,6 +298,8 @@ def make_figure(model_dir: str | Path, data: str | Path | None = None, held_out:
             rows += held_out_rows(model, style, label="Held-out style", about="a design never trained on")
     else:
         rows = held_out_rows(model, held_out_files(EXAMPLES_DIR, held_out), "Noto")
+    if refine_files and refine_steps > 0:
+        rows.append(refinement_row(model, refine_files, refine_steps))
     registry = discover()
     for found in registry.sorted():
         if found.examples:
@@ -306,9 +335,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--out", default="docs/figure.png", help="PNG to write (default: %(default)s)")
     parser.add_argument("--data", help="emoji folder to take held-out images from (default: the package's examples)")
+    parser.add_argument(
+        "--refine-images", nargs="*", default=None, metavar="FILE",
+        help="images for the refinement row (input, encoder only, refined); default: 3 held-out images; "
+        "a style the model never saw shows the gain best",
+    )
+    parser.add_argument("--refine-steps", type=int, default=100, help="0 leaves the row out (default: %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    image = make_figure(args.model, args.data)
+    torch.set_flush_denormal(True)
+    if args.refine_images is None:
+        from smapgan.ops.examples import EXAMPLES_DIR
+
+        held = data_held_out_files(Path(args.data), 3) if args.data else held_out_files(EXAMPLES_DIR, 3)
+        refine_files = [f for f, _ in held]
+    else:
+        refine_files = [Path(f) for f in args.refine_images[:4]]
+    image = make_figure(args.model, args.data, refine_files=refine_files, refine_steps=args.refine_steps)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     image.save(args.out, optimize=True)
     print(f"wrote {args.out} ({image.width}x{image.height})")

@@ -12,6 +12,10 @@ those without (negatives). Two methods:
   strong-regularization limit of the above; prefer it with very few images
   (under ~20 per side), where a classifier mostly fits noise.
 
+Without labels, :func:`sefa` finds directions in closed form from the weights
+(SeFa): the top eigenvectors of A^T A for the first layer that reads the
+stylemap; they are stored as ``sefa_0 ... sefa_{K-1}`` with their eigenvalues.
+
 Convention: a direction has unit norm *per stylemap cell*: its L2 norm over all
 C*L*L values is ``L`` (= sqrt of the number of cells), i.e. the mean squared norm
 of its per-cell C-vectors is 1. ``w + s * n`` then moves each cell by ``s`` on
@@ -20,6 +24,7 @@ average, whatever the stylemap's resolution.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -104,3 +109,51 @@ def _logistic(pos: torch.Tensor, neg: torch.Tensor, steps: int, l2: float) -> to
     with torch.enable_grad():
         optimizer.step(closure)
     return w.detach()
+
+
+# ----------------------------------------------------------------------------- SeFa (no labels)
+SEFA_PREFIX = "sefa_"
+SEFA_WEIGHT_KEY = "generator.decoder.convs_latent.0.0.weight"
+"""State-dict key of the first layer that reads the stylemap: the resizer's first equalized 3x3 conv."""
+
+
+@dataclass(frozen=True)
+class SefaFit:
+    """Closed-form directions: unit C-vectors (K,C), strongest first, and their eigenvalues (K,)."""
+
+    vectors: torch.Tensor
+    eigenvalues: torch.Tensor
+
+
+def sefa(weight: torch.Tensor, count: int, scale: float | None = None) -> SefaFit:
+    """SeFa (Shen & Zhou, CVPR 2021): the top eigenvectors of A^T A for the first layer A reading the code.
+
+    ``weight`` is that layer's conv weight (C_out, C, k, k) as stored (equalized
+    learning rate); ``scale`` is the factor the layer multiplies it by at run time
+    (default ``1/sqrt(C*k*k)``, the decoder's equalized scale). The k x k taps are
+    summed, so A (C_out, C) is the layer's response to a code that is constant over
+    the cells: a direction is one C-vector added to every cell (or to the cells of a
+    mask). Eigenvectors are unit vectors, sorted by decreasing eigenvalue, each
+    signed so that its largest-magnitude component is positive (reproducible).
+    """
+    if weight.ndim != 4:
+        raise ValueError(f"weight must be a conv weight (C_out, C, k, k), got {tuple(weight.shape)}")
+    c = weight.shape[1]
+    if not 1 <= count <= c:
+        raise ValueError(f"count must be between 1 and the stylemap's channels ({c}), got {count}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(c * weight.shape[2] * weight.shape[3])
+    a = weight.detach().double().sum(dim=(2, 3)) * scale  # (C_out, C)
+    eigenvalues, eigenvectors = torch.linalg.eigh(a.T @ a)  # ascending
+    order = torch.argsort(eigenvalues, descending=True)[:count]
+    vectors = eigenvectors[:, order].T.contiguous()  # (K, C)
+    peak = vectors.gather(1, vectors.abs().argmax(1, keepdim=True))
+    vectors = vectors * torch.where(peak < 0, -1.0, 1.0)
+    return SefaFit(vectors.float(), eigenvalues[order].float())
+
+
+def sefa_maps(fit: SefaFit, side: int) -> dict[str, torch.Tensor]:
+    """``sefa_0 ... sefa_{K-1}``: each vector broadcast to a (C,L,L) map (unit norm per cell, like learned ones)."""
+    return {
+        f"{SEFA_PREFIX}{i}": v[:, None, None].expand(-1, side, side).contiguous() for i, v in enumerate(fit.vectors)
+    }

@@ -8,6 +8,7 @@ stylemap/pyramid resolution.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 import torch
@@ -193,3 +194,31 @@ def style_mix(
     """
     chosen = set(levels)
     return [s if i in chosen else c for i, (c, s) in enumerate(zip(content, style))]
+
+
+def feather(mask: torch.Tensor, pixels: float) -> torch.Tensor:
+    """A soft version of a brushed mask: Gaussian-blurred (sigma = ``pixels / 2``), never below the mask.
+
+    ``pixels`` is the feather width: the weight falls from 1 at the mask's edge to
+    about 0.02 ``pixels`` further out (two sigmas). The mask's inside stays exactly 1
+    (the blur is combined with the original by a maximum). ``pixels <= 0`` returns
+    the mask itself, so callers that switch to soft pooling only when feathering
+    keep today's results bit for bit. Pool the result with ``pooling="avg"`` to
+    get fractional blend weights per pyramid level.
+    """
+    if pixels <= 0:
+        return mask
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask must have shape (N,1,H,W), got {tuple(mask.shape)}")
+    sigma = float(pixels) / 2
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=mask.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(mask.dtype if mask.is_floating_point() else torch.float32)
+    m = mask.float() if not mask.is_floating_point() else mask
+    blurred = m
+    for dim in (2, 3):  # separable: rows, then columns (zero padding: nothing leaks in from outside the image)
+        shape = (1, 1, -1, 1) if dim == 2 else (1, 1, 1, -1)
+        pad = (0, 0, radius, radius) if dim == 2 else (radius, radius, 0, 0)
+        blurred = F.conv2d(F.pad(blurred, pad), kernel.view(shape))
+    return torch.maximum(blurred.clamp(0, 1), m)

@@ -1,8 +1,11 @@
 """Image and mask I/O shared by the CLI, the app and the ops.
 
 Everything a user hands us (a path, bytes, a PIL image, an array) goes through
-:func:`open_image`, which enforces size limits *before* decoding pixels, applies
-the EXIF orientation and keeps only the first frame. Anything unusable raises
+:func:`open_image`, which enforces size limits *before* decoding pixels (every
+frame, page and sub-image is checked from the file's own headers by
+:mod:`smapgan.headers`, and the pixels are charged to the request's budget,
+:func:`smapgan.limits.pixel_budget`), applies the EXIF orientation and keeps
+only the first frame. Anything unusable raises
 :class:`ImageInputError` with a message meant for the user, never a decoder's
 traceback. Images become tensors (N,3,S,S) in [-1,1]; masks become float
 tensors (N,1,S,S) in {0,1}.
@@ -15,16 +18,20 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-MAX_BYTES = 50 * 2**20
+from . import headers, limits
+
+MAX_BYTES = limits.MAX_BYTES
 """Largest encoded image accepted (50 MiB)."""
-MAX_PIXELS = 40_000_000
-"""Largest decoded image accepted (width x height), checked from the header before decoding."""
+MAX_PIXELS = limits.MAX_PIXELS
+"""Largest decoded image accepted (width x height of any frame), checked from the headers before decoding."""
+BOMB_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+"""Past this a file is described as a decompression bomb (Pillow's own error threshold)."""
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
@@ -47,42 +54,25 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: i
     if isinstance(source, Image.Image):
         image = source
         _check_pixels(image, what, max_pixels)
+        if image.tell() != 0:  # a caller's own animation: its first frame
+            image.seek(0)
     else:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-            if len(data) > max_bytes:
-                raise ImageInputError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
-            if not data:
-                raise ImageInputError(f"{what} is empty")
-        elif isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise ImageInputError(f"{what} does not exist or is not a file")
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise ImageInputError(f"{what} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
-            if size == 0:
-                raise ImageInputError(f"{what} is empty")
-            data = path.read_bytes()
-        else:
-            raise ImageInputError(f"expected an image file, bytes or a PIL image, got {type(source).__name__}")
+        data = _read(source, what, max_bytes)
+        header = check_header(data, what, max_pixels)
+        limits.charge_pixels(header.size[0] * header.size[1], what)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError:  # PIL's own, far higher limit: report ours
-            raise ImageInputError(
-                f"{what} has too many pixels to decode; the limit is {max_pixels / 1e6:.0f} megapixels"
-            ) from None
+                # Only the plugin of the format checked above may read it (no other guess).
+                image = Image.open(io.BytesIO(data), formats=[header.format])
         except Image.UnidentifiedImageError:
             raise ImageInputError(f"{what} is not an image in a format this app can read") from None
         except Exception as exc:  # hostile or unknown files: every decoder failure is a user error
             raise ImageInputError(f"{what} is not a readable image ({type(exc).__name__}: {exc})") from exc
-        _check_pixels(image, what, max_pixels)
+        if image.size != header.size:  # our reading of the header and Pillow's disagree: trust neither
+            raise ImageInputError(f"{what} is not a readable image (inconsistent header)")
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)  # animated: the first frame
-        image.load()
+        image.load()  # the first frame: an opened file is at frame 0; never count frames (n_frames walks them all)
     except Exception as exc:
         raise ImageInputError(f"{what} could not be decoded ({type(exc).__name__}: {exc})") from exc
     try:
@@ -90,6 +80,78 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: i
     except Exception:
         pass  # a broken EXIF block does not make the pixels unusable; keep the stored orientation
     return image
+
+
+def check_header(data: bytes, what: str = "the image data", max_pixels: int = MAX_PIXELS) -> headers.Header:
+    """The headers of encoded ``data``, every frame checked against ``max_pixels`` and the frame cap."""
+    try:
+        header = headers.inspect(data, limits.MAX_FRAMES)
+    except headers.TooManyFrames as exc:
+        raise ImageInputError(f"{what} is refused: {exc}") from None
+    except headers.HeaderError as exc:
+        if exc.unsupported:
+            raise ImageInputError(
+                f"{what} is not an image in a format this app can read ({', '.join(headers.ACCEPTED)})"
+            ) from None
+        raise ImageInputError(f"{what} is not an image in a format this app can read ({exc})") from None
+    w, h = header.largest
+    if w * h > BOMB_PIXELS:
+        raise ImageInputError(f"{what} has too many pixels to decode; the limit is {max_pixels / 1e6:.0f} megapixels")
+    if w < 1 or h < 1 or header.size[0] < 1 or header.size[1] < 1:
+        raise ImageInputError(f"{what} has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        which = "" if header.frames == 1 else " (a frame of it)"
+        raise ImageInputError(f"{what}{which} is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+    return header
+
+
+def image_size(source: ImageSource) -> tuple[int, int]:
+    """Width and height of an image as :func:`open_image` would give them, read from its header only
+    (before the EXIF orientation; nothing is decoded and nothing is charged to the request)."""
+    if isinstance(source, Image.Image):
+        return source.size
+    if isinstance(source, np.ndarray):
+        return (source.shape[1], source.shape[0])
+    what = _describe(source)
+    data = _read(source, what, MAX_BYTES)
+    header = check_header(data, what)
+    try:  # checked above: Pillow only reads the header here (no pixel is decoded)
+        orientation = Image.open(io.BytesIO(data), formats=[header.format]).getexif().get(0x0112)
+    except Exception:
+        orientation = None
+    w, h = header.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def decoding(source: ImageSource) -> Any:
+    """Hold room in the process-wide decoding pool (:func:`smapgan.limits.decoding`) for ``source``:
+    around a decode and the conversions that follow it, until the image is model-sized."""
+    try:
+        w, h = image_size(source)
+    except ImageInputError:
+        w = h = 0  # open_image reports it
+    return limits.decoding(w * h)
+
+
+def _read(source: ImageSource, what: str, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        if len(data) > max_bytes:
+            raise ImageInputError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+        if not data:
+            raise ImageInputError(f"{what} is empty")
+        return data
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageInputError(f"{what} does not exist or is not a file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageInputError(f"{what} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+        if size == 0:
+            raise ImageInputError(f"{what} is empty")
+        return path.read_bytes()
+    raise ImageInputError(f"expected an image file, bytes or a PIL image, got {type(source).__name__}")
 
 
 def _check_pixels(image: Image.Image, what: str, max_pixels: int) -> None:
@@ -163,7 +225,8 @@ def fit(image: Image.Image, size: int) -> Image.Image:
 
 def load_image(source: ImageSource, size: int) -> Image.Image:
     """Open any image and return it as an RGB ``size`` x ``size`` PIL image (center crop + resize)."""
-    return fit(to_rgb(open_image(source)), size)
+    with decoding(source):
+        return fit(to_rgb(open_image(source)), size)
 
 
 def mask_pixels(image: Image.Image) -> np.ndarray:
@@ -195,7 +258,8 @@ def fit_mask(selected: np.ndarray, size: int) -> np.ndarray:
 
 def load_mask(source: ImageSource, size: int) -> torch.Tensor:
     """A mask file (any non-black or non-transparent pixel is selected) as a (1,1,size,size) float tensor."""
-    return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
+    with decoding(source):
+        return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
 
 
 def mask_to_tensor(selected: np.ndarray) -> torch.Tensor:

@@ -70,16 +70,22 @@ def local_editing_figures(
     references: torch.Tensor,
     masks: Sequence[torch.Tensor],
     space: str = "w+",
+    stylemaps: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LocalEditingFigures:
     """Paper Table 4: blend each (source, reference) pair under each mask and measure both sides.
 
     MSE_src averages the squared error over unmasked pixels against the source,
     MSE_ref over masked pixels against the reference (both in [-1,1]); the mask
     is the pixel mask the user drew, whatever the stylemap cells it touches.
+    ``stylemaps`` (sources', references') replaces the encoder's codes, e.g. with
+    refined ones (:func:`smapgan.invert.refine`).
     """
     src_errors, ref_errors = [], []
     sources, references = sources.to(model.device), references.to(model.device)
-    s_src, s_ref = model.encode(sources), model.encode(references)
+    if stylemaps is None:
+        s_src, s_ref = model.encode(sources), model.encode(references)
+    else:
+        s_src, s_ref = (s.to(model.device) for s in stylemaps)
     p_src, p_ref = model.expand(s_src), model.expand(s_ref)
     for mask in masks:
         m = mask.to(model.device).expand(len(sources), 1, -1, -1)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
@@ -56,6 +56,8 @@ class StyleMapGAN(
         self.discriminator: Discriminator | None = Discriminator(config) if with_discriminator else None
         # Named semantic directions (C, L, L), saved next to the weights; not parameters.
         self.directions: dict[str, torch.Tensor] = {}
+        # String metadata stored in directions.safetensors (e.g. SeFa eigenvalues as JSON).
+        self.directions_metadata: dict[str, str] = {}
         self._hub_mixin_config = config
 
     # ------------------------------------------------------------------ compute
@@ -135,9 +137,17 @@ class StyleMapGAN(
     # ------------------------------------------------------------ persistence
     def _save_pretrained(self, save_directory: Path) -> None:
         save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
+        self.save_directions(save_directory)
+
+    def save_directions(self, save_directory: str | os.PathLike) -> None:
+        """Write (or remove) ``directions.safetensors`` with its metadata, leaving the weights alone."""
         directions_path = Path(save_directory) / DIRECTIONS_NAME
         if self.directions:
-            save_file({k: v.contiguous() for k, v in self.directions.items()}, str(directions_path))
+            save_file(
+                {k: v.contiguous() for k, v in self.directions.items()},
+                str(directions_path),
+                metadata=dict(self.directions_metadata) or None,
+            )
         elif directions_path.exists():
             directions_path.unlink()
 
@@ -194,6 +204,8 @@ class StyleMapGAN(
             try:
                 for name, tensor in load_file(str(directions_path)).items():
                     model.add_direction(name, tensor)
+                with safe_open(str(directions_path), "pt") as f:
+                    model.directions_metadata = dict(f.metadata() or {})
             except (SafetensorError, OSError, ValueError) as exc:
                 raise ModelLoadError(f"{directions_path} is unreadable or mismatched ({exc})") from exc
         return model.to(map_location).eval()

@@ -1,4 +1,8 @@
-"""Locating the official reference fixtures (../shared/official beside the checkout)."""
+"""Locating the official reference fixtures (``tests/fixtures/official``, kept in the repository).
+
+They are random-weight checkpoints in the release's format with the outputs the release code
+computed for them (see the README there); ``SMAPGAN_OFFICIAL_FIXTURES`` points elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_DIR = Path(os.environ.get("SMAPGAN_OFFICIAL_FIXTURES", REPO_ROOT.parent / "shared" / "official"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official"
+OFFICIAL_DIR = Path(os.environ.get("SMAPGAN_OFFICIAL_FIXTURES") or FIXTURES)
 
 
 def official_dir() -> Path:

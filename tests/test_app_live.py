@@ -110,8 +110,13 @@ def test_local_transplant_with_brush_layers(client, model, layers):
     from gradio_client import handle_file
 
     args["original"] = handle_file(NEUTRAL)
-    empty, _, _ = client.predict(references_1=editor(HEARTS, layers["empty"]), frames=0, **args)
-    assert np.array_equal(pixels(empty), expected(model, recon_of(NEUTRAL)))
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="brush a region on the reference first"):
+        client.predict(references_1=editor(HEARTS, layers["empty"]), frames=0, **args)
+    empty = client.predict(references_1=editor(HEARTS, layers["eyes"]), frames=0, strength=0.0,
+                           **{k: v for k, v in args.items() if k != "strength"})[0]
+    assert np.array_equal(pixels(empty), expected(model, recon_of(NEUTRAL)))  # strength 0: the original
 
     image, gallery, gif = client.predict(references_1=editor(HEARTS, layers["eyes"]), frames=3, **args)
     assert len(gallery) == 3 and gif is not None
@@ -189,9 +194,14 @@ def test_fast_renderer_adds_a_mode_toggle(model):
     demo = build_demo(model, renderer=FastRenderer(model), registry=discover(paths=[]), prefill=False)
     radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"]
     assert radios and radios[0].choices == [("exact", "exact"), ("fast", "fast")]
+    # A small model: measured slower in fast mode, so the page does not offer the switch (the API keeps it).
+    assert model.config.size < 256 and radios[0].visible is False
+    shown = build_demo(model, renderer=FastRenderer(model), registry=discover(paths=[]), prefill=False,
+                       offer_modes=True)
+    assert [b.visible for b in shown.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"] == [True]
     fn = next(f for f in demo.fns.values() if f.api_name == "reconstruct")
     payload = {"path": NEUTRAL}
-    image_exact, _ = fn.fn(StylemapCache(), payload, "exact", lambda *a, **k: None)
-    image_fast, metrics = fn.fn(StylemapCache(), payload, "fast", lambda *a, **k: None)
+    image_exact, _ = fn.fn(StylemapCache(), {}, payload, "exact", lambda *a, **k: None)
+    image_fast, metrics = fn.fn(StylemapCache(), {}, payload, "fast", lambda *a, **k: None)
     difference = np.abs(np.asarray(image_exact, dtype=int) - np.asarray(image_fast, dtype=int))
     assert difference.mean() < 4 and metrics["psnr_db"] > 0

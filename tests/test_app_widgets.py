@@ -24,7 +24,7 @@ def test_preview_is_center_crop_at_display_size():
     assert np.asarray(preview)[..., 0].min() == 255 and np.asarray(preview)[..., 1].max() == 0
 
 
-def test_editor_payloads_files_and_blobs(tmp_path):
+def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     background = Image.new("RGB", (64, 64), (200, 200, 200))
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste((255, 0, 0, 128), (0, 0, 32, 32))  # top-left quarter brushed
@@ -38,16 +38,17 @@ def test_editor_payloads_files_and_blobs(tmp_path):
 
     bg_bytes, layer_bytes = png(background), png(layer.resize((128, 128)))
 
-    class Blobs:  # what ImageEditor keeps for a browser upload
-        background, layers, composite = bg_bytes, [layer_bytes], None
+    from smapgan.app import blobs, gate
 
-    class Component:
-        blob_storage = {"abc": Blobs()}
-
-    component = Component()
-    sources = widgets.editor_sources(component, {"id": "abc", "background": None, "layers": []})
+    # What the editor keeps for a browser upload: this session's own parts under the canvas id.
+    blobs.STORE.put("session-1", "abc", "background", None, bg_bytes)
+    blobs.STORE.put("session-1", "abc", "layer", 0, layer_bytes)
+    monkeypatch.setattr(gate, "current_session", lambda: "session-2")
+    assert widgets.editor_sources(None, {"id": "abc", "background": None, "layers": []})["background"] is None
+    monkeypatch.setattr(gate, "current_session", lambda: "session-1")
+    sources = widgets.editor_sources(None, {"id": "abc", "background": None, "layers": []})
     assert widgets.editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
-    assert "abc" not in component.blob_storage  # consumed once
+    assert blobs.STORE.take("session-1", "abc") is None  # consumed once
 
     empty = widgets.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": []})
     assert widgets.editor_mask(empty, 16) is None

@@ -148,13 +148,15 @@ def test_local_transplant_empty_and_full_masks(registry, ctx, space):
     empty = ctx.picture(EXAMPLES / "heart_eyes.png", torch.zeros(1, 1, 32, 32))
     full = ctx.picture(EXAMPLES / "heart_eyes.png", torch.ones(1, 1, 32, 32))
     op = registry["local_transplant"]
-    assert torch.equal(op.run(ctx, original=original, references=[empty], space=space)["image"], recon(ctx, original))
+    # A required mask that selects nothing is refused with what to do (app, API and CLI alike).
+    with pytest.raises(OpError, match="brush a region on the reference first"):
+        op.run(ctx, original=original, references=[empty], space=space)
     assert torch.equal(op.run(ctx, original=original, references=[full], space=space)["image"], recon(ctx, full))
     zero = op.run(ctx, original=original, references=[full], space=space, strength=0)["image"]
     assert torch.equal(zero, recon(ctx, original))
     # No mask drawn at all counts as empty.
-    bare = op.run(ctx, original=original, references=[EXAMPLES / "heart_eyes.png"], space=space)
-    assert torch.equal(bare["image"], recon(ctx, original))
+    with pytest.raises(OpError, match="brush a region on the reference first"):
+        op.run(ctx, original=original, references=[EXAMPLES / "heart_eyes.png"], space=space)
 
 
 def test_local_transplant_frames_and_several_references(registry, ctx):
@@ -202,7 +204,7 @@ def test_unaligned_moves_whole_cells(registry, ctx):
         ctx, original=original, reference=reference, placements="0.625,0.375; 0.375,0.625"
     )["image"]
     assert not torch.equal(two, moved["image"])
-    with pytest.raises(OpError, match="select a region"):
+    with pytest.raises(OpError, match="brush a region on the reference first"):
         registry["unaligned_transplant"].run(ctx, original=original, reference=EXAMPLES / "heart_eyes.png")
 
 
@@ -238,8 +240,9 @@ def test_random_and_style_mix(registry, ctx):
 def test_stylemaps_are_encoded_once_per_session(registry, model):
     ctx = OpContext(model)
     original = ctx.picture(EXAMPLES / "neutral_face.png")
+    reference = ctx.picture(EXAMPLES / "neutral_face.png", eyes_mask(32))  # the same pixels, with a region
     for strength in (0.0, 0.5, 1.0):
-        registry["local_transplant"].run(ctx, original=original, references=[original], strength=strength)
+        registry["local_transplant"].run(ctx, original=original, references=[reference], strength=strength)
     assert ctx.cache.misses == 2 and ctx.cache.hits >= 4  # one stylemap + one pyramid
 
 
@@ -273,8 +276,11 @@ def test_cli_edit_invariants(tiny_model_dir, tmp_path, capsys, registry, model):
     assert np.array_equal(png(tmp_path / "r.png"), np.asarray(expected))
 
     args = ["edit", "local_transplant", "--model", m, "--original", neutral, "--reference", hearts]
-    assert main([*args, "--mask", str(black), "--out", str(tmp_path / "empty.png")]) == 0
-    assert np.array_equal(png(tmp_path / "empty.png"), png(tmp_path / "r.png"))
+    capsys.readouterr()
+    assert main([*args, "--mask", str(black), "--out", str(tmp_path / "empty.png")]) == 2
+    assert main([*args, "--out", str(tmp_path / "empty.png")]) == 2  # no --mask: the same
+    assert capsys.readouterr().err.count("error: brush a region on the reference first") == 2
+    assert not (tmp_path / "empty.png").exists()
     assert main([*args, "--mask", str(white), "--set", "space=w", "--out", str(tmp_path / "full.png")]) == 0
     assert np.array_equal(png(tmp_path / "full.png"), np.asarray(imageio.tensor_to_image(recon(ctx, ctx.picture(hearts)))))
     assert main([*args, "--mask", str(eyes), "--set", "frames=3", "--out", str(tmp_path / "lt.png")]) == 0

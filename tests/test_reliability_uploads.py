@@ -209,7 +209,9 @@ def test_empty_full_and_resized_masks(client, files, tmp_path):
         return first_image(client.predict(original=_file(NEUTRAL), references_1=editor(HEARTS, layer), frames=0,
                                           api_name="/local_transplant", **EXACT))
 
-    assert np.array_equal(local(paths["empty"]), recon(NEUTRAL))  # nothing brushed: the original
+    with pytest.raises(AppError) as info:  # nothing brushed: told what to do
+        local(paths["empty"])
+    assert_clear_error(info, "brush a region on the reference first")
     assert np.array_equal(local(paths["full"]), recon(HEARTS))  # everything brushed: the reference
     stroked = local(files["stroke"])
     assert not np.array_equal(stroked, recon(NEUTRAL))
@@ -221,7 +223,7 @@ def test_empty_full_and_resized_masks(client, files, tmp_path):
 
     with pytest.raises(AppError) as info:
         unaligned(paths["empty"])
-    assert_clear_error(info, "select a region on the reference")
+    assert_clear_error(info, "brush a region on the reference first")
     assert np.array_equal(unaligned(paths["full"]), recon(HEARTS))
     assert np.array_equal(unaligned(paths["half"]), unaligned(files["stroke"]))
 

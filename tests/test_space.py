@@ -33,8 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACE = "smapgan-tester/demo"
 MODEL = "smapgan-tester/tiny"
 OP_FILES = sorted(p.name for p in (REPO_ROOT / "ops").glob("*.py"))
-# Distributions the gradio sdk installs on the Space besides requirements.txt (gradio[oauth,mcp]==sdk_version).
-SDK_PROVIDED = {"gradio"}
+# Distributions the gradio sdk installs on the Space besides requirements.txt (gradio[oauth,mcp]==sdk_version);
+# fastapi and starlette are gradio's own server (hard dependencies), used by smapgan.app.gate and .blobs.
+SDK_PROVIDED = {"gradio", "fastapi", "starlette"}
 
 # Prepended to subprocess code: drop smapgan's editable-install finder so that nothing can be
 # imported from the checkout, only from the staging folder (cwd / PYTHONPATH).

@@ -20,11 +20,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .. import imageio
+from .. import imageio, limits
 from ..ops import spec
 from ..ops.context import OpContext
+from . import blobs
 
 BRUSH_COLOR = "#ff2a6d"
+PREVIEW_EVENT = dict(concurrency_id="preview", concurrency_limit=limits.PREVIEW_CONCURRENCY)
+"""Upload previews and point clicks decode the user's files: they run in the queue (its per-client caps
+apply; ``queue=False`` events can be joined by fn_index and would run unbounded), in one lane of their own."""
 
 
 def display_side(model_size: int, target: int = 256) -> int:
@@ -91,7 +95,7 @@ def _uploaded(path: Any) -> Any:
 def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
     """Background, layers and composite of a raw ImageEditor payload, as paths or bytes.
 
-    The browser uploads canvases as blobs held by the component under ``payload["id"]``;
+    The browser uploads canvases as blobs kept for its session under ``payload["id"]`` (:mod:`.blobs`);
     API clients send files. Gradio's own preprocessing (which decodes without limits)
     is bypassed so that every image goes through :mod:`smapgan.imageio`.
     """
@@ -100,17 +104,20 @@ def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         return {"background": file_source(payload), "layers": [], "composite": None}
     blob_id = payload.get("id")
-    storage = getattr(component, "blob_storage", {})
-    if blob_id is not None and blob_id in storage:
-        blobs = storage.pop(blob_id)
+    stored = blobs.take(blob_id) if blob_id is not None else None  # only this session's own uploads
+    if stored is not None:
         return {
-            "background": blobs.background or None,
-            "layers": [layer for layer in (blobs.layers or []) if layer],
-            "composite": blobs.composite or None,
+            "background": stored["background"] or None,
+            "layers": [layer for layer in stored["layers"] if layer],
+            "composite": stored["composite"] or None,
         }
+    layers = payload.get("layers") or []
+    if not isinstance(layers, list) or len(layers) > limits.MAX_LAYERS:
+        count = len(layers) if isinstance(layers, list) else "malformed"
+        raise imageio.ImageInputError(f"an editor value has {count} layers; the limit is {limits.MAX_LAYERS}")
     return {
         "background": file_source(payload.get("background")),
-        "layers": [s for s in (file_source(layer) for layer in payload.get("layers") or []) if s is not None],
+        "layers": [s for s in (file_source(layer) for layer in layers) if s is not None],
         "composite": file_source(payload.get("composite")),
     }
 
@@ -121,13 +128,15 @@ def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
     if not layers:
         return None
     background = sources.get("background") or sources.get("composite")
-    size = imageio.open_image(background).size if background is not None else None
+    size = imageio.image_size(background) if background is not None else None  # header only
     union: np.ndarray | None = None
     for layer in layers:
-        image = imageio.open_image(layer)
-        if size is not None and image.size != size:
-            image = image.resize(size, Image.Resampling.NEAREST)
-        selected = imageio.mask_pixels(image)
+        with imageio.decoding(layer):
+            image = imageio.open_image(layer)
+            if size is not None and image.size != size:
+                image = image.resize(size, Image.Resampling.NEAREST)
+            selected = imageio.mask_pixels(image)
+            del image
         union = selected if union is None else (union | selected)
     assert union is not None
     return imageio.fit_mask(union, model_size) if union.any() else None
@@ -148,17 +157,19 @@ class InputBinding:
 
 
 def build_input(
-    item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = ""
+    item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "",
+    status: Any = None,
 ) -> InputBinding:
     """Create the components for one input (inside the current Gradio layout context).
 
     ``initial``: starting values by API parameter name (an op's default example);
-    ``prefix``: components get ``elem_id`` ``<prefix>-<parameter>`` (for tests and styling).
+    ``prefix``: components get ``elem_id`` ``<prefix>-<parameter>`` (for tests and styling);
+    ``status``: a Markdown where an image that cannot be read is reported (the input is then cleared).
     """
     size = model.config.size
     initial = initial or {}
     if isinstance(item, spec.ImageInput):
-        return _image_input(item, size, display, initial, prefix)
+        return _image_input(item, size, display, initial, prefix, status)
     elem_id = f"{prefix}-{item.name}" if prefix else None
     start = initial.get(item.name)
     if isinstance(item, spec.SliderInput):
@@ -184,6 +195,10 @@ def build_input(
             value=start or "", label=item.title, info=item.info or None, placeholder=f"x,y; x,y in [0,1] ({where})",
             elem_id=elem_id,
         )
+        if item.on:  # the image it is placed on stays; only the points go
+            gr.Button(f"Clear {item.title.lower()}", size="sm", elem_id=f"{elem_id}-clear" if elem_id else None).click(
+                lambda: "", None, comp, queue=False, api_visibility="private"
+            )
         return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
     if isinstance(item, spec.BoxInput):
         comp = gr.Textbox(
@@ -194,10 +209,22 @@ def build_input(
     raise TypeError(f"the app cannot show inputs of type {type(item).__name__}")
 
 
+def status_text(message: str = "", error: bool = False) -> str:
+    """A tab's status line (Markdown); errors are marked so that they stand out."""
+    if not message:
+        return ""
+    return f'<span class="smapgan-error">{_escape(message)}</span>' if error else _escape(message)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _image_input(
-    item: spec.ImageInput, size: int, display: int, initial: dict[str, Any], prefix: str
+    item: spec.ImageInput, size: int, display: int, initial: dict[str, Any], prefix: str, status: Any = None
 ) -> InputBinding:
     def make(label: str, param: str) -> Any:
+        elem_id = f"{prefix}-{param}" if prefix else None
         if item.mask == "none":
             comp = gr.Image(
                 initial.get(param),
@@ -206,21 +233,34 @@ def _image_input(
                 sources=["upload", "clipboard"],
                 label=label,
                 format="png",
-                elem_id=f"{prefix}-{param}" if prefix else None,
+                elem_id=elem_id,
+                elem_classes=["smapgan-picture"],
             )
+
+            def on_upload(payload: Any) -> Any:
+                # A file that cannot be read: say why in the tab's status line and clear the input,
+                # so that the next upload starts from an empty, working component.
+                try:
+                    with limits.pixel_budget():
+                        shown = preview_image(file_source(payload), size, display) if payload else None
+                except (imageio.ImageInputError, limits.LimitError) as exc:
+                    return (None, status_text(str(exc), error=True)) if status is not None else None
+                return (shown, "") if status is not None else shown
+
             comp.upload(
-                lambda payload: _preview_or_error(file_source(payload), size, display),
+                on_upload,
                 comp,
-                comp,
-                queue=False,
+                [comp, status] if status is not None else comp,
                 preprocess=False,
                 api_visibility="private",
+                **PREVIEW_EVENT,
             )
         else:
             comp = gr.ImageEditor(
                 initial.get(param),
                 type="filepath",
-                elem_id=f"{prefix}-{param}" if prefix else None,
+                elem_id=elem_id,
+                elem_classes=["smapgan-editor"],
                 image_mode="RGBA",
                 format="png",
                 label=label,
@@ -230,19 +270,16 @@ def _image_input(
                 brush=gr.Brush(default_size=max(4, display // 24), colors=[(BRUSH_COLOR, 0.6)], color_mode="fixed"),
                 eraser=gr.Eraser(default_size=max(4, display // 24)),
                 canvas_size=(display, display),
-                fixed_canvas=False,
+                fixed_canvas=True,
             )
-
-            def on_upload(payload: Any, comp: Any = comp) -> Any:
-                # The editor also reports its own (re)loads as uploads: leave a canvas that already
-                # shows a preview alone, or replacing it would drop the strokes and loop forever.
-                sources = editor_sources(comp, payload) or {}
-                source = sources.get("background") or sources.get("composite")
-                if source is None or _is_preview(source, display):
-                    return gr.skip()
-                return editor_value(_preview_or_error(source, size, display))
-
-            comp.upload(on_upload, comp, comp, queue=False, preprocess=False, api_visibility="private")
+            blobs.bounded(comp)  # canvas uploads: per session, bounded
+            # No server round trip on upload: the canvas shows the uploaded image at once (fitted into
+            # the square canvas) and keeps every stroke; replacing the value from the server would
+            # reload the canvas and drop what was drawn meanwhile.
+            if elem_id:  # strokes are undone one by one in the browser: the image stays, nothing reloads
+                gr.Button("Clear mask", size="sm", elem_id=f"{elem_id}-clear").click(
+                    None, js=f"() => window.smapganClearMask && window.smapganClearMask('{elem_id}')"
+                )
         return comp
 
     if item.count == 1:
@@ -266,22 +303,6 @@ def _image_input(
     return InputBinding(item, components, params, to_value, defaults=defaults)
 
 
-def _is_preview(source: Any, display: int) -> bool:
-    try:
-        return imageio.open_image(source).size == (display, display)
-    except imageio.ImageInputError:
-        return False
-
-
-def _preview_or_error(source: Any, size: int, display: int) -> Image.Image | None:
-    if source is None:
-        return None
-    try:
-        return preview_image(source, size, display)
-    except imageio.ImageInputError as exc:
-        raise gr.Error(str(exc)) from None
-
-
 def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:
     """A raw component payload as a Picture (images and masks decoded by smapgan.imageio)."""
     if item.mask == "none":
@@ -301,20 +322,60 @@ def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any
 class OutputBinding:
     item: spec.Output
     components: list[Any]
+    """What the op's endpoint returns (also the API's outputs)."""
     to_values: Callable[[Any], list[Any]]
+    views: list[Any] = field(default_factory=list)
+    """Components only the browser shows, filled after a run by ``show`` (e.g. a before/after slider)."""
+    show: Callable[[Any, Any], list[Any]] | None = None
+    """``show(before, value)``: values of ``views`` for the op's value (PIL images) and its first input."""
 
 
-def build_output(item: spec.Output, gif_dir: Path, prefix: str = "", display: int = 256) -> OutputBinding:
-    """Create the components showing one output (``elem_id`` ``<prefix>-<output>``)."""
+def display_pair(before: Image.Image | None, after: Image.Image, display: int) -> tuple[Image.Image, Image.Image]:
+    """Before and after at the canvas size (nearest upscaling: the model's pixels stay visible)."""
+    after = imageio.preview(after, display)
+    before = after if before is None else imageio.preview(before.convert("RGB"), display)
+    return before, after
+
+
+def build_output(
+    item: spec.Output, gif_dir: Path, prefix: str = "", display: int = 256, compare: bool = False
+) -> OutputBinding:
+    """Create the components showing one output (``elem_id`` ``<prefix>-<output>``).
+
+    ``compare``: an image result is shown as a before/after slider against the op's first input
+    image, at the canvas size, with its model-size PNG to download (the hidden ``gr.Image`` keeps
+    the API's value).
+    """
     elem_id = f"{prefix}-{item.name}" if prefix else None
     if isinstance(item, spec.ImageOutput):
         comp = gr.Image(
-            label=item.title, type="pil", format="png", interactive=False, elem_id=elem_id, height=display + 60
+            label=item.title, type="pil", format="png", interactive=False, elem_id=elem_id, height=display + 60,
+            elem_classes=["smapgan-result"], visible=not compare,
         )
-        return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
+        if not compare:
+            return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
+        slider = gr.ImageSlider(
+            label=f"{item.title}: before / after (drag)", type="pil", format="png", interactive=False,
+            elem_id=f"{elem_id}-compare" if elem_id else None, elem_classes=["smapgan-slider"],
+            buttons=["fullscreen"], max_height=display + 40,
+        )
+        download = gr.DownloadButton(
+            f"Download {item.title.lower()} (PNG)", visible=False, size="sm",
+            elem_id=f"{elem_id}-download" if elem_id else None,
+        )
+
+        def show(before: Any, value: Any) -> list[Any]:
+            path = _write_file(value, gif_dir, ".png")
+            label = f"Download {item.title.lower()} ({value.size[0]}x{value.size[1]} PNG)"
+            return [display_pair(before, value, display), gr.update(value=str(path), label=label, visible=True)]
+
+        return OutputBinding(
+            item, [comp], lambda v: [imageio.tensor_to_image(v)], views=[slider, download], show=show
+        )
     if isinstance(item, spec.FramesOutput):
         gallery = gr.Gallery(
-            label=item.title, format="png", columns=8, height="auto", interactive=False, elem_id=elem_id
+            label=item.title, format="png", columns=4, height="auto", interactive=False, elem_id=elem_id,
+            object_fit="contain", elem_classes=["smapgan-frames"],
         )
         gif = gr.Image(
             label=f"{item.title} (GIF)",
@@ -322,6 +383,7 @@ def build_output(item: spec.Output, gif_dir: Path, prefix: str = "", display: in
             interactive=False,
             elem_id=f"{elem_id}-gif" if elem_id else None,
             height=display + 60,
+            elem_classes=["smapgan-result"],
         )
 
         def frames(value: Any) -> list[Any]:
@@ -345,22 +407,32 @@ def _mtime(path: Path) -> float:
 
 
 def _write_gif(images: list[Image.Image], folder: Path, duration_ms: int, keep: int = 64) -> Path:
-    """The animation as ``<content hash>.gif`` in ``folder`` (at most ``keep`` files kept).
+    """The animation as ``<content hash>.gif`` in ``folder`` (at most ``keep`` files kept)."""
+    return _write_file(images, folder, ".gif", duration_ms, keep)
+
+
+def _write_file(
+    images: Image.Image | list[Image.Image], folder: Path, suffix: str, duration_ms: int = 100, keep: int = 64
+) -> Path:
+    """An image (PNG) or animation (GIF) as ``<content hash><suffix>`` in ``folder`` (at most ``keep`` of each).
 
     Named by content: Gradio's cache keys its copy of an output by content *and* file name,
-    so a fresh name for every run would add a file to it each time the same animation is shown.
+    so a fresh name for every run would add a file to it each time the same result is shown.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(suffix=".gif.tmp", dir=folder)
+    fd, name = tempfile.mkstemp(suffix=f"{suffix}.tmp", dir=folder)
     os.close(fd)
     try:
-        imageio.save_gif(images, name, duration_ms)
+        if isinstance(images, list):
+            imageio.save_gif(images, name, duration_ms)
+        else:
+            images.save(name, format="PNG")
         digest = hashlib.blake2b(Path(name).read_bytes(), digest_size=16).hexdigest()
-        path = folder / f"{digest}.gif"
-        os.replace(name, path)  # atomic: a concurrent run of the same animation writes the same bytes
+        path = folder / f"{digest}{suffix}"
+        os.replace(name, path)  # atomic: a concurrent run of the same result writes the same bytes
     finally:
         Path(name).unlink(missing_ok=True)
-    old = sorted((p for p in folder.glob("*.gif") if p != path), key=_mtime)
+    old = sorted((p for p in folder.glob(f"*{suffix}") if p != path), key=_mtime)
     for stale in old[: max(0, len(old) - keep + 1)]:  # bounded: Gradio keeps its own copy of what it served
         stale.unlink(missing_ok=True)
     return path

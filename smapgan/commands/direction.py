@@ -1,5 +1,9 @@
 """``smapgan direction``: learn a semantic direction from two image folders and store it with the model.
 
+``smapgan direction --sefa K`` instead computes K directions without labels from
+the weights (SeFa, :func:`smapgan.directions.sefa`), stored as ``sefa_0 ...``
+with their eigenvalues in the file's metadata (replacing earlier ``sefa_*``).
+
 The direction is saved next to the model's weights (``directions.safetensors``)
 so ``semantic_edit`` offers it and ``push_to_hub`` carries it. See
 :mod:`smapgan.directions` for the methods and the unit-norm-per-cell convention.
@@ -20,9 +24,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--positive", required=True, help="folder of images with the attribute")
-    parser.add_argument("--negative", required=True, help="folder of images without it")
-    parser.add_argument("--name", required=True, help="direction name (shown in the semantic edit op)")
+    parser.add_argument("--positive", help="folder of images with the attribute (required unless --sefa)")
+    parser.add_argument("--negative", help="folder of images without it (required unless --sefa)")
+    parser.add_argument("--name", help="direction name (shown in the semantic edit op; required unless --sefa)")
+    parser.add_argument(
+        "--sefa", type=int, metavar="K",
+        help="no labels: store the K strongest closed-form directions (SeFa) as sefa_0..sefa_{K-1}",
+    )
     parser.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument("--out", help="folder to save the model with its new direction (default: the model folder)")
@@ -67,12 +75,16 @@ def run(args: argparse.Namespace) -> int:
     from ..defaults import default_model_path
     from ..directions import learn_direction
 
-    if not args.name or not args.name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"--name must be letters, digits, '-' or '_', got {args.name!r}")
     source = args.model or default_model_path()
     out = args.out or (source if Path(source).is_dir() else None)
     if out is None:
         raise ValueError(f"{source} is not a local folder: pass --out DIR to save the model with its direction")
+    if getattr(args, "sefa", None) is not None:
+        return run_sefa(source, out, args.sefa, args.revision)
+    if not (args.positive and args.negative):
+        raise ValueError("pass --positive and --negative image folders (or --sefa K for directions without labels)")
+    if not args.name or not args.name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"--name must be letters, digits, '-' or '_', got {args.name!r}")
     model = StyleMapGAN.from_pretrained(source, revision=args.revision)
     if args.name in model.directions and not args.overwrite:
         raise ValueError(f"the model already has a direction {args.name!r}; pass --overwrite to replace it")
@@ -85,5 +97,58 @@ def run(args: argparse.Namespace) -> int:
         f"direction {args.name!r} ({args.method}) from {len(positives)} positive and {len(negatives)} negative images: "
         f"training accuracy {fit.accuracy:.0%}; strength {fit.gap:.2f} moves the average negative to the average "
         f"positive. Saved with the model in {out}"
+    )
+    return 0
+
+
+def run_sefa(source: str, out: str, count: int, revision: str | None = None) -> int:
+    """Compute SeFa directions and store them with the model (only ``directions.safetensors`` when in place).
+
+    In place on a local folder, only the first resizer conv's weight is read
+    (lazily, from ``model.safetensors``) and only the directions file is
+    rewritten, so a 256 px release model takes well under a second.
+    """
+    import json
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from .. import StyleMapGAN, StyleMapGANConfig
+    from ..directions import SEFA_PREFIX, SEFA_WEIGHT_KEY, sefa, sefa_maps
+    from ..model import CONFIG_NAME, DIRECTIONS_NAME, WEIGHTS_NAME
+
+    start = time.perf_counter()
+    folder = Path(source)
+    in_place = folder.is_dir() and Path(out).resolve() == folder.resolve()
+    if in_place:
+        config = StyleMapGANConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
+        with safe_open(str(folder / WEIGHTS_NAME), "pt") as f:
+            weight = f.get_tensor(SEFA_WEIGHT_KEY)
+        path = folder / DIRECTIONS_NAME
+        directions: dict = load_file(str(path)) if path.is_file() else {}
+        metadata: dict[str, str] = {}
+        if path.is_file():
+            with safe_open(str(path), "pt") as f:
+                metadata = dict(f.metadata() or {})
+    else:
+        model = StyleMapGAN.from_pretrained(source, revision=revision)
+        config = model.config
+        weight = model.generator.decoder.convs_latent[0][0].weight.detach().cpu()
+        directions, metadata = model.directions, model.directions_metadata
+    fit = sefa(weight, count)
+    for name in [n for n in directions if n.startswith(SEFA_PREFIX)]:
+        del directions[name]
+    directions.update(sefa_maps(fit, config.latent_spatial_size))
+    metadata["sefa_eigenvalues"] = json.dumps([round(float(e), 6) for e in fit.eigenvalues])
+    metadata["sefa_layer"] = SEFA_WEIGHT_KEY
+    if in_place:
+        save_file({k: v.contiguous() for k, v in directions.items()}, str(folder / DIRECTIONS_NAME), metadata=metadata)
+    else:
+        model.save_pretrained(out)
+    eig = ", ".join(f"{float(e):.3g}" for e in fit.eigenvalues)
+    print(
+        f"{count} SeFa directions sefa_0..sefa_{count - 1} (eigenvalues {eig}) saved with the model in {out} "
+        f"({time.perf_counter() - start:.2f} s)"
     )
     return 0

@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help=f"other inputs: {', '.join(keys)}"
             )
+        if found.image_inputs:
+            cmd.add_argument(
+                "--refine-steps", type=int, default=0, metavar="N",
+                help="refine each input image's stylemap by N optimisation steps before editing "
+                "(0: the encoder alone; see smapgan.invert)",
+            )
         has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
         cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
         cmd.set_defaults(_op=found)
@@ -78,6 +84,8 @@ def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
             continue
         given = getattr(args, f"image_{item.name}")
         files = given if isinstance(given, list) else ([given] if given else [])
+        if len(files) > item.count:  # before any file is read
+            raise OpError(f"{item.name} takes at most {item.count} images, got {len(files)}")
         pairs = []
         for path in files:
             mask = masks.pop(0) if item.mask != "none" and masks else None
@@ -99,13 +107,20 @@ def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN, imageio
     from ..defaults import default_model_path
     from ..ops import OpContext
+    from ..ops.inversion import Inversion
     from ..ops.spec import FramesOutput, ImageOutput, NumbersOutput
 
     found = args._op
     raw = collect_values(found, args)
     model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision)
     found.parse_settings(raw, model)  # report a bad --set before decoding any image
-    ctx = OpContext(model)
+    inversion = Inversion(steps=getattr(args, "refine_steps", 0) or 0)
+
+    def progress(fraction: float, desc: str) -> None:
+        if desc.startswith("refining") and sys.stderr.isatty():
+            print(f"\r{desc}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
+
+    ctx = OpContext(model, progress=progress, inversion=inversion)
 
     def picture(pair: tuple[str, str | None]) -> Any:
         return ctx.picture(pair[0], pair[1])

@@ -18,6 +18,7 @@ import torch
 
 from .. import imageio
 from ..model import StyleMapGAN
+from .inversion import Inversion, invert
 from .spec import Picture
 
 Pyramid = list[torch.Tensor]
@@ -89,6 +90,11 @@ class StylemapCache:
                 self._entries.popitem(last=False)
         return value
 
+    def discard(self, key: tuple[str, str, str]) -> None:
+        """Forget one entry (e.g. a refinement that was stopped early)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -113,6 +119,10 @@ class OpContext:
     renderer: RendererLike | None = None
     cache: StylemapCache = field(default_factory=StylemapCache)
     progress: ProgressFn = _no_progress
+    # How pictures become stylemaps (encoder only, or refined per image: smapgan.ops.inversion);
+    # ``stop`` ends a refinement early (the best code so far is used, not cached).
+    inversion: Inversion = field(default_factory=Inversion)
+    stop: threading.Event | None = None
 
     def __post_init__(self) -> None:
         if self.renderer is None:
@@ -159,18 +169,35 @@ class OpContext:
 
     # ------------------------------------------------------------------ compute
     def stylemap(self, picture: Picture) -> torch.Tensor:
-        """The picture's stylemap (1,C,L,L), encoded once per session."""
-        return self.cache.get_or_compute(
+        """The picture's stylemap (1,C,L,L), encoded (and refined, per ``inversion``) once per session."""
+        return self._stylemap(picture)[0]
+
+    def _stylemap(self, picture: Picture) -> tuple[torch.Tensor, bool]:
+        """(stylemap, complete): a refinement stopped early is used but not cached."""
+        encoded = self.cache.get_or_compute(
             ("stylemap", picture.key, self.mode), lambda: self.renderer.encode(picture.image)
         )
+        if not self.inversion.active:
+            return encoded, True
+        key = ("stylemap", picture.key, f"{self.mode}|{self.inversion.key}")
+        outcome = self.cache.get_or_compute(
+            key, lambda: invert(self.model, picture.image, encoded, self.inversion, self.report, self.stop)
+        )
+        if not outcome.complete:
+            self.cache.discard(key)
+        return outcome.stylemap, outcome.complete
 
     def pyramid(self, picture: Picture) -> Pyramid:
-        """The picture's w+ pyramid (its encoded stylemap expanded), computed once per session."""
+        """The picture's w+ pyramid (its stylemap expanded), computed once per session."""
         if getattr(self.renderer, "caches_pyramids", False):  # its own bounded cache: do not hold a second copy
             return list(self.renderer.expand(self.stylemap(picture)))
-        return self.cache.get_or_compute(
-            ("pyramid", picture.key, self.mode), lambda: list(self.renderer.expand(self.stylemap(picture)))
-        )
+        mode = self.mode if not self.inversion.active else f"{self.mode}|{self.inversion.key}"
+        key = ("pyramid", picture.key, mode)
+        stylemap, complete = self._stylemap(picture)
+        pyramid = self.cache.get_or_compute(key, lambda: list(self.renderer.expand(stylemap)))
+        if not complete:
+            self.cache.discard(key)
+        return pyramid
 
     def expand(self, stylemap: torch.Tensor) -> Pyramid:
         """Expand an (edited) stylemap to a pyramid."""

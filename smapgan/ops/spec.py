@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 import torch
+
+from .. import limits
 
 if TYPE_CHECKING:
     from ..model import StyleMapGAN
@@ -95,14 +98,20 @@ class ImageInput(Input):
     """An image (center-cropped and resized to the model), optionally with a brush mask.
 
     ``mask``: "none" (plain image), "optional" (no strokes -> ``Picture.mask`` is
-    None) or "required" (the op needs a region; an empty one is still passed as
-    zeros). ``count`` > 1 accepts up to that many images (the op gets a list).
+    None) or "required" (the op needs a region: :meth:`Op.run` refuses a missing or
+    empty mask with :meth:`empty_mask_message`, for the app, the API and the CLI
+    alike). ``count`` > 1 accepts up to that many images (the op gets a list).
     """
 
     mask: MaskMode = "none"
     optional: bool = False
     count: int = 1
     kind: ClassVar[str] = "image"
+
+    def empty_mask_message(self) -> str:
+        """What a user is told when a required mask selects nothing."""
+        noun = self.name[:-1] if self.count > 1 and self.name.endswith("s") else self.name
+        return f"brush a region on the {noun.replace('_', ' ')} first"
 
     def describe(self) -> str:
         text = "image" if self.count == 1 else f"1-{self.count} images"
@@ -113,13 +122,19 @@ class ImageInput(Input):
 
 @dataclass(frozen=True)
 class SliderInput(Input):
-    """A number in [minimum, maximum]; ``integer`` rounds it."""
+    """A number in [minimum, maximum]; ``integer`` rounds it.
+
+    ``previews``: the name of a :class:`FramesOutput` rendered along this slider's range (first
+    frame at ``minimum``, last at ``maximum``); the app then previews a new value with the nearest
+    frame already rendered, without a new run.
+    """
 
     minimum: float = 0.0
     maximum: float = 1.0
     default: float = 0.0
     step: float | None = None
     integer: bool = False
+    previews: str = ""
     kind: ClassVar[str] = "slider"
 
     def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
@@ -131,7 +146,7 @@ class SliderInput(Input):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise OpError(f"{self.name} must be a number, got {value!r}") from None
+            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
         if not (self.minimum <= number <= self.maximum):
             raise OpError(f"{self.name} must be in [{self.minimum:g}, {self.maximum:g}], got {number:g}")
         if self.integer:
@@ -162,7 +177,9 @@ class NumberInput(Input):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise OpError(f"{self.name} must be a number, got {value!r}") from None
+            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
+        if not math.isfinite(number) or abs(number) > limits.MAX_NUMBER:
+            raise OpError(f"{self.name} must be a finite number of magnitude at most 2**53, got {short_repr(value)}")
         if self.integer:
             if number != int(number):
                 raise OpError(f"{self.name} must be a whole number, got {value!r}")
@@ -208,11 +225,34 @@ class ChoiceInput(Input):
         return "one of " + "|".join(self.choices) + (f", default {self.default}" if self.default else "")
 
 
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr`` of a user's value, cut short (a 5000-digit number is not worth echoing)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_input(item: Input, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+    """``item.parse(value)`` with the limits applied first, and every failure an :class:`OpError`.
+
+    A malformed value (a number for a text, an overflow, a text over ``limits.MAX_TEXT_CHARS``)
+    is the caller's mistake, reported in one line; only an op's own exception, once every
+    input parsed, is a plugin bug. The app, the API and the CLI all parse through here.
+    """
+    if isinstance(value, (str, bytes)) and len(value) > limits.MAX_TEXT_CHARS:
+        raise OpError(f"{item.name} is {len(value)} characters long; the limit is {limits.MAX_TEXT_CHARS}")
+    try:
+        return item.parse(value, model)
+    except OpError:
+        raise
+    except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+        raise OpError(f"{item.name}: expected {item.describe()}, got {short_repr(value)} ({type(exc).__name__})") from None
+
+
 def _floats(text: str, what: str) -> list[float]:
     try:
         return [float(v) for v in re.split(r"[\s,]+", text.strip()) if v]
     except ValueError:
-        raise OpError(f"{what}: expected numbers separated by commas, got {text!r}") from None
+        raise OpError(f"{what}: expected numbers separated by commas, got {short_repr(text)}") from None
 
 
 @dataclass(frozen=True)
@@ -232,10 +272,13 @@ class PointsInput(Input):
     def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
         if value is None or value == "" or value == []:
             return []
-        if isinstance(value, str):
-            pairs = [_floats(part, self.name) for part in value.split(";") if part.strip()]
-        else:
-            pairs = [list(p) for p in value]
+        parts = value.split(";") if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)):
+            raise OpError(f"{self.name}: expected points 'x,y; x,y', got {short_repr(value)}")
+        parts = [p for p in parts if not isinstance(p, str) or p.strip()]
+        if len(parts) > limits.MAX_POINTS:
+            raise OpError(f"{self.name}: {len(parts)} points; the limit is {limits.MAX_POINTS}")
+        pairs = [_floats(p, self.name) if isinstance(p, str) else list(p) for p in parts]
         points = []
         for pair in pairs:
             if len(pair) != 2 or not all(0.0 <= float(v) <= 1.0 for v in pair):
@@ -259,6 +302,8 @@ class BoxInput(Input):
     def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
         if value is None or value == "" or value == ():
             return None
+        if not isinstance(value, (str, list, tuple)):
+            raise OpError(f"{self.name}: a box is x0,y0,x1,y1, got {short_repr(value)}")
         numbers = _floats(value, self.name) if isinstance(value, str) else [float(v) for v in value]
         if len(numbers) != 4:
             raise OpError(f"{self.name}: a box is x0,y0,x1,y1, got {value!r}")
@@ -338,6 +383,10 @@ class Op:
                 raise OpSpecError(f"op {self.name!r}: {item.name}.count must be >= 1")
             if isinstance(item, (PointsInput, BoxInput)) and item.on and item.on not in names:
                 raise OpSpecError(f"op {self.name!r}: {item.name} is placed on unknown input {item.on!r}")
+            if isinstance(item, SliderInput) and item.previews and not any(
+                isinstance(o, FramesOutput) and o.name == item.previews for o in self.outputs
+            ):
+                raise OpSpecError(f"op {self.name!r}: {item.name} previews unknown frames output {item.previews!r}")
         params = inspect.signature(self.fn).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         missing = [n for n in names if n not in params and not takes_kwargs]
@@ -376,13 +425,13 @@ class Op:
 
     def parse_settings(self, values: Mapping[str, Any], model: "StyleMapGAN | None" = None) -> dict[str, Any]:
         """Parse and check every input that is not an image (defaults filled in)."""
-        return {i.name: i.parse(values.get(i.name), model) for i in self.inputs if not isinstance(i, ImageInput)}
+        return {i.name: parse_input(i, values.get(i.name), model) for i in self.inputs if not isinstance(i, ImageInput)}
 
     def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
         def one(v: Any) -> Picture:
             pic = v if isinstance(v, Picture) else ctx.picture(v)
-            if item.mask == "required" and pic.mask is None:
-                pic = Picture(pic.image, torch.zeros_like(pic.image[:, :1]), pic.key)
+            if item.mask == "required" and not pic.has_mask:
+                raise OpError(item.empty_mask_message())
             if item.mask == "none" and pic.mask is not None:
                 pic = Picture(pic.image, None, pic.key)
             return pic

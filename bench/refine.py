@@ -1,0 +1,263 @@
+"""Figures of per-image refinement (smapgan.invert.refine), refined vs encoder only, side by side.
+
+    python bench/refine.py --style 'DIR/*.png' --heldout 'DIR/*/*.png' [--model DIR] [--json out.json]
+
+* speed: wall and process-CPU seconds of 100 steps of one image (2 and 1 threads),
+  the fast differentiable decoder beside the model's modules; the CPU is shared, so
+  the load average is printed with each figure (process-CPU time at 1 thread is the
+  best guide to an idle machine);
+* reconstruction PSNR of ``--style`` images (a style the model never saw) and of
+  ``--heldout`` images (held-out emoji of the training styles), encoder vs refined;
+* for each proximity weight of ``--proximity``: the PSNR gains, paper Table 4
+  (w+ blend of fixed pairs of held-out images, same folder, under the four masks of
+  ``smapgan.metrics.local_editing_masks``: MSE_src on unmasked pixels vs the source,
+  MSE_ref on masked pixels vs the reference) and the lerp midpoint (t = 0.5) of the
+  same pairs scored by the model's discriminator (a realism proxy: higher is more
+  realistic; FID_lerp needs far more images than a CPU bench can refine);
+* ``--release``: the 256 px / 8x8 release configuration with random weights: seconds
+  and FLOPs per refinement step.
+
+Every figure is measured on the model given (default: the bundled one); the lead
+re-measures on a retrained model with the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smapgan import StyleMapGAN, StyleMapGANConfig, editing, imageio  # noqa: E402
+from smapgan.defaults import default_model_path  # noqa: E402
+from smapgan.invert import DEFAULT_PROXIMITY, psnr, refine  # noqa: E402
+from smapgan.metrics import local_editing_figures, local_editing_masks  # noqa: E402
+
+
+def load(files: list[str], size: int) -> torch.Tensor:
+    return torch.cat([imageio.image_to_tensor(imageio.load_image(f, size)) for f in files])
+
+
+def pairs_of(files: list[str], count: int, seed: int = 0) -> list[tuple[int, int]]:
+    """Fixed (source, reference) index pairs of distinct images from the same folder (same emoji set)."""
+    by_dir: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        by_dir.setdefault(str(Path(f).parent), []).append(i)
+    candidates = [(a, b) for group in by_dir.values() for a in group for b in group if a != b]
+    candidates.sort()
+    return random.Random(seed).sample(candidates, min(count, len(candidates)))
+
+
+def load_avg() -> float:
+    return os.getloadavg()[0]
+
+
+def refine_batched(model: StyleMapGAN, x: torch.Tensor, batch: int, **kwargs: Any) -> torch.Tensor:
+    return torch.cat([refine(model, x[i : i + batch], **kwargs) for i in range(0, len(x), batch)])
+
+
+@torch.no_grad()
+def decode(model: StyleMapGAN, s: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    return torch.cat([model.decode(s[i : i + batch]) for i in range(0, len(s), batch)])
+
+
+def speed(model: StyleMapGAN, x: torch.Tensor, steps: int, threads: int, fast: bool) -> dict[str, float]:
+    torch.set_num_threads(threads)
+    refine(model, x, steps=2, fast=fast)  # warm up (prepared weights, allocator)
+    wall, cpu = time.perf_counter(), time.process_time()
+    refine(model, x, steps=steps, fast=fast)
+    return {
+        "threads": threads, "fast": fast, "steps": steps, "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu, "load": load_avg(),
+    }
+
+
+def step_flops(model: StyleMapGAN) -> float:
+    """FLOPs of one refinement step in w (decoder forward + backward to the stylemap), batch 1."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c, side, size = model.config.style_dim, model.config.latent_spatial_size, model.config.size
+    s = torch.zeros(1, c, side, side, requires_grad=True)
+    params = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            y = model.decode(s)
+            (y - torch.zeros(1, 3, size, size)).pow(2).mean().backward()
+    finally:
+        for p, flag in zip(model.parameters(), params):
+            p.requires_grad_(flag)
+    return float(counter.get_total_flops())
+
+
+def lerp_realism(model: StyleMapGAN, s: torch.Tensor, pairs: list[tuple[int, int]]) -> float | None:
+    """Mean discriminator logit of the lerp midpoints of ``pairs`` (None without a discriminator)."""
+    if model.discriminator is None:
+        return None
+    a = s[[i for i, _ in pairs]]
+    b = s[[j for _, j in pairs]]
+    with torch.no_grad():
+        mid = decode(model, editing.lerp(a, b, 0.5)).clamp(-1, 1)
+        return float(model.discriminator(mid).mean())
+
+
+def table4(model: StyleMapGAN, x: torch.Tensor, s: torch.Tensor | None, pairs: list[tuple[int, int]]) -> dict[str, float]:
+    src, ref = [i for i, _ in pairs], [j for _, j in pairs]
+    masks = list(local_editing_masks(model.config.size).values())
+    codes = None if s is None else (s[src], s[ref])
+    fig = local_editing_figures(model, x[src], x[ref], masks, "w+", stylemaps=codes)
+    return {"mse_src": fig.mse_src, "mse_ref": fig.mse_ref}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--style", help="glob of images in a style the model never saw")
+    parser.add_argument("--heldout", help="glob of held-out images of the training styles (one folder per set)")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument(
+        "--proximity", default=f"{DEFAULT_PROXIMITY:g}",
+        help="comma-separated weights to compare (default: the library's default; the README used 0,0.01,0.1,1)",
+    )
+    parser.add_argument("--pairs", type=int, default=12, help="Table 4 / lerp pairs of held-out images")
+    parser.add_argument("--max-images", type=int, default=30, help="per glob")
+    parser.add_argument("--batch", type=int, default=8, help="images refined together")
+    parser.add_argument("--threads", type=int, default=2, help="for the speed rows (2: the target's machine)")
+    parser.add_argument(
+        "--quality-threads", type=int, default=1,
+        help="for the quality figures (results do not depend on it; 1 wastes least on a shared CPU)",
+    )
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--release", action="store_true", help="also time a step of the 256 px / 8x8 release config")
+    parser.add_argument("--json", help="write every figure here")
+    args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(args.threads)
+    model = StyleMapGAN.from_pretrained(args.model or default_model_path())
+    size = model.config.size
+    out: dict[str, Any] = {"model": str(args.model or "bundled"), "config": model.config.to_dict(), "steps": args.steps}
+    print(f"model {out['model']}: {size} px, stylemap {model.config.latent_spatial_size}x"
+          f"{model.config.latent_spatial_size}x{model.config.style_dim}; {args.steps} steps")
+
+    sets: dict[str, list[str]] = {}
+    for name, pattern in (("style", args.style), ("heldout", args.heldout)):
+        if pattern:
+            found = sorted(glob.glob(pattern))
+            stride = max(1, -(-len(found) // args.max_images))  # evenly spaced: every set of the glob is seen
+            sets[name] = found[::stride][: args.max_images]
+            if not sets[name]:
+                parser.error(f"--{name} {pattern!r} matches no file")
+    images = {name: load(files, size) for name, files in sets.items()}
+
+    if not args.no_speed:
+        x = images["style"][:1] if "style" in images else load([str(ROOT / "smapgan/assets/examples/neutral_face.png")], size)
+        rows = [speed(model, x, args.steps, t, f) for t in sorted({args.threads, 1}, reverse=True) for f in (True, False)]
+        out["speed"] = rows
+        print(f"\n{args.steps} refinement steps of one image (flops/step {step_flops(model) / 1e9:.2f} G):")
+        print("| threads | decoder | wall s | process CPU s | load avg |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['threads']} | {'fast (folded)' if r['fast'] else 'model modules'} | {r['wall_s']:.2f} | "
+                  f"{r['cpu_s']:.2f} | {r['load']:.1f} |")
+        out["flops_per_step"] = step_flops(model)
+
+    torch.set_num_threads(args.quality_threads)
+    with torch.no_grad():
+        encoded = {name: torch.cat([model.encode(x[i : i + 16]) for i in range(0, len(x), 16)]) for name, x in images.items()}
+    pairs = pairs_of(sets["heldout"], args.pairs) if "heldout" in sets else []
+    base: dict[str, Any] = {}
+    for name, x in images.items():
+        base[f"psnr_{name}"] = float(psnr(decode(model, encoded[name]), x).mean())
+    if pairs:
+        base.update(table4(model, images["heldout"], None, pairs))
+        base["lerp_d"] = lerp_realism(model, encoded["heldout"], pairs)
+    out["encoder"] = base
+    results = []
+    for weight in [float(w) for w in args.proximity.split(",")] if images else []:
+        row: dict[str, Any] = {"proximity": weight}
+        start = time.perf_counter()
+        refined = {
+            name: refine_batched(model, x, args.batch, steps=args.steps, proximity=weight, init=None)
+            for name, x in images.items()
+        }
+        row["seconds"] = time.perf_counter() - start
+        for name, x in images.items():
+            row[f"psnr_{name}"] = float(psnr(decode(model, refined[name]), x).mean())
+            row[f"gain_{name}"] = row[f"psnr_{name}"] - base[f"psnr_{name}"]
+            row[f"drift_{name}"] = float((refined[name] - encoded[name]).pow(2).mean() / encoded[name].pow(2).mean())
+        if pairs:
+            row.update(table4(model, images["heldout"], refined["heldout"], pairs))
+            row["lerp_d"] = lerp_realism(model, refined["heldout"], pairs)
+        results.append(row)
+        print(f"  proximity {weight:g}: done in {row['seconds']:.0f} s", flush=True)
+    out["refined"] = results
+
+    if results:
+        print_table(base, results, sets, pairs, args.steps)
+    if args.release:
+        release(args, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def fmt(v: Any, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(base: dict[str, Any], results: list[dict[str, Any]], sets: dict[str, list[str]],
+                pairs: list[tuple[int, int]], steps: int) -> None:
+    print(f"\nRefined ({steps} steps, w space) vs encoder only; Table 4 on {len(pairs)} held-out pairs x 4 masks (w+):")
+    print("| codes | PSNR style (n=%d) | PSNR held-out (n=%d) | MSE_src | MSE_ref | lerp D(mid) | code drift |"
+          % (len(sets.get("style", [])), len(sets.get("heldout", []))))
+    print("|---|---|---|---|---|---|---|")
+    print(f"| encoder only | {fmt(base.get('psnr_style'), '.2f')} | {fmt(base.get('psnr_heldout'), '.2f')} | "
+          f"{fmt(base.get('mse_src'))} | {fmt(base.get('mse_ref'))} | {fmt(base.get('lerp_d'), '.3f')} | 0 |")
+    for r in results:
+        gains = " ".join(f"({r[k]:+.2f} dB)" for k in ("gain_style",) if k in r)
+        gains_h = " ".join(f"({r[k]:+.2f} dB)" for k in ("gain_heldout",) if k in r)
+        drift = r.get("drift_heldout", r.get("drift_style"))
+        print(f"| refined, proximity {r['proximity']:g} | {fmt(r.get('psnr_style'), '.2f')} {gains} | "
+              f"{fmt(r.get('psnr_heldout'), '.2f')} {gains_h} | {fmt(r.get('mse_src'))} | {fmt(r.get('mse_ref'))} | "
+              f"{fmt(r.get('lerp_d'), '.3f')} | {fmt(drift, '.3f')} |")
+
+
+def release(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Seconds and FLOPs per refinement step of the 256 px / 8x8 release configuration (random weights)."""
+    config = StyleMapGANConfig()  # 256 px, 8x8x64, the release's widths
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        big = StyleMapGAN(config, with_discriminator=False).eval()
+    x = torch.rand(1, 3, config.size, config.size) * 2 - 1
+    flops = step_flops(big)
+    refine(big, x, steps=1)
+    rows = []
+    for threads in sorted({args.threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        timing = {}
+        for steps in (1, 3):  # the difference cancels the encoder pass and the final evaluation
+            wall, cpu = time.perf_counter(), time.process_time()
+            refine(big, x, steps=steps)
+            timing[steps] = (time.perf_counter() - wall, time.process_time() - cpu)
+        rows.append({"threads": threads, "seconds_per_step": (timing[3][0] - timing[1][0]) / 2,
+                     "cpu_s_per_step": (timing[3][1] - timing[1][1]) / 2, "load": load_avg()})
+    out["release"] = {"flops_per_step": flops, "rows": rows}
+    print(f"\nRelease 256 px / 8x8 (random weights): {flops / 1e9:.0f} GFLOP per step (decoder forward + "
+          "backward to the stylemap)")
+    for r in rows:
+        print(f"  {r['threads']} threads: {r['seconds_per_step']:.2f} s/step wall, {r['cpu_s_per_step']:.2f} s "
+              f"CPU (load {r['load']:.1f})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

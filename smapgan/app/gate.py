@@ -1,0 +1,256 @@
+"""What stands between the public network and Gradio's routes: the one adapter to Gradio internals.
+
+Gradio (6.x) offers a queue size (``max_size``), per-event ``concurrency_limit``/``concurrency_id``
+and ``max_file_size``, and nothing else this app needs against hostile use. So this module adds,
+each for a stated reason, and each tested in ``tests/test_reliability_hostile.py``:
+
+- :class:`BodyLimit`, an ASGI middleware (installed through ``launch(app_kwargs=...)``, a public
+  parameter): JSON API calls are refused past ``limits.MAX_REQUEST_BODY``, canvas-blob uploads
+  past ``limits.MAX_BLOB_BYTES`` and file uploads past ``limits.MAX_UPLOAD_BODY`` *before* the body
+  is read, parsed or stored. Gradio parses any
+  body it is sent (a 9 MB placements string took 4 s and +250 MB before the op saw it).
+- :func:`install_fair_queue`: one client must not fill the shared queue. Gradio has no per-client
+  cap, and a cap inside the handler would come too late (a job is in the queue before it runs),
+  so the queue's ``push`` (private) is wrapped: a job is refused with HTTP 429 when its session
+  already has ``limits.MAX_SESSION_JOBS`` queued or running, or its client address
+  ``limits.MAX_CLIENT_JOBS``, and with HTTP 422 when it carries more values than the event takes
+  (extra positional parameters); inputs left out at the end take their defaults
+  (:func:`complete_values`). Other clients' jobs are still accepted and served.
+- :func:`current_session`: the session of the request being handled (Gradio's request context),
+  so that the editor's canvas blobs are only usable by the session that uploaded them.
+
+The names of Gradio internals used here: ``Blocks._queue`` and its ``push``,
+``event_queue_per_concurrency_id``, ``active_jobs``; ``gradio.context.LocalContext.request``.
+If a Gradio upgrade removes one, :func:`install_fair_queue` raises at startup rather than
+serving without the caps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections import Counter
+from typing import Any, Awaitable, Callable
+
+from .. import limits
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+TRUST_FORWARDED_ENV = "SMAPGAN_TRUST_FORWARDED_FOR"
+"""Set to 1 behind a proxy that sets X-Forwarded-For (a Hugging Face Space: set when SPACE_ID is)."""
+
+
+def _trust_forwarded() -> bool:
+    return os.environ.get(TRUST_FORWARDED_ENV, "1" if os.environ.get("SPACE_ID") else "0") == "1"
+
+
+def client_key(request: Any) -> str:
+    """The client's address: the peer's or, behind a trusted proxy, the address that proxy saw.
+
+    That is the *last* X-Forwarded-For entry (the one the proxy appended): earlier entries come
+    from the client and could be anything.
+    """
+    headers = getattr(request, "headers", None) or {}
+    if _trust_forwarded():
+        forwarded = headers.get("x-forwarded-for", "")
+        if forwarded.strip():
+            return _network(forwarded.split(",")[-1].strip())
+    client = getattr(request, "client", None)
+    return _network(getattr(client, "host", None) or "unknown")
+
+
+def _network(address: str) -> str:
+    """An IPv6 address as its /64 (one subscriber gets a whole /64 to pick addresses from)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
+# ------------------------------------------------------------------------------ body limit
+_JSON_CALLS = ("/queue/join", "/call/", "/run/", "/api/")
+
+
+def body_limit_for(path: str) -> int | None:
+    """The largest body accepted on ``path`` (None: Gradio's own limit, e.g. file uploads)."""
+    if path.endswith("/component_server") or path.endswith("/component_server/"):
+        return limits.MAX_BLOB_BYTES + 64 * 1024  # one canvas blob and its form fields
+    if path.rstrip("/").endswith("/upload"):
+        return limits.MAX_UPLOAD_BODY  # each file is still held to MAX_BYTES by Gradio (max_file_size)
+    if any(part in path for part in _JSON_CALLS):
+        return limits.MAX_REQUEST_BODY
+    return None
+
+
+class BodyLimit:
+    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit_for(scope.get("path", ""))
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, f"the request body is {int(declared)} bytes; the limit is {limit}")
+            return
+        # No (or a false) length: count what arrives, and stop reading past the limit.
+        seen = 0
+        refused = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
+        except Exception:
+            if not refused:
+                raise
+            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    try:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    except Exception:  # a response had already started: nothing more to say
+        pass
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch`` that put :class:`BodyLimit` in front of the app."""
+    from starlette.middleware import Middleware
+
+    return {"max_file_size": limits.MAX_BYTES, "app_kwargs": {"middleware": [Middleware(BodyLimit)]}}
+
+
+# ------------------------------------------------------------------------------ fair queue
+def _jobs(queue: Any) -> list[Any]:
+    """Events queued or running (Gradio internals: see the module docstring)."""
+    events = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+    events += [e for job in queue.active_jobs if job for e in job]
+    return events
+
+
+def _is_state(block: Any) -> bool:
+    """A per-session value the browser never sends (Gradio's ``State``: ``skip_api``)."""
+    return bool(getattr(block, "skip_api", False))
+
+
+def complete_values(data: list[Any], inputs: list[Any]) -> list[Any] | None:
+    """``data`` as one value per input of the event, or None when it has more values than the API takes.
+
+    A client sends the public inputs only, in order (Gradio fills the session states itself only
+    when *every* public input is sent); inputs it leaves out at the end take their component's
+    default, so that a settings input added later (e.g. the inversion control) does not break
+    callers written before it. Session states are always None here: Gradio fills them.
+    """
+    if len(data) == len(inputs):
+        return list(data)
+    public = [block for block in inputs if not _is_state(block)]
+    if len(data) > len(public):
+        return None
+    given = iter(data)
+    out: list[Any] = []
+    for block in inputs:
+        if _is_state(block):
+            out.append(None)
+            continue
+        value = next(given, _MISSING)
+        out.append(getattr(block, "value", None) if value is _MISSING else value)
+    return out
+
+
+_MISSING = object()
+
+
+def install_fair_queue(demo: Any) -> None:
+    """Wrap ``demo``'s queue so that no session or client address holds more than its share."""
+    from fastapi import HTTPException
+
+    queue = demo._queue
+    for name in ("push", "event_queue_per_concurrency_id", "active_jobs"):
+        if not hasattr(queue, name):
+            raise RuntimeError(f"this Gradio version has no Queue.{name}: smapgan.app.gate needs updating")
+    if getattr(queue, "_smapgan_fair", False):
+        return
+    original = queue.push
+    joining: Counter[str] = Counter()  # pushes under way (not yet in the queue), by key
+
+    async def push(body: Any, request: Any, username: Any) -> Any:
+        fn_index = getattr(body, "fn_index", None)
+        fns = getattr(demo, "fns", {})
+        fn = fns.get(fn_index) if isinstance(fns, dict) else None
+        data = getattr(body, "data", None)
+        if fn is not None and isinstance(data, list) and len(data) != len(fn.inputs):
+            completed = complete_values(data, fn.inputs)
+            if completed is None:
+                api = [block for block in fn.inputs if not _is_state(block)]
+                raise HTTPException(
+                    status_code=422,
+                    detail=f"this endpoint takes at most {len(api)} values, got {len(data)}",
+                )
+            body.data = completed
+        hashed = getattr(body, "session_hash", None)
+        session = f"s:{hashed}" if hashed else "s:"  # no session (/call/...): its address alone counts
+        client = f"c:{client_key(request)}"
+        per_session, per_client = Counter(), Counter()
+        for event in _jobs(queue):
+            per_session[f"s:{event.session_hash}"] += 1
+            per_client[f"c:{client_key(event.request)}"] += 1
+        if hashed and per_session[session] + joining[session] >= limits.MAX_SESSION_JOBS:
+            raise HTTPException(status_code=429, detail=(
+                f"too many requests from you: {limits.MAX_SESSION_JOBS} of yours are already queued or running; "
+                "wait for one to finish"))
+        if per_client[client] + joining[client] >= limits.MAX_CLIENT_JOBS:
+            raise HTTPException(status_code=429, detail=(
+                f"too many requests from your address: {limits.MAX_CLIENT_JOBS} are already queued or running; "
+                "wait for one to finish"))
+        joining[session] += 1
+        joining[client] += 1
+        try:
+            return await original(body=body, request=request, username=username)
+        finally:
+            for key in (session, client):
+                joining[key] -= 1
+                if joining[key] <= 0:
+                    del joining[key]
+
+    queue.push = push
+    queue._smapgan_fair = True
+
+
+def current_session() -> str | None:
+    """The session hash of the request being handled, or None outside a request."""
+    try:
+        from gradio.context import LocalContext
+    except ImportError:  # pragma: no cover
+        return None
+    request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None) if request is not None else None

@@ -1,0 +1,63 @@
+"""The app's "Inversion" control: encoder only, or each input image refined per image (with a stop button).
+
+One control above the tabs, applied by the op context to every image input of
+every op (:mod:`smapgan.ops.inversion`); refined stylemaps are cached per image
+and setting in the session's cache, so the edits that follow start at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ..invert import DEFAULT_STEPS
+from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, Inversion, InversionSession
+
+__all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]
+
+
+@dataclass
+class InversionControls:
+    choice: gr.Radio
+    steps: gr.Slider
+    stop: gr.Button
+    session: gr.State
+
+    @property
+    def inputs(self) -> list[Any]:
+        """What every op's Run passes after its own inputs: choice, steps (API parameters), session (hidden)."""
+        return [self.choice, self.steps, self.session]
+
+
+def build_controls() -> InversionControls:
+    with gr.Row(elem_id="inversion"):
+        choice = gr.Radio(
+            list(CHOICES), value=ENCODER_ONLY, label="Inversion", elem_id="inversion-choice",
+            info="refined: optimise each input image's stylemap against it (closer fit for images unlike the "
+            "training set; cached per image, so later edits are fast)",
+        )
+        steps = gr.Slider(
+            0, MAX_STEPS, value=DEFAULT_STEPS, step=10, label="Refinement steps", elem_id="inversion-steps",
+        )
+        stop = gr.Button("Stop refinement", variant="stop", elem_id="inversion-stop", scale=0)
+    session = gr.State(InversionSession())
+    stop.click(_stop, [session], None, queue=False, api_visibility="private")
+    return InversionControls(choice, steps, stop, session)
+
+
+def _stop(session: InversionSession) -> None:
+    session.stop.set()
+
+
+def settings(choice: str | None, steps: Any, session: InversionSession | None) -> tuple[Inversion, Any]:
+    """The op context's inversion and stop event for one run (the stop event is cleared first)."""
+    try:
+        inversion = Inversion.from_choice(choice, float(steps) if steps not in (None, "") else 0)
+    except (TypeError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    if session is None:
+        return inversion, None
+    session.stop.clear()
+    return inversion, session.stop
