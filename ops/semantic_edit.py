@@ -31,7 +31,7 @@ def _directions(model: StyleMapGAN) -> list[str]:
     ],
     outputs=[ImageOutput("image")],
     order=50,
-    examples=[{"original": "slightly_smiling_face.png", "strength": 1.0}],
+    examples=[{"original": "slightly_smiling_face.png", "direction": "open_mouth", "strength": 1.5}],
 )
 def semantic_edit(ctx: OpContext, original: Picture, direction: str, strength: float) -> dict:
     if direction not in ctx.model.directions:
