@@ -3,6 +3,8 @@
 Parameter names and container layouts mirror the official release so that its
 state dicts load with ``strict=True``; e.g. a ``ConvLayer`` is an
 ``nn.Sequential`` whose indices (blur, conv, activation) are part of the keys.
+Code that reads a layer's parts uses its named accessors (``conv``, ``blur``,
+``activation``, ``bias``), never those indices.
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ class ConvLayer(nn.Sequential):
     Layouts, as indexed in the release's keys:
     downsample ``[Blur, EqualConv2d, act]``; upsample ``[EqualConv2d(T), Blur, act]``;
     plain ``[EqualConv2d, act]``. With ``activate`` the bias lives in the activation.
+    The parts are read by name (:attr:`conv`, :attr:`blur`, :attr:`activation`), which
+    leaves the state-dict keys (the indices) as the release has them.
     """
 
     def __init__(
@@ -177,25 +181,45 @@ class ConvLayer(nn.Sequential):
     ) -> None:
         if upsample and downsample:
             raise ValueError("a ConvLayer cannot both upsample and downsample")
-        layers: list[nn.Module] = []
+        parts: list[tuple[str, nn.Module]] = []
         conv_bias = bias and not activate
         if upsample:
-            layers.append(
-                EqualConv2d(in_channels, out_channels, kernel_size, bias=conv_bias, lr_mul=lr_mul, transpose=True)
-            )
-            layers.append(Blur(upsample_blur_pad(kernel_size), gain=4.0))
+            conv = EqualConv2d(in_channels, out_channels, kernel_size, bias=conv_bias, lr_mul=lr_mul, transpose=True)
+            parts += [("conv", conv), ("blur", Blur(upsample_blur_pad(kernel_size), gain=4.0))]
         elif downsample:
-            layers.append(Blur(downsample_blur_pad(kernel_size)))
-            layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride=2, bias=conv_bias, lr_mul=lr_mul))
+            conv = EqualConv2d(in_channels, out_channels, kernel_size, stride=2, bias=conv_bias, lr_mul=lr_mul)
+            parts += [("blur", Blur(downsample_blur_pad(kernel_size))), ("conv", conv)]
         else:
-            layers.append(
-                EqualConv2d(
-                    in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=conv_bias, lr_mul=lr_mul
-                )
-            )
+            padding = kernel_size // 2
+            parts.append(("conv", EqualConv2d(in_channels, out_channels, kernel_size, padding=padding, bias=conv_bias,
+                                              lr_mul=lr_mul)))
         if activate:
-            layers.append(FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU())
-        super().__init__(*layers)
+            parts.append(("activation", FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU()))
+        super().__init__(*(module for _, module in parts))
+        self.roles = tuple(role for role, _ in parts)  # a plain attribute: not in the state dict
+
+    def _part(self, role: str) -> nn.Module | None:
+        return self[self.roles.index(role)] if role in self.roles else None
+
+    @property
+    def conv(self) -> EqualConv2d:
+        """The convolution (transposed when upsampling, stride 2 when downsampling)."""
+        return self._part("conv")  # type: ignore[return-value]
+
+    @property
+    def blur(self) -> Blur | None:
+        """The blur after an upsampling conv or before a downsampling one; None otherwise."""
+        return self._part("blur")  # type: ignore[return-value]
+
+    @property
+    def activation(self) -> FusedLeakyReLU | ScaledLeakyReLU | None:
+        return self._part("activation")  # type: ignore[return-value]
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The layer's bias: the activation's when it has one (``activate``), else the conv's."""
+        activation = self.activation
+        return activation.bias if isinstance(activation, FusedLeakyReLU) else self.conv.bias
 
 
 class ResBlock(nn.Module):
