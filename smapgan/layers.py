@@ -1,4 +1,4 @@
-"""Equalized-learning-rate building blocks (StyleGAN2 conventions).
+"""Equalized-learning-rate building blocks (StyleGAN2 conventions; docs/release_facts.md §Building blocks).
 
 Parameter names and container layouts mirror the official release so that its
 state dicts load with ``strict=True``; e.g. a ``ConvLayer`` is an
@@ -75,7 +75,22 @@ class Blur(nn.Module):
         return F.conv2d(x, weight, groups=channels)
 
 
-class EqualLinear(nn.Module):
+class _Equalized(nn.Module):
+    """Equalized learning rate: the weight is stored as ``randn / lr_mul`` and used times
+    ``lr_mul / sqrt(fan_in)`` (:attr:`scale`); the bias is used times ``lr_mul``."""
+
+    def __init__(self, shape: tuple[int, ...], bias: bool, bias_init: float, lr_mul: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(shape).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((shape[0],), float(bias_init))) if bias else None
+        self.scale = lr_mul / math.sqrt(math.prod(shape[1:]))
+        self.lr_mul = lr_mul
+
+    def scaled_bias(self) -> torch.Tensor | None:
+        return self.bias * self.lr_mul if self.bias is not None else None
+
+
+class EqualLinear(_Equalized):
     """Linear layer with runtime weight scaling ``lr_mul / sqrt(fan_in)``."""
 
     def __init__(
@@ -87,15 +102,11 @@ class EqualLinear(nn.Module):
         lr_mul: float = 1.0,
         activation: bool = False,
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul = lr_mul
+        super().__init__((out_dim, in_dim), bias, bias_init, lr_mul)
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias * self.lr_mul if self.bias is not None else None
+        bias = self.scaled_bias()
         if self.activation:
             return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
         return F.linear(x, self.weight * self.scale, bias)
@@ -104,7 +115,7 @@ class EqualLinear(nn.Module):
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}"
 
 
-class EqualConv2d(nn.Module):
+class EqualConv2d(_Equalized):
     """Conv with runtime weight scaling; ``transpose=True`` makes it a stride-2 transposed conv.
 
     The weight is stored (out, in, k, k) in both cases, as in the release; the
@@ -123,19 +134,13 @@ class EqualConv2d(nn.Module):
         lr_mul: float = 1.0,
         transpose: bool = False,
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(
-            torch.randn(out_channels, in_channels, kernel_size, kernel_size).div_(lr_mul)
-        )
-        self.bias = nn.Parameter(torch.full((out_channels,), float(bias_init))) if bias else None
-        self.scale = lr_mul / math.sqrt(in_channels * kernel_size**2)
-        self.lr_mul = lr_mul
+        super().__init__((out_channels, in_channels, kernel_size, kernel_size), bias, bias_init, lr_mul)
         self.stride = stride
         self.padding = padding
         self.transpose = transpose
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias * self.lr_mul if self.bias is not None else None
+        bias = self.scaled_bias()
         weight = self.weight * self.scale
         if self.transpose:
             return F.conv_transpose2d(x, weight.transpose(0, 1), bias, stride=2, padding=self.padding)
