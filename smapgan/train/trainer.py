@@ -385,7 +385,8 @@ class _Run:
 
         self.state, self.data, self.ema_model, self.run_dir = state, data, ema_model, run_dir
         self.lpips_metric = lpips_metric
-        self.fixed_z = torch.randn(NUM_SAMPLE_Z, opts.latent_channel_size, generator=torch.Generator().manual_seed(opts.seed + 4242))
+        z_seed = torch.Generator().manual_seed(opts.seed + 4242)
+        self.fixed_z = torch.randn(NUM_SAMPLE_Z, opts.latent_channel_size, generator=z_seed)
         logger = RunLogger(run_dir, info.is_main, state.step, opts.steps, opts.progress, opts.tensorboard)
         self.logger = logger
         stop = _StopSignal()
