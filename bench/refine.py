@@ -86,7 +86,7 @@ def step_flops(model: StyleMapGAN) -> float:
     """FLOPs of one refinement step in w (decoder forward + backward to the stylemap), batch 1."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    c, side, size = model.config.style_dim, model.config.latent_spatial_size, model.config.size
+    c, side, size = model.config.latent_channel_size, model.config.latent_spatial_size, model.config.size
     s = torch.zeros(1, c, side, side, requires_grad=True)
     params = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     size = model.config.size
     out: dict[str, Any] = {"model": str(args.model or "bundled"), "config": model.config.to_dict(), "steps": args.steps}
     print(f"model {out['model']}: {size} px, stylemap {model.config.latent_spatial_size}x"
-          f"{model.config.latent_spatial_size}x{model.config.style_dim}; {args.steps} steps")
+          f"{model.config.latent_spatial_size}x{model.config.latent_channel_size}; {args.steps} steps")
 
     sets: dict[str, list[str]] = {}
     for name, pattern in (("style", args.style), ("heldout", args.heldout)):

@@ -40,7 +40,7 @@ def build_state(args: argparse.Namespace, variant: dict, device: torch.device):
     opts = TrainOptions(
         size=args.size,
         latent_spatial_size=args.latent_spatial_size,
-        style_dim=args.style_dim,
+        latent_channel_size=args.latent_channel_size,
         channel_max=args.channel_max,
         channel_base=args.channel_base,
         small_generator=args.small_generator,
@@ -113,7 +113,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--latent-spatial-size", type=int, default=8)
-    p.add_argument("--style-dim", type=int, default=32)
+    p.add_argument("--latent-channel-size", "--style-dim", type=int, default=32, help="stylemap channels C (--style-dim: old name)")
     p.add_argument("--channel-max", type=int, default=64)
     p.add_argument("--channel-base", type=int, default=16384)
     p.add_argument("--small-generator", action="store_true")
@@ -135,7 +135,7 @@ def main() -> None:
     print(f"machine: {cpu_name()} ({os.cpu_count()} cpus), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"config: size {args.size}, stylemap {args.latent_spatial_size}x{args.latent_spatial_size}x{args.style_dim}, "
+    print(f"config: size {args.size}, stylemap {args.latent_spatial_size}x{args.latent_spatial_size}x{args.latent_channel_size}, "
           f"channel_max {args.channel_max}, channel_base {args.channel_base}, small_generator {args.small_generator}, "
           f"batch {args.batch}, LPIPS off; {args.iters} interleaved rounds after {args.warmup} warm-up")
     runs = measure_all(args, names, device)

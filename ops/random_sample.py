@@ -25,7 +25,7 @@ from smapgan.ops import ImageOutput, NumberInput, OpContext, SliderInput, op
 )
 def random(ctx: OpContext, seed: int, truncation: float) -> dict:
     generator = torch.Generator().manual_seed(int(seed) % 2**63)
-    z = torch.randn(1, ctx.model.config.style_dim, generator=generator).to(ctx.model.device)
+    z = torch.randn(1, ctx.model.config.latent_channel_size, generator=generator).to(ctx.model.device)
     with torch.inference_mode():
         stylemap = ctx.model.map(z)
     if truncation != 1.0:

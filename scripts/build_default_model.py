@@ -56,8 +56,9 @@ def copy_export(export: Path, staging: Path, attempts: int = 5) -> dict[str, Any
 
 def training_command(options: dict[str, Any]) -> str:
     """The ``smapgan train`` command line that reproduces the run (non-default flags only)."""
-    from smapgan.train.options import TrainOptions, flag_name
+    from smapgan.train.options import TrainOptions, flag_name, upgrade
 
+    options = upgrade(options)  # training.json files written before the model options took the release's names
     defaults = TrainOptions()
     args = ["smapgan", "train"]
     for f in dataclasses.fields(TrainOptions):

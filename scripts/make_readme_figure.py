@@ -312,7 +312,7 @@ def make_figure(
         info = json.loads(meta.read_text())
         step = f", {info.get('images_seen', 0):,} training images seen"
     title = f"smapgan: the bundled emoji StyleMapGAN ({model.config.size} px, {model.config.latent_spatial_size}x" \
-            f"{model.config.latent_spatial_size}x{model.config.style_dim} stylemap{step})"
+            f"{model.config.latent_spatial_size}x{model.config.latent_channel_size} stylemap{step})"
     return compose(rows, title)
 
 

@@ -9,12 +9,12 @@ common="--batch 32 --steps 10000000 --workers 0 --cache-images on --mapping-laye
  --lambda-x-rec 10 --lambda-perceptual 0 --ema-decay 0.998 --tf32 --seed 0 \
  --save-every 500 --export-every 500 --sample-every 500 --log-every 50"
 ada="--augment ada --ada-kimg 100"
-w128="--style-dim 64 --channel-base 4096 --channel-max 128"
+w128="--latent-channel-size 64 --channel-base 4096 --channel-max 128"
 exec python3 scripts/train_candidates.py --data "$data" --runs "$runs" --minutes "$minutes" \
   --bring-back "$out" --keep 2 --common "$common" \
   --candidate "l8w128=--size 64 --latent-spatial-size 8 $w128 $ada --augment-rec" \
   --candidate "l16w128=--size 64 --latent-spatial-size 16 $w128 $ada --augment-rec" \
-  --candidate "l16w64=--size 64 --latent-spatial-size 16 --style-dim 32 --channel-base 2048 --channel-max 64 $ada --augment-rec" \
+  --candidate "l16w64=--size 64 --latent-spatial-size 16 --latent-channel-size 32 --channel-base 2048 --channel-max 64 $ada --augment-rec" \
   --candidate "l16w128-norec=--size 64 --latent-spatial-size 16 $w128 $ada" \
   --candidate "l16w128-noaug=--size 64 --latent-spatial-size 16 $w128" \
-  --candidate "s128l16w128=--size 128 --latent-spatial-size 16 --style-dim 64 --channel-base 8192 --channel-max 128 $ada --augment-rec"
+  --candidate "s128l16w128=--size 128 --latent-spatial-size 16 --latent-channel-size 64 --channel-base 8192 --channel-max 128 $ada --augment-rec"

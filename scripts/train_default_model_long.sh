@@ -10,4 +10,4 @@ common="--batch 64 --steps 10000000 --workers 0 --cache-images on --mapping-laye
  --save-every 200 --export-every 200 --sample-every 400 --log-every 50"
 exec python3 scripts/train_candidates.py --data "$data" --runs "$runs" --minutes "$minutes" \
   --bring-back "$out" --keep 1 --common "$common" \
-  --candidate "l16w128=--size 64 --latent-spatial-size 16 --style-dim 64 --channel-base 4096 --channel-max 128 --augment ada --ada-kimg 100"
+  --candidate "l16w128=--size 64 --latent-spatial-size 16 --latent-channel-size 64 --channel-base 4096 --channel-max 128 --augment ada --ada-kimg 100"

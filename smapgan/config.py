@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 NORMALIZE_MODES = ("LayerNorm", "InstanceNorm2d", "BatchNorm2d")
+
+
+def _field(default: Any, help: str, **argparse_kwargs: Any) -> Any:
+    """A config field with its documentation: the trainer makes a flag of it (smapgan/train/options.py)."""
+    return field(default=default, metadata={"help": help, "argparse": argparse_kwargs})
 
 
 @dataclass
@@ -20,16 +26,16 @@ class StyleMapGANConfig:
     are the defaults) so that narrow models can be built and tested.
     """
 
-    size: int = 256
-    latent_spatial_size: int = 8
-    latent_channel_size: int = 64
-    mapping_layer_num: int = 8
-    lr_mul: float = 0.01
-    channel_multiplier: int = 2
-    normalize_mode: str = "LayerNorm"
-    small_generator: bool = False
-    channel_base: int = 16384
-    channel_max: int = 512
+    size: int = _field(256, "image side in pixels")
+    latent_spatial_size: int = _field(8, "stylemap side L")
+    latent_channel_size: int = _field(64, "stylemap channels C (the release's networks call it style_dim)")
+    mapping_layer_num: int = _field(8, "layers of the mapping network")
+    lr_mul: float = _field(0.01, "learning-rate multiplier of the mapping network")
+    channel_multiplier: int = _field(2, "width multiplier of the width table")
+    normalize_mode: str = _field("LayerNorm", "normalization inside the styled convs", choices=NORMALIZE_MODES)
+    small_generator: bool = _field(False, "C channels everywhere in the stylemap resizer (the FFHQ 1024 release)")
+    channel_base: int = _field(16384, "width table: ch[r] = min(channel_max, channel_base * multiplier // r)")
+    channel_max: int = _field(512, "width table cap")
 
     def __post_init__(self) -> None:
         for name in ("size", "latent_spatial_size"):
@@ -51,7 +57,8 @@ class StyleMapGANConfig:
 
     @property
     def style_dim(self) -> int:
-        """The stylemap's channel count C (the release calls it style_dim)."""
+        """Deprecated second name of ``latent_channel_size``, kept for plugins written against it."""
+        warnings.warn("config.style_dim is deprecated; use config.latent_channel_size", DeprecationWarning, stacklevel=2)
         return self.latent_channel_size
 
     def channels(self, resolution: int) -> int:

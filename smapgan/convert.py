@@ -2,7 +2,7 @@
 
 Release checkpoints are pickles. They are opened with ``weights_only=True`` and
 an allowlist of exactly one class (``argparse.Namespace``, the ``train_args``),
-so a checkpoint that carries code is refused before anything runs.
+so a checkpoint that carries code is refused before anything runs (docs/release_facts.md §Checkpoints).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Equalized-learning-rate building blocks (StyleGAN2 conventions).
+"""Equalized-learning-rate building blocks (StyleGAN2 conventions; docs/release_facts.md §Building blocks).
 
 Parameter names and container layouts mirror the official release so that its
 state dicts load with ``strict=True``; e.g. a ``ConvLayer`` is an
 ``nn.Sequential`` whose indices (blur, conv, activation) are part of the keys.
+Code that reads a layer's parts uses its named accessors (``conv``, ``blur``,
+``activation``, ``bias``), never those indices.
 """
 
 from __future__ import annotations
@@ -73,7 +75,22 @@ class Blur(nn.Module):
         return F.conv2d(x, weight, groups=channels)
 
 
-class EqualLinear(nn.Module):
+class _Equalized(nn.Module):
+    """Equalized learning rate: the weight is stored as ``randn / lr_mul`` and used times
+    ``lr_mul / sqrt(fan_in)`` (:attr:`scale`); the bias is used times ``lr_mul``."""
+
+    def __init__(self, shape: tuple[int, ...], bias: bool, bias_init: float, lr_mul: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(shape).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((shape[0],), float(bias_init))) if bias else None
+        self.scale = lr_mul / math.sqrt(math.prod(shape[1:]))
+        self.lr_mul = lr_mul
+
+    def scaled_bias(self) -> torch.Tensor | None:
+        return self.bias * self.lr_mul if self.bias is not None else None
+
+
+class EqualLinear(_Equalized):
     """Linear layer with runtime weight scaling ``lr_mul / sqrt(fan_in)``."""
 
     def __init__(
@@ -85,15 +102,11 @@ class EqualLinear(nn.Module):
         lr_mul: float = 1.0,
         activation: bool = False,
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul = lr_mul
+        super().__init__((out_dim, in_dim), bias, bias_init, lr_mul)
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias * self.lr_mul if self.bias is not None else None
+        bias = self.scaled_bias()
         if self.activation:
             return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
         return F.linear(x, self.weight * self.scale, bias)
@@ -102,7 +115,7 @@ class EqualLinear(nn.Module):
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}"
 
 
-class EqualConv2d(nn.Module):
+class EqualConv2d(_Equalized):
     """Conv with runtime weight scaling; ``transpose=True`` makes it a stride-2 transposed conv.
 
     The weight is stored (out, in, k, k) in both cases, as in the release; the
@@ -121,19 +134,13 @@ class EqualConv2d(nn.Module):
         lr_mul: float = 1.0,
         transpose: bool = False,
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(
-            torch.randn(out_channels, in_channels, kernel_size, kernel_size).div_(lr_mul)
-        )
-        self.bias = nn.Parameter(torch.full((out_channels,), float(bias_init))) if bias else None
-        self.scale = lr_mul / math.sqrt(in_channels * kernel_size**2)
-        self.lr_mul = lr_mul
+        super().__init__((out_channels, in_channels, kernel_size, kernel_size), bias, bias_init, lr_mul)
         self.stride = stride
         self.padding = padding
         self.transpose = transpose
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias * self.lr_mul if self.bias is not None else None
+        bias = self.scaled_bias()
         weight = self.weight * self.scale
         if self.transpose:
             return F.conv_transpose2d(x, weight.transpose(0, 1), bias, stride=2, padding=self.padding)
@@ -162,6 +169,8 @@ class ConvLayer(nn.Sequential):
     Layouts, as indexed in the release's keys:
     downsample ``[Blur, EqualConv2d, act]``; upsample ``[EqualConv2d(T), Blur, act]``;
     plain ``[EqualConv2d, act]``. With ``activate`` the bias lives in the activation.
+    The parts are read by name (:attr:`conv`, :attr:`blur`, :attr:`activation`), which
+    leaves the state-dict keys (the indices) as the release has them.
     """
 
     def __init__(
@@ -177,25 +186,45 @@ class ConvLayer(nn.Sequential):
     ) -> None:
         if upsample and downsample:
             raise ValueError("a ConvLayer cannot both upsample and downsample")
-        layers: list[nn.Module] = []
+        parts: list[tuple[str, nn.Module]] = []
         conv_bias = bias and not activate
         if upsample:
-            layers.append(
-                EqualConv2d(in_channels, out_channels, kernel_size, bias=conv_bias, lr_mul=lr_mul, transpose=True)
-            )
-            layers.append(Blur(upsample_blur_pad(kernel_size), gain=4.0))
+            conv = EqualConv2d(in_channels, out_channels, kernel_size, bias=conv_bias, lr_mul=lr_mul, transpose=True)
+            parts += [("conv", conv), ("blur", Blur(upsample_blur_pad(kernel_size), gain=4.0))]
         elif downsample:
-            layers.append(Blur(downsample_blur_pad(kernel_size)))
-            layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride=2, bias=conv_bias, lr_mul=lr_mul))
+            conv = EqualConv2d(in_channels, out_channels, kernel_size, stride=2, bias=conv_bias, lr_mul=lr_mul)
+            parts += [("blur", Blur(downsample_blur_pad(kernel_size))), ("conv", conv)]
         else:
-            layers.append(
-                EqualConv2d(
-                    in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=conv_bias, lr_mul=lr_mul
-                )
-            )
+            padding = kernel_size // 2
+            parts.append(("conv", EqualConv2d(in_channels, out_channels, kernel_size, padding=padding, bias=conv_bias,
+                                              lr_mul=lr_mul)))
         if activate:
-            layers.append(FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU())
-        super().__init__(*layers)
+            parts.append(("activation", FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU()))
+        super().__init__(*(module for _, module in parts))
+        self.roles = tuple(role for role, _ in parts)  # a plain attribute: not in the state dict
+
+    def _part(self, role: str) -> nn.Module | None:
+        return self[self.roles.index(role)] if role in self.roles else None
+
+    @property
+    def conv(self) -> EqualConv2d:
+        """The convolution (transposed when upsampling, stride 2 when downsampling)."""
+        return self._part("conv")  # type: ignore[return-value]
+
+    @property
+    def blur(self) -> Blur | None:
+        """The blur after an upsampling conv or before a downsampling one; None otherwise."""
+        return self._part("blur")  # type: ignore[return-value]
+
+    @property
+    def activation(self) -> FusedLeakyReLU | ScaledLeakyReLU | None:
+        return self._part("activation")  # type: ignore[return-value]
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The layer's bias: the activation's when it has one (``activate``), else the conv's."""
+        activation = self.activation
+        return activation.bias if isinstance(activation, FusedLeakyReLU) else self.conv.bias
 
 
 class ResBlock(nn.Module):

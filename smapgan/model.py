@@ -85,8 +85,8 @@ class StyleMapGAN(
 
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """Latent z (N,C) -> stylemap (N,C,L,L) through the mapping network."""
-        if z.ndim != 2 or z.shape[1] != self.config.style_dim:
-            raise ValueError(f"z must have shape (N, {self.config.style_dim}), got {tuple(z.shape)}")
+        if z.ndim != 2 or z.shape[1] != self.config.latent_channel_size:
+            raise ValueError(f"z must have shape (N, {self.config.latent_channel_size}), got {tuple(z.shape)}")
         return self.generator.map(z)
 
     def generate(
@@ -110,7 +110,7 @@ class StyleMapGAN(
         total = None
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
-            z = torch.randn(n, self.config.style_dim, generator=gen).to(self.device)
+            z = torch.randn(n, self.config.latent_channel_size, generator=gen).to(self.device)
             s = self.map(z).sum(0, keepdim=True)
             total = s if total is None else total + s
         return total / num_samples
@@ -121,14 +121,14 @@ class StyleMapGAN(
             raise ValueError(f"images must have shape (N, 3, {size}, {size}), got {tuple(images.shape)}")
 
     def _check_stylemap(self, stylemap: torch.Tensor) -> None:
-        c, side = self.config.style_dim, self.config.latent_spatial_size
+        c, side = self.config.latent_channel_size, self.config.latent_spatial_size
         if stylemap.ndim != 4 or stylemap.shape[1:] != (c, side, side):
             raise ValueError(f"stylemap must have shape (N, {c}, {side}, {side}), got {tuple(stylemap.shape)}")
 
     # ------------------------------------------------------------- directions
     def add_direction(self, name: str, direction: torch.Tensor) -> None:
         """Store a named semantic direction (C,L,L); saved with the weights."""
-        c, side = self.config.style_dim, self.config.latent_spatial_size
+        c, side = self.config.latent_channel_size, self.config.latent_spatial_size
         direction = direction.detach().reshape(-1)
         if direction.numel() != c * side * side:
             raise ValueError(f"direction {name!r} must have {c * side * side} values, got {direction.numel()}")

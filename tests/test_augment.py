@@ -158,8 +158,8 @@ def tiny_state(augmenter: AdaptiveAugment | None = None, **options):
     from smapgan.train.distributed import DistInfo
     from smapgan.train.loop import TrainState, make_optimizers
 
-    opts = TrainOptions(size=16, latent_spatial_size=4, style_dim=8, mapping_layer_num=2, channel_base=64, channel_max=16,
-                        batch=4, lambda_perceptual=0, d_reg_every=2, **options)
+    opts = TrainOptions(size=16, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=64,
+                        channel_max=16, batch=4, lambda_perceptual=0, d_reg_every=2, **options)
     torch.manual_seed(0)
     model = StyleMapGAN(StyleMapGANConfig.from_dict(opts.model_config_dict()), with_discriminator=True)
     generator, encoder = copy.deepcopy(model.generator).train(), copy.deepcopy(model.encoder).train()

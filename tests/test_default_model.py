@@ -86,7 +86,7 @@ def test_default_model_path_is_the_package_folder() -> None:
 
 
 def test_directions_are_few_and_unit_per_cell(model: StyleMapGAN, figures: dict[str, Any]) -> None:
-    c, side = model.config.style_dim, model.config.latent_spatial_size
+    c, side = model.config.latent_channel_size, model.config.latent_spatial_size
     assert 2 <= len(model.directions) <= 4
     for name, direction in model.directions.items():
         assert direction.shape == (c, side, side), name

@@ -26,7 +26,7 @@ from smapgan.train.options import TrainOptions, build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "--size", "16", "--latent-spatial-size", "4", "--style-dim", "8", "--mapping-layer-num", "2",
+    "--size", "16", "--latent-spatial-size", "4", "--latent-channel-size", "8", "--mapping-layer-num", "2",
     "--channel-base", "64", "--channel-max", "16", "--batch", "4", "--lambda-perceptual", "0",
     "--workers", "0", "--no-progress", "--no-tensorboard", "--val-fraction", "0.1",
 ]
@@ -90,7 +90,7 @@ def test_every_release_hyper_parameter_has_a_flag_with_the_release_default():
     o = parse("--data", "x")
     assert (o.batch, o.steps, o.lr, o.beta1, o.beta2) == (16, 1_400_000, 0.002, 0.0, 0.99)
     assert (o.r1, o.d_reg_every, o.ema_decay) == (10.0, 16, 0.999)
-    assert (o.size, o.latent_spatial_size, o.style_dim, o.mapping_layer_num, o.lr_mul) == (256, 8, 64, 8, 0.01)
+    assert (o.size, o.latent_spatial_size, o.latent_channel_size, o.mapping_layer_num, o.lr_mul) == (256, 8, 64, 8, 0.01)
     assert (o.channel_multiplier, o.normalize_mode, o.small_generator) == (2, "LayerNorm", False)
     assert (o.channel_base, o.channel_max) == (16384, 512)
     lambdas = [o.lambda_adv, o.lambda_w_rec, o.lambda_d, o.lambda_indomain_d, o.lambda_x_rec, o.lambda_perceptual,
@@ -98,6 +98,44 @@ def test_every_release_hyper_parameter_has_a_flag_with_the_release_default():
     assert lambdas == [1.0] * 7
     assert not (o.amp or o.compile or o.tf32 or o.channels_last)
     assert parse("--lambda-perceptual", "0", "--no-flip").lambda_perceptual == 0.0
+
+
+def test_model_options_are_the_config_fields_with_their_defaults():
+    import dataclasses
+
+    from smapgan import StyleMapGANConfig
+    from smapgan.train.options import RECIPE_FIELDS
+
+    config_fields = dataclasses.fields(StyleMapGANConfig)
+    options = {f.name: f for f in dataclasses.fields(TrainOptions)}
+    for f in config_fields:
+        assert options[f.name].default == f.default and options[f.name].metadata["help"] == f.metadata["help"]
+        assert f.name in RECIPE_FIELDS
+    assert StyleMapGANConfig.from_dict(TrainOptions().model_config_dict()) == StyleMapGANConfig()
+    assert "style_dim" not in options
+
+
+def test_the_old_style_dim_flag_still_works_and_says_it_is_deprecated(capsys):
+    assert parse("--style-dim", "8").latent_channel_size == 8
+    assert "--style-dim is deprecated; use --latent-channel-size" in capsys.readouterr().err
+    assert parse("--latent-channel-size", "8").latent_channel_size == 8
+    assert "deprecated" not in capsys.readouterr().err
+    assert "--style-dim" not in build_parser().format_help()
+
+
+def test_options_stored_under_old_names_are_read_under_the_new_ones():
+    from smapgan.train.options import merge_for_resume
+
+    old = dict(TrainOptions().to_dict(), style_dim=8)
+    del old["latent_channel_size"]
+    assert TrainOptions.from_dict(old).latent_channel_size == 8
+    merged, notes = merge_for_resume(old, TrainOptions(latent_channel_size=16))
+    assert merged.latent_channel_size == 8 and notes == ["--latent-channel-size 16 ignored on --resume: the run uses 8"]
+    # The bundled model's training.json was written with the old name.
+    model_dir = REPO / "smapgan" / "assets" / "default_model"
+    stored = json.loads((model_dir / "training.json").read_text())["options"]
+    config = json.loads((model_dir / "config.json").read_text())
+    assert TrainOptions.from_dict(stored).latent_channel_size == config["latent_channel_size"]
 
 
 def test_adam_settings_of_d_are_corrected_for_lazy_r1():
@@ -292,6 +330,27 @@ def wait_for_step(run: Path, step: int, proc: subprocess.Popen, timeout: float =
                 return
         time.sleep(0.05)
     raise TimeoutError(f"step {step} not reached")
+
+
+def test_a_checkpoint_with_old_option_names_resumes(images, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data", str(images), "--out", str(run), *TINY, "--sample-every", "0", "--save-every", "1"]
+    assert train_in_process(*common, "--steps", "1") == 0
+    # Rewrite the checkpoint and options.json as a version before the rename wrote them.
+    latest = run / "checkpoints" / "latest.pt"
+    payload = load_checkpoint(latest)
+    payload["options"]["style_dim"] = payload["options"].pop("latent_channel_size")
+    torch.save(payload, latest)
+    options = json.loads((run / "options.json").read_text())
+    options["style_dim"] = options.pop("latent_channel_size")
+    (run / "options.json").write_text(json.dumps(options))
+
+    assert train_in_process("--out", str(run), "--resume", "--steps", "2") == 0
+    resumed = load_checkpoint(latest)
+    assert resumed["step"] == 2 and resumed["options"]["latent_channel_size"] == 8
+    assert "style_dim" not in resumed["options"]
+    for key, value in payload["g_ema"].items():
+        assert resumed["g_ema"][key].shape == value.shape, key
 
 
 @pytest.mark.slow

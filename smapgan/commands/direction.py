@@ -134,7 +134,7 @@ def run_sefa(source: str, out: str, count: int, revision: str | None = None) -> 
     else:
         model = StyleMapGAN.from_pretrained(source, revision=revision)
         config = model.config
-        weight = model.generator.decoder.convs_latent[0][0].weight.detach().cpu()
+        weight = model.generator.decoder.convs_latent[0].conv.weight.detach().cpu()
         directions, metadata = model.directions, model.directions_metadata
     fit = sefa(weight, count)
     for name in [n for n in directions if n.startswith(SEFA_PREFIX)]:

@@ -162,13 +162,13 @@ class SkipUp:
 
 
 def _resizer_step(layer: ConvLayer, dtype: torch.dtype, keep: bool) -> PlainConv | UpConv:
-    conv, act = layer[0], layer[-1]
-    assert isinstance(conv, EqualConv2d) and isinstance(act, FusedLeakyReLU)
+    conv, blur = layer.conv, layer.blur
+    assert isinstance(layer.activation, FusedLeakyReLU)
+    bias = _bias(layer.bias, SQRT2, dtype)
     if conv.transpose:
-        blur = layer[1]
-        return UpConv(_conv_weight(conv, 1.0, dtype, keep), _blur_kernel(blur, conv.weight.shape[0], SQRT2, dtype),
-                      _bias(act.bias, SQRT2, dtype))
-    return PlainConv(_conv_weight(conv, SQRT2, dtype, keep), _bias(act.bias, SQRT2, dtype), padding=conv.padding)
+        assert blur is not None
+        return UpConv(_conv_weight(conv, 1.0, dtype, keep), _blur_kernel(blur, conv.weight.shape[0], SQRT2, dtype), bias)
+    return PlainConv(_conv_weight(conv, SQRT2, dtype, keep), bias, padding=conv.padding)
 
 
 @dataclass
@@ -260,7 +260,7 @@ class PreparedDecoder:
                 up.conv.bias = _bias(block.conv1.activate.bias, SQRT2, dtype)
                 self.steps.append(up)
                 self.steps.append(_styled_step(block.conv2, dtype, 1.0, keep))
-                skip_conv, skip_blur = block.skip[0], block.skip[1]
+                skip_conv, skip_blur = block.skip.conv, block.skip.blur
                 w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, True)  # (out, in, 1, 1)
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
@@ -291,9 +291,6 @@ class PreparedDecoder:
             x = step(x)
             levels.append(x)
         return levels
-
-    def resizer_step(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        return self.resizer[i](x)
 
     # ------------------------------------------------------------- synthesis
     def modulation(self, i: int, level: torch.Tensor) -> Modulation:
@@ -344,13 +341,10 @@ class PreparedEncoder:
 
     def _plain(self, layer: ConvLayer, factor: float) -> PlainConv:
         dtype = self.dtype
-        mods = list(layer)
-        blur = next((m for m in mods if isinstance(m, Blur)), None)
-        conv = next(m for m in mods if isinstance(m, EqualConv2d))
-        act = next((m for m in mods if isinstance(m, FusedLeakyReLU)), None)
-        bias = _bias(act.bias if act is not None else conv.bias, factor, dtype)
+        blur, conv = layer.blur, layer.conv
+        bias = _bias(layer.bias, factor, dtype)
         step = PlainConv(_conv_weight(conv, factor, dtype, self.keep), bias, padding=conv.padding, stride=conv.stride,
-                         activate=act is not None)
+                         activate=layer.activation is not None)
         if blur is not None:
             k = conv.weight.shape[-1]
             step.prefilter = _blur_kernel(blur, conv.weight.shape[1], 1.0, dtype)
@@ -373,7 +367,7 @@ def flops_decoder(decoder: Decoder) -> dict[str, float]:
     parts = {"resizer": 0.0, "modulation": 0.0, "synthesis": 0.0}
     res = side
     for layer in decoder.convs_latent:
-        conv = layer[0]
+        conv = layer.conv
         o, i, k, _ = conv.weight.shape
         parts["resizer"] += 2.0 * res * res * o * i * k * k  # a transposed conv's MACs counted at its input
         if conv.transpose:
@@ -386,7 +380,7 @@ def flops_decoder(decoder: Decoder) -> dict[str, float]:
         parts["synthesis"] += 2.0 * res * res * mod.out_channels * mod.in_channels * mod.kernel_size**2
     for b, block in enumerate(decoder.convs):
         res = side * 2**b
-        o, i = block.skip[0].weight.shape[:2]
+        o, i = block.skip.conv.weight.shape[:2]
         parts["synthesis"] += 2.0 * res * res * o * i
     return parts
 
@@ -395,11 +389,11 @@ def flops_encoder(encoder: Encoder, size: int) -> float:
     """Multiply-add FLOPs of one encode at batch 1 (convs only)."""
     total = 0.0
     res = size
-    total += 2.0 * res * res * math.prod(encoder.from_rgb[0].weight.shape)
+    total += 2.0 * res * res * math.prod(encoder.from_rgb.conv.weight.shape)
     for block in encoder.convs:
-        total += 2.0 * res * res * math.prod(block.conv1[0].weight.shape)
+        total += 2.0 * res * res * math.prod(block.conv1.conv.weight.shape)
         res //= 2
-        total += 2.0 * res * res * math.prod(block.conv2[1].weight.shape)
-        total += 2.0 * res * res * math.prod(block.skip[1].weight.shape)
-    total += 2.0 * res * res * math.prod(encoder.final_conv[0].weight.shape)
+        total += 2.0 * res * res * math.prod(block.conv2.conv.weight.shape)
+        total += 2.0 * res * res * math.prod(block.skip.conv.weight.shape)
+    total += 2.0 * res * res * math.prod(encoder.final_conv.conv.weight.shape)
     return total

@@ -140,7 +140,7 @@ class Decoder(nn.Module):
         self.config = config
         ch = config.channels
         side = config.latent_spatial_size
-        c = config.style_dim
+        c = config.latent_channel_size
 
         def level_channels(resolution: int) -> int:
             return c if config.small_generator else ch(resolution)

@@ -28,7 +28,7 @@ class Encoder(nn.Module):
             out_ch = ch(2 ** (log_res - 1))
             self.convs.append(ResBlock(in_ch, out_ch))
             in_ch = out_ch
-        self.final_conv = ConvLayer(in_ch, config.style_dim, 3)
+        self.final_conv = ConvLayer(in_ch, config.latent_channel_size, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.from_rgb(x)

@@ -24,7 +24,7 @@ class Generator(nn.Module):
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, C) -> stylemap (N, C, L, L)."""
         side = self.config.latent_spatial_size
-        return self.map_flat(z).view(z.shape[0], self.config.style_dim, side, side)
+        return self.map_flat(z).view(z.shape[0], self.config.latent_channel_size, side, side)
 
     def forward(self, stylemap: torch.Tensor) -> torch.Tensor:
         """Stylemap -> image (unclamped)."""

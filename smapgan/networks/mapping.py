@@ -10,7 +10,7 @@ from ..layers import EqualLinear, PixelNorm
 
 def build_mapping(config: StyleMapGANConfig) -> nn.Sequential:
     """PixelNorm then ``mapping_layer_num`` equalized linear layers (release key layout ``mapping_z.i``)."""
-    c, side = config.style_dim, config.latent_spatial_size
+    c, side = config.latent_channel_size, config.latent_spatial_size
     layers: list[nn.Module] = [PixelNorm()]
     for i in range(config.mapping_layer_num):
         out_dim = c * side * side if i == config.mapping_layer_num - 1 else c

@@ -1,4 +1,4 @@
-"""One training iteration of the recipe (BRIEF §3), one function per step.
+"""One training iteration of the recipe (docs/release_facts.md §Training), one function per step.
 
 Order and semantics follow the release:
 
@@ -63,6 +63,10 @@ class TrainState:
     step: int = 0
     _ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = field(default=None, repr=False)
 
+    # The networks and optimizers a checkpoint holds: attribute names here, keys in the payload
+    # (the release's checkpoints use the same keys).
+    CHECKPOINTED = ("generator", "encoder", "discriminator", "g_ema", "e_ema", "g_optim", "e_optim", "d_optim")
+
     def __post_init__(self) -> None:
         self.g_fwd = self.g_fwd or self.generator
         self.e_fwd = self.e_fwd or self.encoder
@@ -72,6 +76,15 @@ class TrainState:
     def device(self) -> torch.device:
         return self.dist.device
 
+    def state_dicts(self) -> dict[str, dict]:
+        """The state dict of each network and optimizer of :attr:`CHECKPOINTED`, by name."""
+        return {name: getattr(self, name).state_dict() for name in self.CHECKPOINTED}
+
+    def load_state_dicts(self, payload: dict) -> None:
+        """Load what :meth:`state_dicts` saved (``payload`` may hold more keys)."""
+        for name in self.CHECKPOINTED:
+            getattr(self, name).load_state_dict(payload[name])
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast for network forwards when ``--amp``; a no-op otherwise."""
         if not self.opts.amp:
@@ -80,7 +93,7 @@ class TrainState:
 
     def sample_z(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), drawn on the CPU from the run's own generator (same numbers on any device)."""
-        z = torch.randn(n, self.opts.style_dim, generator=self.noise)
+        z = torch.randn(n, self.opts.latent_channel_size, generator=self.noise)
         return z.to(self.device, non_blocking=True)
 
 

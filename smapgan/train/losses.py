@@ -1,4 +1,4 @@
-"""The GAN losses of the recipe (BRIEF §3), as pure functions of logits and images.
+"""The GAN losses of the recipe (docs/release_facts.md §Training), as pure functions of logits and images.
 
 Logits are cast to float32 first so that the losses stay exact under bfloat16 autocast.
 """

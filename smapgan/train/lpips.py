@@ -4,7 +4,7 @@ torchvision does not load against the CPU torch this project targets, and ``lpip
 torchvision at import time, so neither is ever imported here. The network is rebuilt with
 torchvision's VGG16 ``features`` layer indices so that its published ImageNet state dict
 (``vgg16-397923af.pth``, fetched through the torch hub cache) loads by key, and the v0.1 linear
-heads are read as a file from the installed ``lpips`` distribution.
+heads are read as a file from the installed ``lpips`` distribution (docs/release_facts.md §LPIPS).
 """
 
 from __future__ import annotations

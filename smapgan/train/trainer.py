@@ -49,7 +49,7 @@ from .data import (
 from .distributed import DistInfo, barrier, broadcast_parameters, any_rank, gather_objects, init_distributed, shutdown
 from .logging import RunLogger, setup_text_log
 from .loop import TrainState, make_optimizers, train_iteration
-from .options import TrainOptions, merge_for_resume
+from .options import TrainOptions, flag_name, merge_for_resume
 
 log = logging.getLogger("smapgan.train")
 
@@ -182,23 +182,12 @@ def load_initial_model(opts: TrainOptions) -> tuple[Any, TrainOptions]:
     except Exception as exc:
         raise StartupError(f"cannot load --init {opts.init!r}: {exc}") from exc
     cfg = model.config
-    from_model = {
-        "size": cfg.size,
-        "latent_spatial_size": cfg.latent_spatial_size,
-        "style_dim": cfg.latent_channel_size,
-        "mapping_layer_num": cfg.mapping_layer_num,
-        "lr_mul": cfg.lr_mul,
-        "channel_multiplier": cfg.channel_multiplier,
-        "normalize_mode": cfg.normalize_mode,
-        "small_generator": cfg.small_generator,
-        "channel_base": cfg.channel_base,
-        "channel_max": cfg.channel_max,
-    }
+    from_model = cfg.to_dict()
     defaults = TrainOptions()
     for name, value in from_model.items():
         given = getattr(opts, name)
         if given != value and given != getattr(defaults, name):
-            log.warning("--%s %r ignored: the --init model has %r", name.replace("_", "-"), given, value)
+            log.warning("%s %r ignored: the --init model has %r", flag_name(name), given, value)
     opts = dataclasses.replace(opts, **from_model)
     if model.discriminator is None:
         log.warning("the --init model has no discriminator: starting D from random weights")
@@ -396,7 +385,8 @@ class _Run:
 
         self.state, self.data, self.ema_model, self.run_dir = state, data, ema_model, run_dir
         self.lpips_metric = lpips_metric
-        self.fixed_z = torch.randn(NUM_SAMPLE_Z, opts.style_dim, generator=torch.Generator().manual_seed(opts.seed + 4242))
+        z_seed = torch.Generator().manual_seed(opts.seed + 4242)
+        self.fixed_z = torch.randn(NUM_SAMPLE_Z, opts.latent_channel_size, generator=z_seed)
         logger = RunLogger(run_dir, info.is_main, state.step, opts.steps, opts.progress, opts.tensorboard)
         self.logger = logger
         stop = _StopSignal()
@@ -409,14 +399,7 @@ class _Run:
 
     def _restore(self, state: TrainState, stream: BatchStream, payload: dict[str, Any]) -> None:
         info = self.info
-        state.generator.load_state_dict(payload["generator"])
-        state.encoder.load_state_dict(payload["encoder"])
-        state.discriminator.load_state_dict(payload["discriminator"])
-        state.g_ema.load_state_dict(payload["g_ema"])
-        state.e_ema.load_state_dict(payload["e_ema"])
-        state.g_optim.load_state_dict(payload["g_optim"])
-        state.e_optim.load_state_dict(payload["e_optim"])
-        state.d_optim.load_state_dict(payload["d_optim"])
+        state.load_state_dicts(payload)
         state.step = int(payload["step"])
         stream.load_state_dict(payload["data"])
         rng = payload["rng"]
@@ -456,14 +439,7 @@ class _Run:
                 "config": self.ema_model.config.to_dict(),
                 "world_size": info.world_size,
                 "rank_digests": digests,
-                "generator": state.generator.state_dict(),
-                "encoder": state.encoder.state_dict(),
-                "discriminator": state.discriminator.state_dict(),
-                "g_ema": state.g_ema.state_dict(),
-                "e_ema": state.e_ema.state_dict(),
-                "g_optim": state.g_optim.state_dict(),
-                "e_optim": state.e_optim.state_dict(),
-                "d_optim": state.d_optim.state_dict(),
+                **state.state_dicts(),
                 "data": self.data.stream.state_dict(),
                 "rng": rng,
             }
