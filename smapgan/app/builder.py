@@ -317,8 +317,13 @@ def _handler(
             ctx = OpContext(
                 model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d), inversion=inversion, stop=stop
             )
-            with limits.pixel_budget():  # each kind reads its own values: limits checked, every failure an OpError
-                kwargs = {w.item.name: w.to_value(ctx, [values.get(p) for p in w.params]) for w in inputs}
+            def value(w: widgets.Widget) -> Any:
+                return w.to_value(ctx, [values.get(p) for p in w.params])
+
+            kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
+            found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
+            with limits.pixel_budget():
+                kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
             result = found.run(ctx, **kwargs)
             per_output = {o.item.name: o.to_values(result[o.item.name]) for o in outputs}
             shown = [v for o in outputs for v in per_output[o.item.name]]

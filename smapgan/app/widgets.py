@@ -147,6 +147,7 @@ class Widget:
     params: list[str]
     """One API parameter per component, in order (the endpoint takes them by these names)."""
     to_value: Callable[[OpContext, list[Any]], Any]
+    """The components' values (in ``params`` order) as a value :meth:`spec.Op.run` takes."""
     connect: Callable[["Tab"], None] | None = None
     """Wiring that needs the tab's other widgets or outputs (called once all of them exist)."""
 
@@ -209,8 +210,9 @@ class WidgetFactory:
         return default if value is None else value
 
     def single(self, item: spec.Input, component: Any, connect: Callable[[Tab], None] | None = None) -> Widget:
-        """One component whose value is read by the input's ``parse`` (with the limits: :func:`spec.parse_input`)."""
-        return Widget(item, [component], [item.name], lambda ctx, v: spec.parse_input(item, v[0], ctx.model), connect)
+        """One component whose value goes to the op as it came: :meth:`spec.Op.run` reads it with the
+        input's ``parse`` (and the limits: :func:`spec.parse_input`), as it reads a Python caller's."""
+        return Widget(item, [component], [item.name], lambda ctx, v: v[0], connect)
 
     def text(self, item: spec.Input, placeholder: str = "") -> Widget:
         """A text field (any kind's fallback: its text form is what ``--set`` takes)."""

@@ -136,8 +136,10 @@ class Input:
         raise NotImplementedError(f"{type(self).__name__} adds no CLI flags")
 
     def parse_cli(self, ctx: "OpContext", value: Any) -> Any:
-        """The op's value from what the CLI collected (a ``--set`` text, or :meth:`cli_value`'s value)."""
-        return parse_input(self, value, ctx.model)
+        """What :meth:`Op.run` is given for what the CLI collected (a ``--set`` text, or :meth:`cli_value`'s
+        value). By default the text unchanged: it is the kind's text form, which :meth:`parse` reads
+        (``Op.run`` parses every value once, so ``parse`` need not accept its own results)."""
+        return value
 
 
 @dataclass(frozen=True)
