@@ -214,11 +214,13 @@ def _build_tab(
     has_inversion = inversion is not None and bool(found.image_inputs)
     handler = _handler(found, inputs, outputs, model, renderers)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
-    named = dict(by_param)
-    if mode_input is not None:
-        named["mode"] = mode_input
+    shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
     if has_inversion:
-        named.update(zip(("inversion", "refine_steps", "inversion_session"), inversion.inputs))
+        shared.update(zip(("inversion", "refine_steps", "inversion_session"), inversion.inputs))
+    clash = sorted(set(by_param) & set(shared))
+    if clash:
+        raise ValueError(f"op {found.name!r}: {', '.join(clash)} would shadow the app's own parameters")
+    named = {**by_param, **shared}
     views = [c for o in outputs for c in o.views]
     # Only Run is disabled while the op runs (the inputs stay editable), and it comes back when the
     # op has ended either way: Gradio does not follow a failed event with its `.then` steps.

@@ -6,7 +6,7 @@ the rest of :mod:`smapgan.app` uses only those. What the hardening layer (:mod:`
 upgrade is checked in this one file (:func:`event_queue` raises at startup when a name is gone,
 rather than serving without the caps):
 
-- :func:`serving_blocks`, :func:`current_request` (``gradio.context.LocalContext``): the app and
+- :func:`serving_app`, :func:`current_request` (``gradio.context.LocalContext``): the app and
   the request being served. The public way is a ``gr.Request`` parameter of the event function,
   but the blob store is reached from a component's server function (which takes no request) and
   the file check from conversions the CLI shares, which run outside any app.
@@ -31,11 +31,12 @@ from typing import Any, Awaitable, Callable
 QUEUE_NAMES = ("push", "event_queue_per_concurrency_id", "active_jobs")
 
 
-def serving_blocks() -> Any | None:
-    """The app whose event is being handled in this context, or None (a CLI or a direct call)."""
+def serving_app() -> Any | None:
+    """The running app whose event is being handled in this context, or None (a CLI or a direct call)."""
     from gradio.context import LocalContext
 
-    return LocalContext.blocks.get(None)
+    blocks = LocalContext.blocks.get(None)
+    return blocks if blocks is not None and getattr(blocks, "is_running", False) else None
 
 
 def current_request() -> Any | None:

@@ -80,8 +80,7 @@ def _uploaded(path: Any) -> Any:
     preprocessing off, a bare ``{"path": "/any/server/file"}`` would reach the decoder. Outside a
     running app (the CLI, direct calls) any path is the caller's own and is left alone.
     """
-    blocks = gradio_internals.serving_blocks()
-    if blocks is None or not getattr(blocks, "is_running", False):
+    if gradio_internals.serving_app() is None:
         return path
     if not isinstance(path, (str, os.PathLike)) or not gradio_internals.is_in_or_equal(path, gradio_internals.upload_folder()):
         raise imageio.ImageInputError("only files uploaded to this app can be used; upload the image instead")

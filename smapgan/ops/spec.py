@@ -13,7 +13,9 @@ An op plugin is one Python file that decorates a function with :func:`op`::
 
 The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
 ``smapgan edit <name>`` sub-command; the function only sees tensors
-(:class:`Picture` for images) and plain Python values.
+(:class:`Picture` for images) and plain Python values. Each input kind is one
+:class:`Input` subclass that says how: its widget, how it reads API, Python and CLI
+values, its checks; the app, the API and the CLI never name a kind.
 """
 
 from __future__ import annotations
