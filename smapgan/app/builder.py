@@ -1,9 +1,11 @@
 """``build_demo``: one Gradio tab and one API endpoint per registered op.
 
-Nothing here names an op. Each tab's components come from the op's declared
-inputs and outputs (:mod:`smapgan.app.widgets`); the Run button calls the op
-through an :class:`~smapgan.ops.OpContext` with the session's stylemap cache and
-the chosen renderer, and is exposed to ``gradio_client`` as ``/<op name>``.
+Nothing here names an op or an input kind. Each input's kind makes its widget
+(``item.widget(ui)`` with a :class:`~smapgan.app.widgets.WidgetFactory`), the outputs
+come from :mod:`smapgan.app.widgets`; the Run button calls the op through an
+:class:`~smapgan.ops.OpContext` with the session's stylemap cache and the chosen
+renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
+parameter name (Gradio's public ``inputs_kwargs``, which is also what names them in the API).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""One Gradio widget per op input/output kind, and the conversions between widget values and op values.
+"""The widget factory input kinds build their components with, output widgets, and the conversions
+between widget values and op values.
 
-The app builder never names an op: it asks these bindings to create components
-for each declared input, to turn what Gradio hands over (file paths, ImageEditor
-dicts, strings) into op values, and to turn op results (tensors) into what the
-output components show.
+The app builder never names an op nor an input kind: each input's kind picks its widget from a
+:class:`WidgetFactory` (``item.widget(ui)``), whose :class:`Widget` turns what Gradio hands over
+(file paths, ImageEditor dicts, strings) into what :meth:`~smapgan.ops.Op.run` takes; output
+bindings turn op results (tensors) into what the output components show. Only Gradio's public
+API is used here; the one internal the upload check needs is in :mod:`.gradio_internals`.
 """
 
 from __future__ import annotations
@@ -409,7 +411,7 @@ def _image_input(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
             # An optional canvas starts empty rather than None: Gradio lists a parameter whose component
             # has a value as optional, with that value as its default (gradio_client may leave it out).
             comp = gr.ImageEditor(
-                ui.start(param, EMPTY_EDITOR if optional else None),
+                ui.start(param, dict(EMPTY_EDITOR, layers=[]) if optional else None),
                 type="filepath",
                 elem_id=elem_id,
                 elem_classes=["smapgan-editor"],

@@ -535,6 +535,8 @@ class Op:
                 raise OpSpecError(f"op {self.name!r}: the name {item.name!r} is used twice")
             seen.add(item.name)
         for item in self.inputs:
+            if not isinstance(item, Input):
+                raise OpSpecError(f"op {self.name!r}: {item!r} is not an Input")
             item.check(self)
         names = {i.name for i in self.inputs}
         params = inspect.signature(self.fn).parameters
