@@ -201,7 +201,7 @@ def test_fast_renderer_adds_a_mode_toggle(model):
     assert [b.visible for b in shown.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"] == [True]
     fn = next(f for f in demo.fns.values() if f.api_name == "reconstruct")
     payload = {"path": NEUTRAL}
-    image_exact, _ = fn.fn(StylemapCache(), {}, payload, "exact", lambda *a, **k: None)
-    image_fast, metrics = fn.fn(StylemapCache(), {}, payload, "fast", lambda *a, **k: None)
+    image_exact, _ = fn.fn(StylemapCache(), {}, lambda *a, **k: None, original=payload, mode="exact")
+    image_fast, metrics = fn.fn(StylemapCache(), {}, lambda *a, **k: None, original=payload, mode="fast")
     difference = np.abs(np.asarray(image_exact, dtype=int) - np.asarray(image_fast, dtype=int))
     assert difference.mean() < 4 and metrics["psnr_db"] > 0

@@ -10,7 +10,6 @@ directly, in this process, for the same checks on smapgan's own files and caches
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -95,10 +94,7 @@ def test_repeated_edits_keep_files_and_caches_bounded(tiny_model_dir, tmp_path, 
     cache = StylemapCache(8)
 
     def run(api: str, kwargs: dict) -> Any:
-        fn = fns[api]
-        params = list(inspect.signature(fn).parameters.values())[1:-1]  # (cache, ..., progress)
-        args = [kwargs.get(p.name, p.default) for p in params]
-        return fn(cache, *args, lambda *a, **k: None)
+        return fns[api](cache, None, lambda *a, **k: None, **kwargs)  # (cache, session, progress, **values)
 
     process = psutil.Process()
     threads = torch.get_num_threads()

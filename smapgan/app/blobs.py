@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
-from gradio.components.base import server
 
 from .. import limits
 from . import gate
+from . import gradio_internals as internals
 
 KINDS = ("background", "layer", "composite")
 
@@ -124,10 +124,8 @@ STORE = BlobStore()
 
 def bounded(editor: gr.ImageEditor) -> gr.ImageEditor:
     """``editor`` with its ``accept_blobs`` server function storing into :data:`STORE` (see the module
-    docstring). Replaced on the instance, not by a subclass: Gradio writes a ``.pyi`` file next to the
-    source of every Component subclass when the class is created, which a read-only install refuses."""
+    docstring; replaced through :mod:`.gradio_internals`)."""
 
-    @server
     def accept_blobs(data: Any) -> None:
         from fastapi import HTTPException
 
@@ -146,7 +144,7 @@ def bounded(editor: gr.ImageEditor) -> gr.ImageEditor:
         except BlobLimitError as exc:
             raise HTTPException(status_code=413, detail=str(exc)) from None
 
-    editor.accept_blobs = accept_blobs  # type: ignore[method-assign]
+    internals.replace_server_function(editor, "accept_blobs", accept_blobs)
     return editor
 
 

@@ -1,14 +1,15 @@
 """``build_demo``: one Gradio tab and one API endpoint per registered op.
 
-Nothing here names an op. Each tab's components come from the op's declared
-inputs and outputs (:mod:`smapgan.app.widgets`); the Run button calls the op
-through an :class:`~smapgan.ops.OpContext` with the session's stylemap cache and
-the chosen renderer, and is exposed to ``gradio_client`` as ``/<op name>``.
+Nothing here names an op or an input kind. Each input's kind makes its widget
+(``item.widget(ui)`` with a :class:`~smapgan.app.widgets.WidgetFactory`), the outputs
+come from :mod:`smapgan.app.widgets`; the Run button calls the op through an
+:class:`~smapgan.ops.OpContext` with the session's stylemap cache and the chosen
+renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
+parameter name (Gradio's public ``inputs_kwargs``, which is also what names them in the API).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import tempfile
@@ -22,7 +23,7 @@ from .. import imageio, limits
 from ..model import StyleMapGAN
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.context import renderer_mode, renderer_modes, with_mode
-from ..ops.spec import BoxInput, ImageInput, ImageOutput, Op, OpError, PointsInput, SliderInput, parse_input, short_repr
+from ..ops.spec import Op, OpError, short_repr
 from . import gate, widgets
 from . import inversion as inversion_control
 
@@ -133,34 +134,24 @@ def build_demo(
         inversion = inversion_control.build_controls()
         if not len(registry):
             gr.Markdown("No editing ops are installed.")
+        overlays: list[dict[str, Any]] = []
         with gr.Tabs():
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
-                    _build_tab(
+                    overlays += _build_tab(
                         found, model, renderers, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
                         inversion,
                     )
-        _browser_helpers(registry, display)
+        _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
     gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
     return demo
 
 
-def _browser_helpers(registry: Registry, display: int) -> None:
+def _browser_helpers(overlays: list[dict[str, Any]], display: int) -> None:
     """The page's style and script (``smapgan/assets/app``): boxes and placements drawn on the images
-    they refer to, and "Clear mask" (undo every stroke). A hidden component runs it once."""
-    overlays = []
-    for found in registry.sorted():
-        for item in found.inputs:
-            if isinstance(item, (PointsInput, BoxInput)) and item.on:
-                target = found.input(item.on)
-                param = f"{item.on}_1" if isinstance(target, ImageInput) and target.count > 1 else item.on
-                overlays.append({
-                    "source": f"{found.name}-{item.name}",
-                    "target": f"{found.name}-{param}",
-                    "kind": "points" if isinstance(item, PointsInput) else "box",
-                    "editor": isinstance(target, ImageInput) and target.mask != "none",
-                })
+    they refer to (``overlays``, from the inputs' widgets), and "Clear mask" (undo every stroke).
+    A hidden component runs it once."""
     css = (UI_DIR / "ui.css").read_text().replace("{display}", str(display))
     config = json.dumps({"css": css, "display": display, "overlays": overlays})
     gr.HTML("", html_template="<span></span>", js_on_load=(UI_DIR / "ui.js").read_text(), config=config,
@@ -179,47 +170,59 @@ def _build_tab(
     examples_dir: Path,
     prefill: bool,
     inversion: inversion_control.InversionControls | None = None,
-) -> None:
+) -> list[dict[str, Any]]:
+    """One op's tab: each input's widget as its kind makes it, the outputs, Run and its endpoint.
+
+    Returns the tab's entries for the page script (boxes and points drawn on images).
+    """
     if found.description:
         gr.Markdown(found.description)
-    rows = _example_rows(found, model.config.size, display, examples_dir) if found.examples else []
+    rows = _example_rows(found, model, display, examples_dir) if found.examples else []
     initial = rows[0] if rows and prefill else {}
-    bindings: list[widgets.InputBinding] = []
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
-    compare = bool(found.image_inputs)  # single-image results are compared with the first input
+    ui = widgets.WidgetFactory(model, display, initial, found.name, status)
+    images = {i.name for i in found.image_inputs}
+    compare = bool(images)  # single-image results are compared with the first input
+    built: dict[str, widgets.Widget] = {}
     with gr.Row():
         with gr.Column():
-            images = [i for i in found.inputs if isinstance(i, ImageInput)]
             with gr.Row():
-                for item in images:
+                for item in found.image_inputs:
                     with gr.Column(min_width=200):
-                        bindings.append(widgets.build_input(item, model, display, initial, found.name, status))
+                        built[item.name] = ui.build(item)
             for item in found.inputs:
-                if not isinstance(item, ImageInput):
-                    bindings.append(widgets.build_input(item, model, display, initial, found.name, status))
+                if item.name not in images:
+                    built[item.name] = ui.build(item)
             run_button = gr.Button("Run", variant="primary", elem_id=f"{found.name}-run")
             status.render()
         with gr.Column():
             outputs = [widgets.build_output(o, gif_dir, found.name, display, compare) for o in found.outputs]
-    by_name = {b.item.name: b for b in bindings}
-    _wire_points(found, by_name)
-    api_components = [c for b in bindings for c in b.components]
+    inputs = list(built.values())  # in the page's order (images first): the API's parameters
+    tab = widgets.Tab(found, built, outputs, session, status, overlays=[])
+    for widget in inputs:
+        if widget.connect is not None:
+            widget.connect(tab)
+    by_param = {p: c for w in inputs for p, c in zip(w.params, w.components)}
     output_components = [c for o in outputs for c in o.components]
-    params = [p for b in bindings for p in b.params]
     if rows:
         gr.Examples(
-            [[row.get(p) for p in params] for row in rows],
-            api_components,
+            [[row.get(p) for p in by_param] for row in rows],
+            list(by_param.values()),
             label="Examples",
             examples_per_page=4,
             cache_examples=False,
         )
     has_inversion = inversion is not None and bool(found.image_inputs)
-    handler = _handler(found, bindings, outputs, model, renderers, mode_input is not None, has_inversion)
-    inputs = [cache, session] + api_components + ([mode_input] if mode_input is not None else [])
+    handler = _handler(found, inputs, outputs, model, renderers)
+    # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
+    shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
     if has_inversion:
-        inputs += inversion.inputs
+        shared.update(zip(("inversion", "refine_steps", "inversion_session"), inversion.inputs))
+    clash = sorted(set(by_param) & set(shared))
+    if clash:
+        raise ValueError(f"op {found.name!r}: {', '.join(clash)} would shadow the app's own parameters")
+    named = {**by_param, **shared}
     views = [c for o in outputs for c in o.views]
     # Only Run is disabled while the op runs (the inputs stay editable), and it comes back when the
     # op has ended either way: Gradio does not follow a failed event with its `.then` steps.
@@ -228,8 +231,9 @@ def _build_tab(
         None, [run_button, status], queue=False, api_visibility="private",
     ).then(
         handler,
-        inputs,
+        [cache, session],
         output_components,
+        inputs_kwargs=named,
         api_name=found.name,
         api_description=found.description or None,
         preprocess=False,  # every image is decoded by smapgan.imageio, with its limits and clear errors
@@ -251,98 +255,23 @@ def _build_tab(
 
     done.success(succeeded, [session], [run_button, status, *views], queue=False, api_visibility="private")
     done.failure(failed, [session], [run_button, status], queue=False, api_visibility="private")
-    _wire_previews(found, by_name, outputs, session, status)
+    return tab.overlays
 
 
-def _wire_previews(
-    found: Op, by_name: dict[str, widgets.InputBinding], outputs: list[widgets.OutputBinding], session: gr.State,
-    status: Any,
-) -> None:
-    """A slider that ``previews`` a frames output shows the nearest frame already rendered, with no run."""
-    image = next((o for o in outputs if isinstance(o.item, ImageOutput)), None)
-    for item in found.inputs:
-        if not isinstance(item, SliderInput) or not item.previews or image is None or item.name not in by_name:
-            continue
-        slider = by_name[item.name].components[0]
-        targets = image.views if image.show is not None else image.components
-
-        def preview(state: dict, value: float, item: SliderInput = item) -> list[Any]:
-            memo = state.get(found.name) or {}
-            frames = ((memo.get("values") or {}).get(item.previews) or [[]])[0]
-            if not frames:
-                return [gr.skip()] * (1 + len(targets))
-            span = item.maximum - item.minimum
-            index = round((float(value) - item.minimum) / span * (len(frames) - 1)) if span else 0
-            index = min(max(index, 0), len(frames) - 1)
-            text = (f"Preview: frame {index + 1} of {len(frames)} already rendered; "
-                    f"Run renders {item.name} {float(value):g} exactly.")
-            shown = image.show(memo.get("before"), frames[index]) if image.show else [frames[index]]
-            return [widgets.status_text(text), *shown]
-
-        slider.input(preview, [session, slider], [status, *targets], queue=False, api_visibility="private")
-
-
-
-
-def _example_rows(found: Op, size: int, display: int, examples_dir: Path) -> list[dict[str, Any]]:
+def _example_rows(found: Op, model: StyleMapGAN, display: int, examples_dir: Path) -> list[dict[str, Any]]:
     """Each declared example as component values keyed by API parameter name (unusable ones are logged)."""
+    ui = widgets.WidgetFactory(model, display, examples_dir=examples_dir)
     rows = []
     for example in found.examples:
         row: dict[str, Any] = {}
         try:
             for item in found.inputs:
-                value = example.get(item.name)
-                if not isinstance(item, ImageInput):
-                    row[item.name] = item.default_value() if value is None else value
-                    continue
-                # No preset mask in the app: a layer given with the value cannot be undone (and the
-                # editor logs "No draw texture found for layer" for it); the user brushes instead.
-                mask = None
-                if item.count == 1:
-                    row[item.name] = None if value is None else widgets.example_value(
-                        item, value, mask, size, display, examples_dir
-                    )
-                    continue
-                values = list(value or [])
-                masks = list(mask or [])
-                for i in range(item.count):
-                    v = values[i] if i < len(values) else None
-                    m = masks[i] if i < len(masks) else None
-                    row[f"{item.name}_{i + 1}"] = None if v is None else widgets.example_value(
-                        item, v, m, size, display, examples_dir
-                    )
+                row.update(item.example_fields(example.get(item.name), ui))
         except (imageio.ImageInputError, OSError, ValueError) as exc:
             logger.warning("op %s: example skipped (%s)", found.name, exc)
             continue
         rows.append(row)
     return rows
-
-
-def _wire_points(found: Op, by_name: dict[str, widgets.InputBinding]) -> None:
-    """Clicking on an image appends a point (fractions of the center square) to the points input placed on it."""
-    for item in found.inputs:
-        if not isinstance(item, PointsInput) or item.on not in by_name:
-            continue
-        target = by_name[item.on].components[0]
-        box = by_name[item.name].components[0]
-        if not isinstance(target, gr.Image):
-            continue
-
-        def add_point(payload: Any, points: str, evt: gr.SelectData, multiple: bool = item.multiple) -> str:
-            source = widgets.file_source(payload)
-            if source is None or evt.index is None:
-                return points
-            try:
-                width, height = imageio.image_size(source)  # from the header: nothing decoded
-            except imageio.ImageInputError as exc:
-                raise gr.Error(str(exc)) from None
-            side = min(width, height)
-            x = (evt.index[0] - (width - side) / 2 + 0.5) / side
-            y = (evt.index[1] - (height - side) / 2 + 0.5) / side
-            point = f"{min(max(x, 0.0), 1.0):.3f},{min(max(y, 0.0), 1.0):.3f}"
-            return f"{points}; {point}" if points and points.strip() and multiple else point
-
-        target.select(add_point, [target, box], box, preprocess=False, api_visibility="private", **widgets.PREVIEW_EVENT)
 
 
 def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
@@ -357,50 +286,48 @@ def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
 
 def _handler(
     found: Op,
-    bindings: list[widgets.InputBinding],
+    inputs: list[widgets.Widget],
     outputs: list[widgets.OutputBinding],
     model: StyleMapGAN,
     renderers: _Renderers,
-    has_mode: bool,
-    has_inversion: bool = False,
 ) -> Callable[..., Any]:
-    """The endpoint function, with a signature naming each input (the API shows those names)."""
-    counts = [len(b.components) for b in bindings]
-    n_values = sum(counts)
+    """The endpoint function: the session states, then every value by its API parameter name.
 
-    def run(*args: Any) -> list[Any]:
-        # Gradio passes (cache, session, *input values, [mode], [inversion, refine_steps,
-        # inversion_session], progress): progress is inserted at its position in the signature below.
-        # A direct call may leave out the inversion settings (encoder only).
-        cache, session, progress = args[0], args[1], args[-1]
-        values, tail = args[2 : 2 + n_values], args[2 + n_values : -1]
-        mode = tail[0] if has_mode and tail else None
-        settings = tail[int(has_mode) :]
+    Gradio passes the op's values, ``mode`` and the inversion settings as keyword arguments
+    (``inputs_kwargs``); a direct call may leave any of them out (an input then takes its default,
+    an image is missing, the inversion is the encoder alone).
+    """
+    params = {p for w in inputs for p in w.params}
+
+    def run(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Any:
+        mode = values.pop("mode", None)
+        settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
         memo: dict[str, Any] = {}
         if isinstance(session, dict):  # what the browser shows after the run (API calls have their own)
             session[found.name] = memo
         started = time.perf_counter()
         try:
+            unknown = set(values) - params
+            if unknown:
+                raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
             if mode not in (None, "") and mode not in renderers.modes:
                 raise OpError(f"mode must be one of {', '.join(renderers.modes)}; got {short_repr(mode)}")
             if not isinstance(cache, StylemapCache):
                 raise OpError("this call has no session state; call the app's named endpoints")
             inversion, stop = (
-                inversion_control.settings(*settings) if has_inversion and len(settings) == 3
+                inversion_control.settings(*settings) if settings[0] is not None
                 else (inversion_control.Inversion(), None)
             )
             ctx = OpContext(
                 model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d), inversion=inversion, stop=stop
             )
-            kwargs, start = {}, 0
+            def value(w: widgets.Widget) -> Any:
+                return w.to_value(ctx, [values.get(p) for p in w.params])
+
+            kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
+            found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
             with limits.pixel_budget():
-                for binding, n in zip(bindings, counts):
-                    given = list(values[start : start + n])
-                    if isinstance(binding.item, ImageInput):
-                        kwargs[binding.item.name] = binding.to_value(ctx, given)
-                    else:  # checked against the spec and the limits, every failure a clear OpError
-                        kwargs[binding.item.name] = parse_input(binding.item, given[0], model)
-                    start += n
+                kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
             result = found.run(ctx, **kwargs)
             per_output = {o.item.name: o.to_values(result[o.item.name]) for o in outputs}
             shown = [v for o in outputs for v in per_output[o.item.name]]
@@ -418,23 +345,5 @@ def _handler(
             memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"
             raise gr.Error(memo["error"]) from None
 
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [inspect.Parameter("cache", kind), inspect.Parameter("session", kind)]
-    seen_default = False
-    for binding in bindings:
-        defaults = binding.defaults or [binding.item.default_value(model)] * len(binding.params)
-        for name, default in zip(binding.params, defaults):
-            if default is inspect.Parameter.empty and seen_default:
-                default = None  # Python wants defaults last; the op still reports the missing image
-            seen_default = seen_default or default is not inspect.Parameter.empty
-            params.append(inspect.Parameter(name, kind, default=default))
-    if has_mode:
-        params.append(inspect.Parameter("mode", kind, default=renderers.default))
-    if has_inversion:
-        params.append(inspect.Parameter("inversion", kind, default=inversion_control.ENCODER_ONLY))
-        params.append(inspect.Parameter("refine_steps", kind, default=inversion_control.DEFAULT_STEPS))
-        params.append(inspect.Parameter("inversion_session", kind, default=None))
-    params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
-    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__name__ = found.name
     return run

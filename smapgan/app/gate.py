@@ -1,4 +1,4 @@
-"""What stands between the public network and Gradio's routes: the one adapter to Gradio internals.
+"""What stands between the public network and Gradio's routes: request limits and a fair queue.
 
 Gradio (6.x) offers a queue size (``max_size``), per-event ``concurrency_limit``/``concurrency_id``
 and ``max_file_size``, and nothing else this app needs against hostile use. So this module adds,
@@ -19,10 +19,9 @@ each for a stated reason, and each tested in ``tests/test_reliability_hostile.py
 - :func:`current_session`: the session of the request being handled (Gradio's request context),
   so that the editor's canvas blobs are only usable by the session that uploaded them.
 
-The names of Gradio internals used here: ``Blocks._queue`` and its ``push``,
-``event_queue_per_concurrency_id``, ``active_jobs``; ``gradio.context.LocalContext.request``.
-If a Gradio upgrade removes one, :func:`install_fair_queue` raises at startup rather than
-serving without the caps.
+The Gradio internals this needs (the queue's ``push`` and its jobs, the request being served) are
+reached through :mod:`.gradio_internals`, which says why for each; if a Gradio upgrade removes one,
+:func:`install_fair_queue` raises at startup rather than serving without the caps.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from collections import Counter
 from typing import Any, Awaitable, Callable
 
 from .. import limits
+from . import gradio_internals as internals
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -151,18 +151,6 @@ def launch_kwargs() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ fair queue
-def _jobs(queue: Any) -> list[Any]:
-    """Events queued or running (Gradio internals: see the module docstring)."""
-    events = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-    events += [e for job in queue.active_jobs if job for e in job]
-    return events
-
-
-def _is_state(block: Any) -> bool:
-    """A per-session value the browser never sends (Gradio's ``State``: ``skip_api``)."""
-    return bool(getattr(block, "skip_api", False))
-
-
 def complete_values(data: list[Any], inputs: list[Any]) -> list[Any] | None:
     """``data`` as one value per input of the event, or None when it has more values than the API takes.
 
@@ -173,13 +161,13 @@ def complete_values(data: list[Any], inputs: list[Any]) -> list[Any] | None:
     """
     if len(data) == len(inputs):
         return list(data)
-    public = [block for block in inputs if not _is_state(block)]
+    public = [block for block in inputs if not internals.is_session_state(block)]
     if len(data) > len(public):
         return None
     given = iter(data)
     out: list[Any] = []
     for block in inputs:
-        if _is_state(block):
+        if internals.is_session_state(block):
             out.append(None)
             continue
         value = next(given, _MISSING)
@@ -194,63 +182,53 @@ def install_fair_queue(demo: Any) -> None:
     """Wrap ``demo``'s queue so that no session or client address holds more than its share."""
     from fastapi import HTTPException
 
-    queue = demo._queue
-    for name in ("push", "event_queue_per_concurrency_id", "active_jobs"):
-        if not hasattr(queue, name):
-            raise RuntimeError(f"this Gradio version has no Queue.{name}: smapgan.app.gate needs updating")
-    if getattr(queue, "_smapgan_fair", False):
-        return
-    original = queue.push
+    queue = internals.event_queue(demo)
     joining: Counter[str] = Counter()  # pushes under way (not yet in the queue), by key
 
-    async def push(body: Any, request: Any, username: Any) -> Any:
-        fn_index = getattr(body, "fn_index", None)
-        fns = getattr(demo, "fns", {})
-        fn = fns.get(fn_index) if isinstance(fns, dict) else None
-        data = getattr(body, "data", None)
-        if fn is not None and isinstance(data, list) and len(data) != len(fn.inputs):
-            completed = complete_values(data, fn.inputs)
-            if completed is None:
-                api = [block for block in fn.inputs if not _is_state(block)]
-                raise HTTPException(
-                    status_code=422,
-                    detail=f"this endpoint takes at most {len(api)} values, got {len(data)}",
-                )
-            body.data = completed
-        hashed = getattr(body, "session_hash", None)
-        session = f"s:{hashed}" if hashed else "s:"  # no session (/call/...): its address alone counts
-        client = f"c:{client_key(request)}"
-        per_session, per_client = Counter(), Counter()
-        for event in _jobs(queue):
-            per_session[f"s:{event.session_hash}"] += 1
-            per_client[f"c:{client_key(event.request)}"] += 1
-        if hashed and per_session[session] + joining[session] >= limits.MAX_SESSION_JOBS:
-            raise HTTPException(status_code=429, detail=(
-                f"too many requests from you: {limits.MAX_SESSION_JOBS} of yours are already queued or running; "
-                "wait for one to finish"))
-        if per_client[client] + joining[client] >= limits.MAX_CLIENT_JOBS:
-            raise HTTPException(status_code=429, detail=(
-                f"too many requests from your address: {limits.MAX_CLIENT_JOBS} are already queued or running; "
-                "wait for one to finish"))
-        joining[session] += 1
-        joining[client] += 1
-        try:
-            return await original(body=body, request=request, username=username)
-        finally:
-            for key in (session, client):
-                joining[key] -= 1
-                if joining[key] <= 0:
-                    del joining[key]
+    def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def push(body: Any, request: Any, username: Any) -> Any:
+            fn = internals.event_function(demo, getattr(body, "fn_index", None))
+            data = getattr(body, "data", None)
+            if fn is not None and isinstance(data, list) and len(data) != len(fn.inputs):
+                completed = complete_values(data, fn.inputs)
+                if completed is None:
+                    api = [block for block in fn.inputs if not internals.is_session_state(block)]
+                    raise HTTPException(
+                        status_code=422,
+                        detail=f"this endpoint takes at most {len(api)} values, got {len(data)}",
+                    )
+                body.data = completed
+            hashed = getattr(body, "session_hash", None)
+            session = f"s:{hashed}" if hashed else "s:"  # no session (/call/...): its address alone counts
+            client = f"c:{client_key(request)}"
+            per_session, per_client = Counter(), Counter()
+            for event in internals.queued_events(queue):
+                per_session[f"s:{event.session_hash}"] += 1
+                per_client[f"c:{client_key(event.request)}"] += 1
+            if hashed and per_session[session] + joining[session] >= limits.MAX_SESSION_JOBS:
+                raise HTTPException(status_code=429, detail=(
+                    f"too many requests from you: {limits.MAX_SESSION_JOBS} of yours are already queued or running; "
+                    "wait for one to finish"))
+            if per_client[client] + joining[client] >= limits.MAX_CLIENT_JOBS:
+                raise HTTPException(status_code=429, detail=(
+                    f"too many requests from your address: {limits.MAX_CLIENT_JOBS} are already queued or running; "
+                    "wait for one to finish"))
+            joining[session] += 1
+            joining[client] += 1
+            try:
+                return await original(body=body, request=request, username=username)
+            finally:
+                for key in (session, client):
+                    joining[key] -= 1
+                    if joining[key] <= 0:
+                        del joining[key]
 
-    queue.push = push
-    queue._smapgan_fair = True
+        return push
+
+    internals.wrap_push(queue, wrap)
 
 
 def current_session() -> str | None:
     """The session hash of the request being handled, or None outside a request."""
-    try:
-        from gradio.context import LocalContext
-    except ImportError:  # pragma: no cover
-        return None
-    request = LocalContext.request.get(None)
+    request = internals.current_request()
     return getattr(request, "session_hash", None) if request is not None else None

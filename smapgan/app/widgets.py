@@ -1,15 +1,16 @@
-"""One Gradio widget per op input/output kind, and the conversions between widget values and op values.
+"""The widget factory input kinds build their components with, output widgets, and the conversions
+between widget values and op values.
 
-The app builder never names an op: it asks these bindings to create components
-for each declared input, to turn what Gradio hands over (file paths, ImageEditor
-dicts, strings) into op values, and to turn op results (tensors) into what the
-output components show.
+The app builder never names an op nor an input kind: each input's kind picks its widget from a
+:class:`WidgetFactory` (``item.widget(ui)``), whose :class:`Widget` turns what Gradio hands over
+(file paths, ImageEditor dicts, strings) into what :meth:`~smapgan.ops.Op.run` takes; output
+bindings turn op results (tensors) into what the output components show. Only Gradio's public
+API is used here; the one internal the upload check needs is in :mod:`.gradio_internals`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from PIL import Image
 from .. import imageio, limits
 from ..ops import spec
 from ..ops.context import OpContext
-from . import blobs
+from . import blobs, gradio_internals
 
 BRUSH_COLOR = "#ff2a6d"
 PREVIEW_EVENT = dict(concurrency_id="preview", concurrency_limit=limits.PREVIEW_CONCURRENCY)
@@ -81,13 +82,9 @@ def _uploaded(path: Any) -> Any:
     preprocessing off, a bare ``{"path": "/any/server/file"}`` would reach the decoder. Outside a
     running app (the CLI, direct calls) any path is the caller's own and is left alone.
     """
-    from gradio import utils as gradio_utils
-    from gradio.context import LocalContext
-
-    blocks = LocalContext.blocks.get(None)
-    if blocks is None or not getattr(blocks, "is_running", False):
+    if gradio_internals.serving_app() is None:
         return path
-    if not isinstance(path, (str, os.PathLike)) or not gradio_utils.is_in_or_equal(path, gradio_utils.get_upload_folder()):
+    if not isinstance(path, (str, os.PathLike)) or not gradio_internals.is_in_or_equal(path, gradio_internals.upload_folder()):
         raise imageio.ImageInputError("only files uploaded to this app can be used; upload the image instead")
     return path
 
@@ -143,70 +140,225 @@ def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
 
 
 @dataclass
-class InputBinding:
-    """The components of one op input and how their values become the op's value."""
+class Widget:
+    """The components of one op input, their API parameter names, and how their values become the op's value."""
 
     item: spec.Input
     components: list[Any]
     params: list[str]
+    """One API parameter per component, in order (the endpoint takes them by these names)."""
     to_value: Callable[[OpContext, list[Any]], Any]
-    controls: list[Any] = field(default_factory=list)
-    """Components disabled while the op runs."""
-    defaults: list[Any] = field(default_factory=list)
-    """API default per parameter (``inspect.Parameter.empty``: required); empty list: the input's default."""
+    """The components' values (in ``params`` order) as a value :meth:`spec.Op.run` takes."""
+    connect: Callable[["Tab"], None] | None = None
+    """Wiring that needs the tab's other widgets or outputs (called once all of them exist)."""
 
 
-def build_input(
-    item: spec.Input, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "",
-    status: Any = None,
-) -> InputBinding:
-    """Create the components for one input (inside the current Gradio layout context).
+@dataclass
+class Tab:
+    """What an input's :attr:`Widget.connect` may wire to: the op's tab, once every component exists."""
 
-    ``initial``: starting values by API parameter name (an op's default example);
+    op: spec.Op
+    inputs: dict[str, Widget]
+    outputs: list["OutputBinding"]
+    session: Any
+    """The per-session ``gr.State``: each op's last run (its first input, its values, its error)."""
+    status: Any
+    overlays: list[dict[str, Any]]
+    """Entries for the page script: a box or points drawn on the image component they refer to."""
+
+
+EMPTY_EDITOR = {"background": None, "layers": [], "composite": None}
+"""An editor with no image: the starting value (and so the API default) of an optional canvas."""
+
+
+class WidgetFactory:
+    """What an input kind builds its widget with, for one op's tab.
+
+    The spec classes (:mod:`smapgan.ops.spec`) never import Gradio: their ``widget(ui)`` picks one
+    of these builders, or makes any Gradio component with :attr:`gr` and wraps it with
+    :meth:`single`. ``initial``: starting values by API parameter name (the op's default example);
     ``prefix``: components get ``elem_id`` ``<prefix>-<parameter>`` (for tests and styling);
     ``status``: a Markdown where an image that cannot be read is reported (the input is then cleared).
     """
-    size = model.config.size
-    initial = initial or {}
-    if isinstance(item, spec.ImageInput):
-        return _image_input(item, size, display, initial, prefix, status)
-    elem_id = f"{prefix}-{item.name}" if prefix else None
-    start = initial.get(item.name)
-    if isinstance(item, spec.SliderInput):
+
+    def __init__(
+        self, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "", status: Any = None,
+        examples_dir: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.size = model.config.size
+        self.display = display
+        self.initial = initial or {}
+        self.prefix = prefix
+        self.status = status
+        self.examples_dir = examples_dir
+
+    @property
+    def gr(self) -> Any:
+        """The Gradio module, for a kind that needs a component no builder here makes."""
+        return gr
+
+    def build(self, item: spec.Input) -> Widget:
+        """The input's widget, as its kind makes it (inside the current Gradio layout context)."""
+        return item.widget(self)
+
+    def elem_id(self, param: str) -> str | None:
+        return f"{self.prefix}-{param}" if self.prefix else None
+
+    def start(self, param: str, default: Any) -> Any:
+        """The component's starting value: the example's, else ``default``."""
+        value = self.initial.get(param)
+        return default if value is None else value
+
+    def single(self, item: spec.Input, component: Any, connect: Callable[[Tab], None] | None = None) -> Widget:
+        """One component whose value goes to the op as it came: :meth:`spec.Op.run` reads it with the
+        input's ``parse`` (and the limits: :func:`spec.parse_input`), as it reads a Python caller's."""
+        return Widget(item, [component], [item.name], lambda ctx, v: v[0], connect)
+
+    def text(self, item: spec.Input, placeholder: str = "") -> Widget:
+        """A text field (any kind's fallback: its text form is what ``--set`` takes)."""
+        default = item.default_value(self.model)
+        comp = gr.Textbox(
+            value=self.start(item.name, "" if default is None else str(default)), label=item.title,
+            info=item.info or None, placeholder=placeholder or None, elem_id=self.elem_id(item.name),
+        )
+        return self.single(item, comp)
+
+    def slider(self, item: spec.SliderInput) -> Widget:
+        """A slider; one that ``previews`` a frames output shows the nearest frame already rendered as it moves."""
         step = item.step if item.step is not None else (1 if item.integer else (item.maximum - item.minimum) / 100)
-        comp = gr.Slider(item.minimum, item.maximum, value=item.default if start is None else start, step=step, label=item.title, info=item.info or None, elem_id=elem_id)
-        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
-    if isinstance(item, spec.NumberInput):
-        comp = gr.Number(value=item.default if start is None else start, precision=0 if item.integer else None, label=item.title, info=item.info or None, elem_id=elem_id)
-        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
-    if isinstance(item, spec.ChoiceInput):
-        options = item.options(model)
+        comp = gr.Slider(
+            item.minimum, item.maximum, value=self.start(item.name, item.default), step=step, label=item.title,
+            info=item.info or None, elem_id=self.elem_id(item.name),
+        )
+        return self.single(item, comp, (lambda tab: _connect_preview(tab, item, comp)) if item.previews else None)
+
+    def number(self, item: spec.NumberInput) -> Widget:
+        comp = gr.Number(
+            value=self.start(item.name, item.default), precision=0 if item.integer else None, label=item.title,
+            info=item.info or None, elem_id=self.elem_id(item.name),
+        )
+        return self.single(item, comp)
+
+    def dropdown(self, item: spec.Input, options: list[str]) -> Widget:
         info = item.info or None
         if not options:
             info = "nothing to choose from for this model" + (f" ({item.info})" if item.info else "")
         comp = gr.Dropdown(
-            choices=options, value=item.default_value(model) if start is None else start, label=item.title, info=info,
-            elem_id=elem_id,
+            choices=options, value=self.start(item.name, item.default_value(self.model)), label=item.title, info=info,
+            elem_id=self.elem_id(item.name),
         )
-        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
-    if isinstance(item, spec.PointsInput):
+        return self.single(item, comp)
+
+    def points(self, item: spec.PointsInput) -> Widget:
+        """A text field of points; placed ``on`` an image, a click there adds one, drawn on it by the page."""
         where = f"click on {item.on}" if item.on else "x,y"
+        elem_id = self.elem_id(item.name)
         comp = gr.Textbox(
-            value=start or "", label=item.title, info=item.info or None, placeholder=f"x,y; x,y in [0,1] ({where})",
-            elem_id=elem_id,
+            value=self.start(item.name, ""), label=item.title, info=item.info or None,
+            placeholder=f"x,y; x,y in [0,1] ({where})", elem_id=elem_id,
         )
-        if item.on:  # the image it is placed on stays; only the points go
-            gr.Button(f"Clear {item.title.lower()}", size="sm", elem_id=f"{elem_id}-clear" if elem_id else None).click(
-                lambda: "", None, comp, queue=False, api_visibility="private"
+        if not item.on:
+            return self.single(item, comp)
+        # The image it is placed on stays; only the points go.
+        gr.Button(f"Clear {item.title.lower()}", size="sm", elem_id=f"{elem_id}-clear" if elem_id else None).click(
+            lambda: "", None, comp, queue=False, api_visibility="private"
+        )
+
+        def connect(tab: Tab) -> None:
+            _connect_points(tab, item, comp)
+            _overlay(tab, item, item.on, "points")
+
+        return self.single(item, comp, connect)
+
+    def box(self, item: spec.BoxInput) -> Widget:
+        """A text field ``x0,y0,x1,y1``; placed ``on`` an image, the page draws it there."""
+        comp = gr.Textbox(
+            value=self.start(item.name, ""), label=item.title, info=item.info or None,
+            placeholder="x0,y0,x1,y1 in [0,1]", elem_id=self.elem_id(item.name),
+        )
+        return self.single(item, comp, (lambda tab: _overlay(tab, item, item.on, "box")) if item.on else None)
+
+    def images(self, item: spec.ImageInput) -> Widget:
+        """An image upload (an editor to brush on when the input takes a mask); one per image of ``count``."""
+        return _image_input(self, item)
+
+    def image_example(self, item: spec.ImageInput, value: Any) -> dict[str, Any]:
+        """Component values of an image input for an example's file name(s), by API parameter name."""
+        assert self.examples_dir is not None, "examples need the factory's examples_dir"
+        # No preset mask in the app: a layer given with the value cannot be undone (and the
+        # editor logs "No draw texture found for layer" for it); the user brushes instead.
+        if item.count == 1:
+            shown = None if value is None else example_value(item, value, None, self.size, self.display, self.examples_dir)
+            return {item.name: shown}
+        values = list(value or [])
+        return {
+            f"{item.name}_{i + 1}": None if i >= len(values) or values[i] is None else example_value(
+                item, values[i], None, self.size, self.display, self.examples_dir
             )
-        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
-    if isinstance(item, spec.BoxInput):
-        comp = gr.Textbox(
-            value=start or "", label=item.title, info=item.info or None, placeholder="x0,y0,x1,y1 in [0,1]",
-            elem_id=elem_id,
-        )
-        return InputBinding(item, [comp], [item.name], lambda ctx, v: item.parse(v[0], ctx.model), [comp])
-    raise TypeError(f"the app cannot show inputs of type {type(item).__name__}")
+            for i in range(item.count)
+        }
+
+
+def _overlay(tab: Tab, item: spec.Input, on: str, kind: str) -> None:
+    """Ask the page script to draw ``item``'s value (a box or points) on the image component it is placed on."""
+    target = tab.inputs.get(on)
+    if target is None:
+        return
+    tab.overlays.append({
+        "source": f"{tab.op.name}-{item.name}",
+        "target": f"{tab.op.name}-{target.params[0]}",
+        "kind": kind,
+        "editor": isinstance(target.components[0], gr.ImageEditor),
+    })
+
+
+def _connect_points(tab: Tab, item: spec.PointsInput, box: Any) -> None:
+    """Clicking on the image appends a point (fractions of the center square) to the points field."""
+    target = tab.inputs.get(item.on)
+    if target is None or not isinstance(target.components[0], gr.Image):
+        return
+    image = target.components[0]
+
+    def add_point(payload: Any, points: str, evt: gr.SelectData, multiple: bool = item.multiple) -> str:
+        source = file_source(payload)
+        if source is None or evt.index is None:
+            return points
+        try:
+            width, height = imageio.image_size(source)  # from the header: nothing decoded
+        except imageio.ImageInputError as exc:
+            raise gr.Error(str(exc)) from None
+        side = min(width, height)
+        x = (evt.index[0] - (width - side) / 2 + 0.5) / side
+        y = (evt.index[1] - (height - side) / 2 + 0.5) / side
+        point = f"{min(max(x, 0.0), 1.0):.3f},{min(max(y, 0.0), 1.0):.3f}"
+        return f"{points}; {point}" if points and points.strip() and multiple else point
+
+    image.select(add_point, [image, box], box, preprocess=False, api_visibility="private", **PREVIEW_EVENT)
+
+
+def _connect_preview(tab: Tab, item: spec.SliderInput, slider: Any) -> None:
+    """Moving the slider shows the nearest frame of ``item.previews`` already rendered, with no run."""
+    image = next((o for o in tab.outputs if isinstance(o.item, spec.ImageOutput)), None)
+    if image is None:
+        return
+    targets = image.views if image.show is not None else image.components
+    name = tab.op.name
+
+    def preview(state: dict, value: float) -> list[Any]:
+        memo = state.get(name) or {}
+        frames = ((memo.get("values") or {}).get(item.previews) or [[]])[0]
+        if not frames:
+            return [gr.skip()] * (1 + len(targets))
+        span = item.maximum - item.minimum
+        index = round((float(value) - item.minimum) / span * (len(frames) - 1)) if span else 0
+        index = min(max(index, 0), len(frames) - 1)
+        text = (f"Preview: frame {index + 1} of {len(frames)} already rendered; "
+                f"Run renders {item.name} {float(value):g} exactly.")
+        shown = image.show(memo.get("before"), frames[index]) if image.show else [frames[index]]
+        return [status_text(text), *shown]
+
+    slider.input(preview, [tab.session, slider], [tab.status, *targets], queue=False, api_visibility="private")
 
 
 def status_text(message: str = "", error: bool = False) -> str:
@@ -220,14 +372,14 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _image_input(
-    item: spec.ImageInput, size: int, display: int, initial: dict[str, Any], prefix: str, status: Any = None
-) -> InputBinding:
-    def make(label: str, param: str) -> Any:
-        elem_id = f"{prefix}-{param}" if prefix else None
+def _image_input(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
+    size, display, status = ui.size, ui.display, ui.status
+
+    def make(label: str, param: str, optional: bool) -> Any:
+        elem_id = ui.elem_id(param)
         if item.mask == "none":
             comp = gr.Image(
-                initial.get(param),
+                ui.initial.get(param),
                 type="filepath",
                 image_mode=None,
                 sources=["upload", "clipboard"],
@@ -256,8 +408,10 @@ def _image_input(
                 **PREVIEW_EVENT,
             )
         else:
+            # An optional canvas starts empty rather than None: Gradio lists a parameter whose component
+            # has a value as optional, with that value as its default (gradio_client may leave it out).
             comp = gr.ImageEditor(
-                initial.get(param),
+                ui.start(param, dict(EMPTY_EDITOR, layers=[]) if optional else None),
                 type="filepath",
                 elem_id=elem_id,
                 elem_classes=["smapgan-editor"],
@@ -284,15 +438,12 @@ def _image_input(
 
     if item.count == 1:
         params = [item.name]
-        components = [make(item.title, item.name)]
+        components = [make(item.title, item.name, item.optional)]
     else:
         params = [f"{item.name}_{i}" for i in range(1, item.count + 1)]
-        components = [make(f"{item.title} 1", params[0])]
+        components = [make(f"{item.title} 1", params[0], item.optional)]
         with gr.Accordion(f"More ({item.count - 1})", open=False):
-            components += [make(f"{item.title} {i}", params[i - 1]) for i in range(2, item.count + 1)]
-
-    required = inspect.Parameter.empty if not item.optional else None
-    defaults = [required] + [None] * (len(params) - 1)
+            components += [make(f"{item.title} {i}", params[i - 1], True) for i in range(2, item.count + 1)]
 
     def to_value(ctx: OpContext, values: list[Any]) -> Any:
         pictures = [_picture(ctx, item, c, v) for c, v in zip(components, values)]
@@ -300,7 +451,7 @@ def _image_input(
             return pictures[0]
         return [p for p in pictures if p is not None]
 
-    return InputBinding(item, components, params, to_value, defaults=defaults)
+    return Widget(item, components, params, to_value)
 
 
 def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:

@@ -1,10 +1,12 @@
 """``smapgan edit OP ...``: run any registered op headless; one sub-command per op.
 
+Each input kind adds its own flags or is given as ``--set key=value`` (and reads its
+values: :meth:`smapgan.ops.Input.add_cli_arguments`, ``cli_value``, ``parse_cli``).
 Images: ``--<input> FILE`` (repeatable for multi-image inputs, which also take the
 singular, e.g. ``--reference``). Masks: ``--mask FILE`` is paired, in order, with
 the given images that take a mask (any non-black or non-transparent pixel is
-selected). Other inputs: ``--set key=value``. Outputs: the first image output to
-``--out``; frames to ``<out stem>_<name>.gif``; numbers printed.
+selected). Outputs: the first image output to ``--out``; frames to
+``<out stem>_<name>.gif``; numbers printed.
 """
 
 from __future__ import annotations
@@ -15,16 +17,9 @@ from pathlib import Path
 from typing import Any
 
 
-def _image_flags(item: Any) -> list[str]:
-    flags = [f"--{item.name.replace('_', '-')}"]
-    if item.count > 1 and item.name.endswith("s"):
-        flags.append(f"--{item.name[:-1].replace('_', '-')}")
-    return flags
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..ops import discover
-    from ..ops.spec import ImageInput, ImageOutput
+    from ..ops.spec import ImageOutput
 
     registry = discover()
     sub = parser.add_subparsers(dest="op", metavar="OP", required=True)
@@ -39,22 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         cmd.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
         cmd.add_argument("--revision", help="Hub revision (branch, tag or commit)")
-        for item in found.inputs:
-            if isinstance(item, ImageInput):
-                cmd.add_argument(
-                    *_image_flags(item),
-                    dest=f"image_{item.name}",
-                    action="append" if item.count > 1 else "store",
-                    required=not item.optional,
-                    metavar="FILE",
-                    help=item.title + (f" (up to {item.count})" if item.count > 1 else ""),
-                )
+        keys = [item.name for item in found.inputs if not item.add_cli_arguments(cmd)]
         if any(i.mask != "none" for i in found.image_inputs):
             cmd.add_argument(
                 "--mask", action="append", default=[], metavar="FILE",
                 help="mask for the images that take one, in order (non-black/non-transparent = selected)",
             )
-        keys = [i.name for i in found.inputs if not isinstance(i, ImageInput)]
         if keys:
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help=f"other inputs: {', '.join(keys)}"
@@ -67,33 +52,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
         has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
         cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
-        cmd.set_defaults(_op=found)
+        cmd.set_defaults(_op=found, _set_keys=tuple(keys))
     if registry.errors:
         parser.epilog = "broken plugins (skipped): " + "; ".join(str(e) for e in registry.errors)
 
 
 def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Op input values from parsed arguments: images with their masks paired in order, --set values."""
+    """Op input values from parsed arguments, before any file is read: each kind's own flags
+    (images with their masks paired in order), and ``--set`` texts."""
     from ..ops import OpError
-    from ..ops.spec import ImageInput
 
     values: dict[str, Any] = {}
     masks = list(getattr(args, "mask", []) or [])
+    keys = set(args._set_keys)  # the inputs with no flags of their own
     for item in found.inputs:
-        if not isinstance(item, ImageInput):
-            continue
-        given = getattr(args, f"image_{item.name}")
-        files = given if isinstance(given, list) else ([given] if given else [])
-        if len(files) > item.count:  # before any file is read
-            raise OpError(f"{item.name} takes at most {item.count} images, got {len(files)}")
-        pairs = []
-        for path in files:
-            mask = masks.pop(0) if item.mask != "none" and masks else None
-            pairs.append((path, mask))
-        values[item.name] = pairs if item.count > 1 else (pairs[0] if pairs else None)
+        if item.name not in keys:
+            values[item.name] = item.cli_value(args, masks)
     if masks:
         raise OpError(f"{len(masks)} --mask file(s) left over: there are fewer images that take a mask")
-    keys = {i.name for i in found.inputs if not isinstance(i, ImageInput)}
     for setting in getattr(args, "set", []) or []:
         key, sep, value = setting.partition("=")
         key = key.strip().replace("-", "_")
@@ -113,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     found = args._op
     raw = collect_values(found, args)
     model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision)
-    found.parse_settings(raw, model)  # report a bad --set before decoding any image
     inversion = Inversion(steps=getattr(args, "refine_steps", 0) or 0)
 
     def progress(fraction: float, desc: str) -> None:
@@ -121,14 +96,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{desc}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
 
     ctx = OpContext(model, progress=progress, inversion=inversion)
-
-    def picture(pair: tuple[str, str | None]) -> Any:
-        return ctx.picture(pair[0], pair[1])
-
-    values = {
-        name: ([picture(p) for p in v] if isinstance(v, list) else picture(v) if isinstance(v, tuple) else v)
-        for name, v in raw.items()
-    }
+    # Each kind reads its own value; every setting (defaults too) is checked before any image is decoded.
+    values = {i.name: i.parse_cli(ctx, raw[i.name]) for i in found.inputs if not i.needs_context and i.name in raw}
+    found.parse_settings(values, model)
+    values.update({i.name: i.parse_cli(ctx, raw[i.name]) for i in found.inputs if i.needs_context and i.name in raw})
     result = found.run(ctx, **values)
     out = Path(args.out) if args.out else None
     wrote_image = False

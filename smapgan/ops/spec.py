@@ -13,7 +13,9 @@ An op plugin is one Python file that decorates a function with :func:`op`::
 
 The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
 ``smapgan edit <name>`` sub-command; the function only sees tensors
-(:class:`Picture` for images) and plain Python values.
+(:class:`Picture` for images) and plain Python values. Each input kind is one
+:class:`Input` subclass that says how: its widget, how it reads API, Python and CLI
+values, its checks; the app, the API and the CLI never name a kind.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import torch
 from .. import limits
 
 if TYPE_CHECKING:
+    import argparse
+
+    from ..app.widgets import Widget, WidgetFactory
     from ..model import StyleMapGAN
     from .context import OpContext
 
@@ -71,12 +76,24 @@ class Picture:
 # ----------------------------------------------------------------------------- inputs
 @dataclass(frozen=True)
 class Input:
-    """Base of every input: a name (a Python identifier), a label and a help text."""
+    """Base of every input kind: a name (a Python identifier), a label and a help text.
+
+    A kind is one subclass that owns its behaviour everywhere, so that adding a kind is one class:
+    the app asks it for its widget (:meth:`widget`, built with the app's widget factory, so this
+    package never imports Gradio), the API and Python callers for their value (:meth:`parse`, always
+    through :func:`parse_input`, which applies the limits first), the CLI for its flags and values
+    (:meth:`add_cli_arguments`, :meth:`cli_value`, :meth:`parse_cli`), and :class:`Op` for its
+    checks against the op that declares it (:meth:`check`). The defaults make a text field, a
+    ``--set NAME=VALUE`` and a value read by :meth:`parse`.
+    """
 
     name: str
     label: str = ""
     info: str = ""
     kind: ClassVar[str] = "input"
+    needs_context: ClassVar[bool] = False
+    """True: its value is made with the op context (:meth:`load`; images are decoded there), after
+    every other input has been parsed (a bad setting is reported before any image is decoded)."""
 
     @property
     def title(self) -> str:
@@ -91,6 +108,40 @@ class Input:
 
     def describe(self) -> str:
         return self.kind
+
+    def check(self, op_: "Op") -> None:
+        """Raise :class:`OpSpecError` when this input does not fit the op declaring it (at import)."""
+
+    def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
+        """The op's value of a ``needs_context`` input, made with the op context."""
+        return parse_input(self, value, ctx.model)
+
+    # ------------------------------------------------------------------------ the app
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        """This input's components in the app's tab, made with ``ui`` (inside the tab's layout)."""
+        return ui.text(self)
+
+    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
+        """Starting values of this input's components, by API parameter name, for an example's value."""
+        return {self.name: self.default_value() if value is None else value}
+
+    # ------------------------------------------------------------------------ the CLI
+    def add_cli_arguments(self, parser: "argparse.ArgumentParser") -> bool:
+        """Add this input's own flags to its op's ``smapgan edit`` sub-command.
+
+        False (the default): it has none and is given as ``--set NAME=VALUE``.
+        """
+        return False
+
+    def cli_value(self, args: "argparse.Namespace", masks: list[str]) -> Any:
+        """The value of this input's own flags (``masks``: the ``--mask`` files not yet paired)."""
+        raise NotImplementedError(f"{type(self).__name__} adds no CLI flags")
+
+    def parse_cli(self, ctx: "OpContext", value: Any) -> Any:
+        """What :meth:`Op.run` is given for what the CLI collected (a ``--set`` text, or :meth:`cli_value`'s
+        value). By default the text unchanged: it is the kind's text form, which :meth:`parse` reads
+        (``Op.run`` parses every value once, so ``parse`` need not accept its own results)."""
+        return value
 
 
 @dataclass(frozen=True)
@@ -107,6 +158,7 @@ class ImageInput(Input):
     optional: bool = False
     count: int = 1
     kind: ClassVar[str] = "image"
+    needs_context: ClassVar[bool] = True
 
     def empty_mask_message(self) -> str:
         """What a user is told when a required mask selects nothing."""
@@ -118,6 +170,93 @@ class ImageInput(Input):
         if self.mask != "none":
             text += f" + {self.mask} mask"
         return text + (" (optional)" if self.optional else "")
+
+    def check(self, op_: "Op") -> None:
+        if self.count < 1:
+            raise OpSpecError(f"op {op_.name!r}: {self.name}.count must be >= 1")
+
+    def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
+        """:class:`Picture` (a list for ``count`` > 1) from Pictures or anything :meth:`OpContext.picture` reads."""
+
+        def one(v: Any) -> Picture:
+            pic = v if isinstance(v, Picture) else ctx.picture(v)
+            if self.mask == "required" and not pic.has_mask:
+                raise OpError(self.empty_mask_message())
+            if self.mask == "none" and pic.mask is not None:
+                pic = Picture(pic.image, None, pic.key)
+            return pic
+
+        if self.count == 1:
+            if isinstance(value, (list, tuple)):
+                if len(value) > 1:
+                    raise OpError(f"{self.name} takes one image, got {len(value)}")
+                value = value[0] if value else None
+            if value is None:
+                if self.optional:
+                    return None
+                raise OpError(f"op {op_name!r} needs an image for {self.name!r}")
+            return one(value)
+        items = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
+        if len(items) > self.count:
+            raise OpError(f"{self.name} takes at most {self.count} images, got {len(items)}")
+        if not items and not self.optional:
+            raise OpError(f"op {op_name!r} needs at least one image for {self.name!r}")
+        return [one(v) for v in items]
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.images(self)
+
+    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
+        return ui.image_example(self, value)
+
+    def cli_flags(self) -> list[str]:
+        """``--<name>``, and the singular too for several images (``--reference`` for ``references``)."""
+        flags = [f"--{self.name.replace('_', '-')}"]
+        if self.count > 1 and self.name.endswith("s"):
+            flags.append(f"--{self.name[:-1].replace('_', '-')}")
+        return flags
+
+    def add_cli_arguments(self, parser: "argparse.ArgumentParser") -> bool:
+        parser.add_argument(
+            *self.cli_flags(),
+            dest=f"image_{self.name}",
+            action="append" if self.count > 1 else "store",
+            required=not self.optional,
+            metavar="FILE",
+            help=self.title + (f" (up to {self.count})" if self.count > 1 else ""),
+        )
+        return True
+
+    def cli_value(self, args: "argparse.Namespace", masks: list[str]) -> Any:
+        """(file, mask file or None) pairs, a list for ``count`` > 1; masks are taken in order."""
+        given = getattr(args, f"image_{self.name}")
+        files = given if isinstance(given, list) else ([given] if given else [])
+        if len(files) > self.count:  # before any file is read
+            raise OpError(f"{self.name} takes at most {self.count} images, got {len(files)}")
+        pairs = [(path, masks.pop(0) if self.mask != "none" and masks else None) for path in files]
+        return pairs if self.count > 1 else (pairs[0] if pairs else None)
+
+    def parse_cli(self, ctx: "OpContext", value: Any) -> Any:
+        if value is None:
+            return None
+        pairs = value if isinstance(value, list) else [value]
+        pictures = [ctx.picture(path, mask) for path, mask in pairs]
+        return pictures if isinstance(value, list) else pictures[0]
+
+
+def _number(item: Input, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise OpError(f"{item.name} must be a number, got {short_repr(value)}") from None
+
+
+def _whole(item: Input, number: float, value: Any, integer: bool) -> int | float:
+    if not integer:
+        return number
+    if number != int(number):
+        raise OpError(f"{item.name} must be a whole number, got {value!r}")
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -143,21 +282,23 @@ class SliderInput(Input):
     def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
         if value is None or value == "":
             return self.default_value()
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
+        number = _number(self, value)
         if not (self.minimum <= number <= self.maximum):
             raise OpError(f"{self.name} must be in [{self.minimum:g}, {self.maximum:g}], got {number:g}")
-        if self.integer:
-            if number != int(number):
-                raise OpError(f"{self.name} must be a whole number, got {value!r}")
-            return int(number)
-        return number
+        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         kind = "integer" if self.integer else "number"
         return f"{kind} in [{self.minimum:g}, {self.maximum:g}], default {self.default:g}"
+
+    def check(self, op_: "Op") -> None:
+        if self.previews and not any(
+            isinstance(o, FramesOutput) and o.name == self.previews for o in op_.outputs
+        ):
+            raise OpSpecError(f"op {op_.name!r}: {self.name} previews unknown frames output {self.previews!r}")
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.slider(self)
 
 
 @dataclass(frozen=True)
@@ -174,20 +315,16 @@ class NumberInput(Input):
     def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
         if value is None or value == "":
             return self.default_value()
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
+        number = _number(self, value)
         if not math.isfinite(number) or abs(number) > limits.MAX_NUMBER:
             raise OpError(f"{self.name} must be a finite number of magnitude at most 2**53, got {short_repr(value)}")
-        if self.integer:
-            if number != int(number):
-                raise OpError(f"{self.name} must be a whole number, got {value!r}")
-            return int(number)
-        return number
+        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         return f"{'integer' if self.integer else 'number'}, default {self.default:g}"
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.number(self)
 
 
 @dataclass(frozen=True)
@@ -223,6 +360,9 @@ class ChoiceInput(Input):
         if callable(self.choices):
             return "choice (depends on the model)"
         return "one of " + "|".join(self.choices) + (f", default {self.default}" if self.default else "")
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.dropdown(self, self.options(ui.model))
 
 
 def short_repr(value: Any, limit: int = 40) -> str:
@@ -291,6 +431,12 @@ class PointsInput(Input):
     def describe(self) -> str:
         return f"points 'x,y; x,y' in [0,1] (click on {self.on})" if self.on else "points 'x,y; x,y' in [0,1]"
 
+    def check(self, op_: "Op") -> None:
+        _check_placed_on(self, self.on, op_)
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.points(self)
+
 
 @dataclass(frozen=True)
 class BoxInput(Input):
@@ -314,6 +460,17 @@ class BoxInput(Input):
 
     def describe(self) -> str:
         return "box 'x0,y0,x1,y1' in [0,1] (optional)"
+
+    def check(self, op_: "Op") -> None:
+        _check_placed_on(self, self.on, op_)
+
+    def widget(self, ui: "WidgetFactory") -> "Widget":
+        return ui.box(self)
+
+
+def _check_placed_on(item: Input, on: str, op_: "Op") -> None:
+    if on and on not in {i.name for i in op_.inputs}:
+        raise OpSpecError(f"op {op_.name!r}: {item.name} is placed on unknown input {on!r}")
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -377,16 +534,11 @@ class Op:
             if item.name in seen:
                 raise OpSpecError(f"op {self.name!r}: the name {item.name!r} is used twice")
             seen.add(item.name)
-        names = {i.name for i in self.inputs}
         for item in self.inputs:
-            if isinstance(item, ImageInput) and item.count < 1:
-                raise OpSpecError(f"op {self.name!r}: {item.name}.count must be >= 1")
-            if isinstance(item, (PointsInput, BoxInput)) and item.on and item.on not in names:
-                raise OpSpecError(f"op {self.name!r}: {item.name} is placed on unknown input {item.on!r}")
-            if isinstance(item, SliderInput) and item.previews and not any(
-                isinstance(o, FramesOutput) and o.name == item.previews for o in self.outputs
-            ):
-                raise OpSpecError(f"op {self.name!r}: {item.name} previews unknown frames output {item.previews!r}")
+            if not isinstance(item, Input):
+                raise OpSpecError(f"op {self.name!r}: {item!r} is not an Input")
+            item.check(self)
+        names = {i.name for i in self.inputs}
         params = inspect.signature(self.fn).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         missing = [n for n in names if n not in params and not takes_kwargs]
@@ -417,41 +569,16 @@ class Op:
         if unknown:
             raise OpError(f"op {self.name!r} has no input {', '.join(sorted(unknown))}")
         kwargs = self.parse_settings(values, ctx.model)  # cheap checks first, then decode images
-        for item in self.image_inputs:
-            kwargs[item.name] = self._pictures(ctx, item, values.get(item.name))
+        for item in self.inputs:
+            if item.needs_context:
+                kwargs[item.name] = item.load(ctx, values.get(item.name), self.name)
         kwargs = {item.name: kwargs[item.name] for item in self.inputs}
         result = self.fn(ctx, **kwargs)
         return self._check_outputs(result)
 
     def parse_settings(self, values: Mapping[str, Any], model: "StyleMapGAN | None" = None) -> dict[str, Any]:
-        """Parse and check every input that is not an image (defaults filled in)."""
-        return {i.name: parse_input(i, values.get(i.name), model) for i in self.inputs if not isinstance(i, ImageInput)}
-
-    def _pictures(self, ctx: "OpContext", item: ImageInput, value: Any) -> Any:
-        def one(v: Any) -> Picture:
-            pic = v if isinstance(v, Picture) else ctx.picture(v)
-            if item.mask == "required" and not pic.has_mask:
-                raise OpError(item.empty_mask_message())
-            if item.mask == "none" and pic.mask is not None:
-                pic = Picture(pic.image, None, pic.key)
-            return pic
-
-        if item.count == 1:
-            if isinstance(value, (list, tuple)):
-                if len(value) > 1:
-                    raise OpError(f"{item.name} takes one image, got {len(value)}")
-                value = value[0] if value else None
-            if value is None:
-                if item.optional:
-                    return None
-                raise OpError(f"op {self.name!r} needs an image for {item.name!r}")
-            return one(value)
-        items = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
-        if len(items) > item.count:
-            raise OpError(f"{item.name} takes at most {item.count} images, got {len(items)}")
-        if not items and not item.optional:
-            raise OpError(f"op {self.name!r} needs at least one image for {item.name!r}")
-        return [one(v) for v in items]
+        """Parse and check every input made without the op context (defaults filled in)."""
+        return {i.name: parse_input(i, values.get(i.name), model) for i in self.inputs if not i.needs_context}
 
     def _check_outputs(self, result: Any) -> dict[str, Any]:
         if not isinstance(result, Mapping):

@@ -1,0 +1,139 @@
+"""A new input kind is one class in one file: the app, the API and the CLI take it with no other edit.
+
+:class:`ColorInput` below is a kind no smapgan module names. An op plugin (written to a folder of
+``SMAPGAN_OPS_PATH``) declares it; the app shows it (a colour picker), the API lists it by name with
+its default and runs it (gradio_client, against a live app), ``smapgan edit`` takes it as
+``--set color=...``, and malformed values are one-line errors everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smapgan.ops import Input, OpContext, OpError, discover
+from smapgan.ops.spec import parse_input, short_repr
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
+NEUTRAL = str(EXAMPLES / "neutral_face.png")
+
+
+@dataclass(frozen=True)
+class ColorInput(Input):
+    """An RGB colour ``#rrggbb``, given to the op as three numbers in [-1, 1]."""
+
+    default: str = "#808080"
+    kind: ClassVar[str] = "color"
+
+    def default_value(self, model: Any = None) -> Any:
+        return self.default
+
+    def parse(self, value: Any, model: Any = None) -> Any:
+        value = self.default if value in (None, "") else value
+        if not isinstance(value, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise OpError(f"{self.name} must be a colour #rrggbb, got {short_repr(value)}")
+        return tuple(int(value[i : i + 2], 16) / 127.5 - 1 for i in (1, 3, 5))
+
+    def describe(self) -> str:
+        return f"colour #rrggbb, default {self.default}"
+
+    def widget(self, ui: Any) -> Any:
+        picker = ui.gr.ColorPicker(value=ui.start(self.name, self.default), label=self.title, elem_id=ui.elem_id(self.name))
+        return ui.single(self, picker)
+
+
+TINT_OP = textwrap.dedent(
+    """
+    import torch
+
+    from smapgan.ops import ImageInput, ImageOutput, SliderInput, op
+    from tests.test_spec_kinds import ColorInput
+
+    @op(name="tint", title="Tint", description="Mix the reconstruction with a colour.",
+        inputs=[ImageInput("original"), ColorInput("color"), SliderInput("amount", default=1.0)],
+        outputs=[ImageOutput("image")])
+    def tint(ctx, original, color, amount):
+        image = ctx.render(ctx.pyramid(original))
+        return {"image": image * (1 - amount) + torch.tensor(color).view(1, 3, 1, 1) * amount}
+    """
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "tint.py").write_text(TINT_OP)
+    monkeypatch.setenv("SMAPGAN_OPS_PATH", str(folder))
+    return folder
+
+
+def color_of(path: Any) -> tuple[int, ...]:
+    pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+    assert (pixels == pixels[0]).all()  # amount 1: the whole image is the colour
+    return tuple(int(v) for v in pixels[0])
+
+
+def test_python_api_parses_and_checks_the_new_kind(plugins, tiny_model_dir):
+    from smapgan import StyleMapGAN, imageio
+
+    found = discover()["tint"]
+    ctx = OpContext(StyleMapGAN.from_pretrained(tiny_model_dir))
+    image = found.run(ctx, original=NEUTRAL, color="#ff0000")["image"]
+    assert np.asarray(imageio.tensor_to_image(image))[0, 0].tolist() == [255, 0, 0]
+    with pytest.raises(OpError, match="color must be a colour #rrggbb, got 'red'"):
+        found.run(ctx, original=NEUTRAL, color="red")
+    with pytest.raises(OpError, match="the limit is 2000"):  # the limits apply to every kind
+        parse_input(found.input("color"), "#" * 5000)
+    assert "color: colour #rrggbb, default #808080" in found.usage()
+
+
+def test_cli_takes_the_new_kind(plugins, tiny_model_dir, tmp_path, capsys):
+    from smapgan.cli import main
+
+    out = tmp_path / "tinted.png"
+    common = ["edit", "tint", "--model", str(tiny_model_dir), "--original", NEUTRAL]
+    assert main([*common, "--set", "color=#00ff00", "--out", str(out)]) == 0
+    assert color_of(out) == (0, 255, 0)
+    capsys.readouterr()
+    assert main([*common, "--set", "color=green", "--out", str(tmp_path / "no.png")]) == 2
+    err = capsys.readouterr().err
+    assert "color must be a colour #rrggbb" in err and len(err.strip().splitlines()) == 1
+    assert main(["ops"]) == 0 and "color: colour #rrggbb" in capsys.readouterr().out
+
+
+def test_app_and_its_api_take_the_new_kind(plugins, tiny_model_dir):
+    import gradio as gr
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from smapgan import StyleMapGAN
+    from smapgan.app import build_demo
+
+    demo = build_demo(StyleMapGAN.from_pretrained(tiny_model_dir), registry=discover(), prefill=False)
+    pickers = [b for b in demo.blocks.values() if isinstance(b, gr.ColorPicker)]
+    assert [p.elem_id for p in pickers] == ["tint-color"]
+    params = {p["parameter_name"]: p for p in demo.get_api_info()["named_endpoints"]["/tint"]["parameters"]}
+    assert list(params)[:3] == ["original", "color", "amount"]
+    assert params["color"]["parameter_has_default"] and params["color"]["parameter_default"] == "#808080"
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        image = client.predict(original=handle_file(NEUTRAL), color="#0000ff", api_name="/tint")
+        assert color_of(image) == (0, 0, 255)
+        with pytest.raises(AppError, match="color must be a colour #rrggbb"):
+            client.predict(original=handle_file(NEUTRAL), color="blue", api_name="/tint")
+    finally:
+        demo.close()
