@@ -240,10 +240,24 @@ def test_undo_and_clear_mask_keep_the_image(page):
     assert "brush a region on the reference first" in run(page, "local_transplant")
     stroke(page, editor)
     stroke(page, editor, dy=0.1)
+    clears = page.evaluate("id => Number(document.getElementById(id).dataset.smapganClears || 0)", editor)
     page.locator(f"#{editor}-clear").click()
-    page.wait_for_function(  # both strokes undone, the picture still there
-        "id => { const e = document.getElementById(id); const u = e.querySelector(\"button[aria-label='Undo']\");"
-        " return e.dataset.smapganReady === '1' && u && (u.disabled || true); }", arg=editor, timeout=LONG)
+    page.wait_for_function(  # both strokes undone, the picture still there, strokes taken again
+        "([id, n]) => { const e = document.getElementById(id);"
+        " return Number(e.dataset.smapganClears || 0) > n && e.dataset.smapganReady === '1'; }",
+        arg=[editor, clears], timeout=LONG)
+    assert "brush a region on the reference first" in run(page, "local_transplant")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known, not fixed: after an event has read a brush canvas (here a run), Gradio 6.31's ImageEditor "
+    "sends its first export again on the next run: strokes drawn since are shown but not sent (the layer "
+    "file has the same content hash). Undo does refresh the export."))
+def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
+    """2 (strokes never dropped): brush, run, brush elsewhere, run: the second run sees the second stroke."""
+    open_tab(page, "Local transplant", "local_transplant")
+    editor = "local_transplant-references_1"
+    editor_ready(page, editor)
     assert "brush a region on the reference first" in run(page, "local_transplant")
     editor_ready(page, editor)
     stroke(page, editor)

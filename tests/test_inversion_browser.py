@@ -92,7 +92,7 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             progress = page.get_by_text("refining image: step", exact=False).first
             progress.wait_for(state="visible", timeout=60_000)
             page.locator("#inversion-stop").click()
-            result = page.locator("#reconstruct-reconstruction img")
+            result = page.locator("#reconstruct-reconstruction-compare img").last
             result.wait_for(state="visible", timeout=60_000)
         finally:
             browser.close()

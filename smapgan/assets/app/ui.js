@@ -68,7 +68,7 @@ function draw() {
 function markEditors() {
   for (const editor of document.querySelectorAll(".smapgan-editor")) {
     const ready = !!editor.querySelector("canvas") && !editor.querySelector(".empty") &&
-      !!editor.querySelector('button[aria-label="Brush"]');
+      !!editor.querySelector('button[aria-label="Brush"]') && editor.dataset.smapganClearing !== "1";
     const flag = ready ? "1" : "0";
     if (editor.dataset.smapganReady !== flag) editor.dataset.smapganReady = flag;
   }
@@ -77,18 +77,31 @@ setInterval(() => { markEditors(); draw(); }, 150);
 
 // "Clear mask": undo every stroke of an editor. Its history also holds the loading of its picture:
 // when an undo empties the canvas, one redo brings the picture back (no reload from the server).
+// While it runs the canvas refuses strokes (a stroke drawn meanwhile would be undone with the
+// others); `data-smapgan-clears` counts the clears done, for tests.
 const tick = () => new Promise((resolve) => setTimeout(resolve, 30));
 window.smapganClearMask = async function (id) {
   const root = document.getElementById(id);
-  for (let i = 0; root && i < 500; i++) {
-    const undo = root.querySelector('button[aria-label="Undo"]');
-    if (!undo || undo.disabled) break;
-    undo.click();
-    await tick();
-    if (root.querySelector(".empty") || !root.querySelector('button[aria-label="Brush"]')) {
-      const redo = root.querySelector('button[aria-label="Redo"]');
-      if (redo && !redo.disabled) redo.click();
-      break;
+  if (!root) return;
+  root.dataset.smapganClearing = "1";
+  markEditors();
+  try {
+    for (let i = 0; i < 500; i++) {
+      const undo = root.querySelector('button[aria-label="Undo"]');
+      if (!undo || undo.disabled) break;
+      undo.click();
+      await tick();
+      if (root.querySelector(".empty") || !root.querySelector('button[aria-label="Brush"]')) {
+        const redo = root.querySelector('button[aria-label="Redo"]');
+        if (redo && !redo.disabled) redo.click();
+        break;
+      }
     }
+    // the picture back on the canvas before strokes are taken again
+    for (let i = 0; i < 100 && (root.querySelector(".empty") || !root.querySelector("canvas")); i++) await tick();
+  } finally {
+    delete root.dataset.smapganClearing;
+    root.dataset.smapganClears = String(Number(root.dataset.smapganClears || 0) + 1);
+    markEditors();
   }
 };
