@@ -46,7 +46,8 @@ class Encoded:
 class Codes:
     """Stylemaps by handle key (encoded and refined), for every mode of one model's renderer.
 
-    Dropped when the model's weights change; ``on_clear`` callbacks drop the
+    Dropped when the model's weights change (``generation`` then counts up, so
+    that prepared networks are rebuilt); ``on_clear`` callbacks drop the
     renderer's other caches with them.
     """
 
@@ -56,6 +57,7 @@ class Codes:
         self.stylemaps: LRUCache[str, torch.Tensor] = LRUCache(MAX_CODES, MAX_CODE_BYTES)
         self.mean: torch.Tensor | None = None
         self.on_clear: list[Callable[[], None]] = []
+        self.generation = 0
         self._signature: tuple | None = None
 
     def check(self) -> None:
@@ -64,6 +66,7 @@ class Codes:
         if sig != self._signature:
             self.clear()
             self._signature = sig
+            self.generation += 1
 
     def clear(self) -> None:
         self.stylemaps.clear()

@@ -67,25 +67,29 @@ class _Engine:
         self.cache = ImageCache(max_images, max_bytes)
         self._decoders: dict[torch.dtype, PreparedDecoder] = {}
         self._encoders: dict[torch.dtype, PreparedEncoder] = {}
+        self._generation = -1  # of the prepared networks (see Codes.generation)
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
         self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
                       "modulation_flops": 0}
-        codes.on_clear.append(self._clear)
+        codes.on_clear.append(self.cache.clear)
 
-    def _clear(self) -> None:
-        self._decoders.clear()
-        self._encoders.clear()
-        self.cache.clear()
+    def _check(self) -> None:
+        """Prepare the networks again when the model's weights changed."""
+        self.codes.check()
+        if self._generation != self.codes.generation:
+            self._decoders.clear()
+            self._encoders.clear()
+            self._generation = self.codes.generation
 
     def decoder(self, dtype: torch.dtype) -> PreparedDecoder:
-        self.codes.check()
+        self._check()
         if dtype not in self._decoders:
             keep = dtype != torch.float32 or self.keep_float32
             self._decoders[dtype] = PreparedDecoder(self.model.generator.decoder, dtype, keep_weights=keep)
         return self._decoders[dtype]
 
     def encoder(self, dtype: torch.dtype) -> PreparedEncoder:
-        self.codes.check()
+        self._check()
         if dtype not in self._encoders:
             keep = dtype != torch.float32 or self.keep_float32
             self._encoders[dtype] = PreparedEncoder(self.model.encoder, dtype, keep_weights=keep)
