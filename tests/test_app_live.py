@@ -126,7 +126,8 @@ def test_local_transplant_with_brush_layers(client, model, layers):
         o, r = ctx.picture(NEUTRAL), ctx.picture(HEARTS, mask)
         from smapgan import editing
 
-        return ctx.render(editing.blend_pyramid(ctx.pyramid(ctx.encode(o)), ctx.pyramid(ctx.encode(r)), mask), base=None)
+        blended = editing.blend_pyramid(ctx.pyramid(ctx.encode(o)), ctx.pyramid(ctx.encode(r)), mask)
+        return ctx.render(blended, base=None)
 
     assert np.array_equal(pixels(image), expected(model, edit))
     assert not np.array_equal(pixels(image), pixels(empty))

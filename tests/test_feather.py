@@ -69,7 +69,8 @@ def test_feather_zero_equals_the_current_blend_bit_for_bit(registry, ctx, space)
     op = registry["local_transplant"]
     zero = op.run(ctx, original=original, references=[reference], space=space, feather=0)["image"]
     if space == "w+":
-        blended = editing.blend_pyramid(ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(reference)), mask, "max")
+        start, ref = ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(reference))
+        blended = editing.blend_pyramid(start, ref, mask, "max")
         expected = ctx.render(blended, base=None)
     else:
         blended = editing.blend_stylemap(ctx.encode(original).stylemap, ctx.encode(reference).stylemap, mask)

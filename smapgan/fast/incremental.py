@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
+from .prepared import CL, Modulation, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
@@ -183,7 +183,7 @@ class ModPatch:
 
 def synthesize_patched(
     decoder: PreparedDecoder,
-    base_mods: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    base_mods: Sequence[Modulation],
     patches: Sequence[ModPatch | None],
     t: float = 1.0,
 ) -> torch.Tensor:
@@ -196,7 +196,7 @@ def synthesize_patched(
     """
 
     @contextlib.contextmanager
-    def patched(base: tuple[torch.Tensor, torch.Tensor], patch: ModPatch | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def patched(base: Modulation, patch: ModPatch | None) -> Iterator[Modulation]:
         if patch is None or t == 0.0:
             yield base
             return
@@ -213,7 +213,7 @@ def synthesize_patched(
             for view, old in zip(views, saved):
                 view.copy_(old)
 
-    def layers() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def layers() -> Iterator[Modulation]:
         for mod, patch in zip(base_mods, patches):
             with patched(mod, patch) as maps:
                 yield maps
