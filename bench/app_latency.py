@@ -122,7 +122,7 @@ def in_process_ms(model_arg: str | None, original: Path, reference: Path, stroke
     from smapgan.app.builder import default_renderer
     from smapgan.app.launcher import load_model
     from smapgan.ops import OpContext, StylemapCache, discover
-    from smapgan.render import Renderer
+    from smapgan.render import ReferenceRenderer
 
     model = load_model(model_arg)
     op = discover()["local_transplant"]
@@ -131,7 +131,7 @@ def in_process_ms(model_arg: str | None, original: Path, reference: Path, stroke
     with torch.no_grad():
         for i in range(calls + 2):
             if naive:
-                renderer, cache = Renderer(model), StylemapCache()
+                renderer, cache = ReferenceRenderer(model), StylemapCache()
             ctx = OpContext(model, renderer, cache)
             t0 = time.perf_counter()
             op.run(ctx, original=ctx.picture(str(original)), references=[ctx.picture(str(reference), str(stroke))],

@@ -104,6 +104,7 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
     from smapgan import editing
     from smapgan.fast import FastRenderer
     from smapgan.fast.prepared import flops_decoder, flops_encoder
+    from smapgan.render import Encoded
 
     model = build_model()
     x = test_images(2)
@@ -116,15 +117,16 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
     # (the default budget, 768 MB, holds two images' float32 maps, or bfloat16 ones, not both).
     renderer = FastRenderer(model, max_cache_bytes=1600 << 20)
     fast = renderer.with_mode("fast")
-    engine = renderer._engine
 
     with torch.no_grad():
         sa, sb = model.encode(x[:1]), model.encode(x[1:])
         ref_pa, ref_pb = model.expand(sa), model.expand(sb)
-        # Our side of "an already-encoded pair": both pyramids cached, the original displayed.
-        pa, pb = renderer.expand(sa), renderer.expand(sb)
-        renderer.render(pa)
-        fast.render(pa)
+        # Our side of "an already-encoded pair" (the same stylemaps as the baseline's, as handles):
+        # both pyramids cached, the original displayed.
+        ha, hb = Encoded("a", sa), Encoded("b", sb)
+        pa, pb = renderer.pyramid(ha), renderer.pyramid(hb)
+        renderer.render(ha)
+        fast.render(ha)
         exact_edit = model.synthesize(editing.blend_pyramid(ref_pa, ref_pb, mask))
         offset = (48, -64)
         exact_unaligned = model.synthesize(editing.transplant_pyramid(ref_pa, ref_pb, mask, offset, SIZE))
@@ -132,19 +134,19 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
         exact_w = model.decode(s_w)
 
     def forget_reference_maps() -> None:
-        entry = renderer.cache.by_pyramid(pb)
+        entry = renderer.cache.get(hb.key)
         if entry is not None:
             entry.modulations.clear()
             entry.images.clear()
 
     def warm_reference() -> None:
-        renderer.render(pb)
-        fast.render(pb)
+        renderer.render(hb)
+        fast.render(hb)
 
     def flops_of(fn: Callable[[], Any]) -> tuple[Any, float]:
-        before = engine.stats["modulation_flops"]
+        before = renderer.stats["modulation_flops"]
         out = fn()
-        return out, engine.stats["modulation_flops"] - before + fl["synthesis"]
+        return out, renderer.stats["modulation_flops"] - before + fl["synthesis"]
 
     tasks: dict[str, dict[str, Any]] = {}
 
@@ -153,14 +155,15 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
         tasks[name] = dict(fn=fn, setup=setup, flops=flops, check=check, dynamic=dynamic, times=[], result=None)
 
     task("encode/base", lambda: model.encode(x[:1]), flops=enc_flops)
-    task("encode/ours", lambda: renderer.encode(x[:1]), flops=enc_flops,
-         check=lambda y: {"max_err": float((y - sa).abs().max())})
+    # (The renderer keeps each key's stylemap: clear it first, outside the timing, to time the encoder.)
+    task("encode/ours", lambda: renderer.encode(x[:1]), setup=renderer.clear_cache, flops=enc_flops,
+         check=lambda y: {"max_err": float((y.stylemap - sa).abs().max())})
     task("encode+expand/base", lambda: model.expand(model.encode(x[1:])), flops=enc_flops + fl["resizer"])
     # An encoded image's gamma/beta maps are made with its pyramid (a per-image cache; float32 in exact
     # mode when they fit the budget, bfloat16 in fast mode).
-    task("encode+expand/exact", lambda: renderer.expand(renderer.encode(x[1:])), setup=renderer.clear_cache,
+    task("encode+expand/exact", lambda: renderer.pyramid(renderer.encode(x[1:])), setup=renderer.clear_cache,
          flops=enc_flops + fl["resizer"] + fl["modulation"])
-    task("encode+expand/fast", lambda: fast.expand(fast.encode(x[1:])), setup=renderer.clear_cache,
+    task("encode+expand/fast", lambda: fast.pyramid(fast.encode(x[1:])), setup=renderer.clear_cache,
          flops=enc_flops + fl["resizer"] + fl["modulation"])
     task("decode/base", lambda: model.decode(sb), flops=dec_flops)
     # A full decode of a stylemap not seen before: clear the cache first (outside the timing).
@@ -168,40 +171,40 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
          check=lambda y: {"max_err": float((y - model.decode(sb)).abs().max())})
 
     def restore_pair() -> None:
-        renderer.expand(sa), renderer.expand(sb)
+        renderer.pyramid(ha), renderer.pyramid(hb)
         for r in (renderer, fast):
-            r.render(pa)
+            r.render(ha)
 
     base_edit_flops = fl["synthesis"] + fl["modulation"]
     task("edit25/base", lambda: model.synthesize(editing.blend_pyramid(ref_pa, ref_pb, mask)), flops=base_edit_flops)
     for mode, r in (("exact", renderer), ("fast", fast)):
         for ref_state, setup in (("cold", forget_reference_maps), ("warm", warm_reference)):
             def run(r=r) -> Any:
-                return flops_of(lambda: r.render(editing.blend_pyramid(pa, pb, mask), base=pa))
+                return flops_of(lambda: r.render(editing.blend_pyramid(pa, pb, mask), base=ha))
 
             def setup_fn(setup=setup) -> None:
                 restore_pair()
                 setup()
-                engine.last_patches = None
 
             task(f"edit25/{mode}-{ref_state}", run, setup=setup_fn, dynamic=True,
                  check=(lambda y: {"max_err": float((y[0] - exact_edit).abs().max()),
                                    "psnr": psnr(y[0], exact_edit)}))
     task("edit6/base", lambda: model.synthesize(editing.blend_pyramid(ref_pa, ref_pb, small)), flops=base_edit_flops)
     task("edit6/exact-cold",
-         lambda: flops_of(lambda: renderer.render(editing.blend_pyramid(pa, pb, small), base=pa)),
-         setup=lambda: (restore_pair(), forget_reference_maps(), setattr(engine, "last_patches", None)), dynamic=True)
+         lambda: flops_of(lambda: renderer.render(editing.blend_pyramid(pa, pb, small), base=ha)),
+         setup=lambda: (restore_pair(), forget_reference_maps()), dynamic=True)
     task("unaligned25/base", lambda: model.synthesize(editing.transplant_pyramid(ref_pa, ref_pb, mask, offset, SIZE)),
          flops=base_edit_flops)
     task("unaligned25/exact",
-         lambda: flops_of(lambda: renderer.render(editing.transplant_pyramid(pa, pb, mask, offset, SIZE), base=pa)),
-         setup=lambda: (restore_pair(), setattr(engine, "last_patches", None)), dynamic=True,
+         lambda: flops_of(lambda: renderer.render(editing.transplant_pyramid(pa, pb, mask, offset, SIZE), base=ha)),
+         setup=restore_pair, dynamic=True,
          check=lambda y: {"max_err": float((y[0] - exact_unaligned).abs().max())})
     task("wblend25/base", lambda: model.decode(editing.blend_stylemap(sa, sb, mask)),
          flops=dec_flops)
     task("wblend25/exact",
-         lambda: flops_of(lambda: renderer.render(renderer.expand(editing.blend_stylemap(sa, sb, mask)), base=pa)),
-         setup=lambda: (restore_pair(), forget_reference_maps(), setattr(engine, "last_patches", None)), dynamic=True,
+         lambda: flops_of(lambda: renderer.render(renderer.expand(editing.blend_stylemap(sa, sb, mask), base=ha),
+                                                  base=ha)),
+         setup=lambda: (restore_pair(), forget_reference_maps()), dynamic=True,
          check=lambda y: {"max_err": float((y[0] - exact_w).abs().max())})
 
     with torch.no_grad():
@@ -255,14 +258,14 @@ def part_animation(args: argparse.Namespace) -> dict[str, Any]:
         else:
             mode, state = args.which.split("-")
             renderer = FastRenderer(model).with_mode(mode)
-            sa, sb = renderer.encode(x[:1]), renderer.encode(x[1:])
-            pa, pb = renderer.expand(sa), renderer.expand(sb)
+            ha, hb = renderer.encode(x[:1]), renderer.encode(x[1:])
+            pa, pb = renderer.pyramid(ha), renderer.pyramid(hb)
             if state == "warm":
-                renderer.render(pa)  # the original is on screen
+                renderer.render(ha)  # the original is on screen
             edited = editing.blend_pyramid(pa, pb, mask, "avg", 1.0, 0.5)
             t0 = time.perf_counter()
             stamps = []
-            for _ in renderer.render_path(pa, edited, ts):
+            for _ in renderer.render_path(ha, edited, ts):
                 stamps.append(time.perf_counter() - t0)
         total = time.perf_counter() - t0
     # The first frame is the original (t = 0); the second is the first that shows the edit.
@@ -276,7 +279,7 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
     """The app (Gradio blocks built) with the 256 model; ``--app-edits`` ops through the registry."""
     from smapgan.app import build_demo
     from smapgan.app.builder import default_renderer
-    from smapgan.ops import OpContext, StylemapCache, discover, with_mode
+    from smapgan.ops import OpContext, StylemapCache, discover
 
     model = build_model()
     renderer = default_renderer(model)
@@ -291,7 +294,7 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         for i in range(args.app_edits):
             mode = "fast" if i % 3 == 2 else "exact"
-            r = with_mode(renderer, mode) if mode in getattr(renderer, "modes", ()) else renderer
+            r = renderer.with_mode(mode) if mode in renderer.modes else renderer
             ctx = OpContext(model, r, cache)
             a, b = torch.randperm(6, generator=g)[:2].tolist()
             y0, x0 = torch.randint(0, SIZE - 128, (2,), generator=g).tolist()

@@ -29,12 +29,14 @@ from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Pictur
     examples=[{"first": "neutral_face.png", "second": "heart_eyes.png", "frames": 8, "position": 0.5}],
 )
 def lerp(ctx: OpContext, first: Picture, second: Picture, frames: int, position: float) -> dict:
-    a, b = ctx.stylemap(first), ctx.stylemap(second)
-    base = ctx.pyramid(first)
-    image = ctx.render(ctx.expand(editing.lerp(a, b, position)), base=base)
+    start, end = ctx.encode(first), ctx.encode(second)
+
+    def at(t: float) -> torch.Tensor:
+        return ctx.render(ctx.expand(editing.lerp(start.stylemap, end.stylemap, t), base=start), base=start)
+
+    image = at(position)
     animation = []
     for i, t in enumerate(torch.linspace(0, 1, frames).tolist()):
-        t = 0.0 if i == 0 else 1.0 if i == frames - 1 else t  # exact endpoints
-        animation.append(ctx.render(ctx.expand(editing.lerp(a, b, t)), base=base))
+        animation.append(at(0.0 if i == 0 else 1.0 if i == frames - 1 else t))  # exact endpoints
         ctx.report((i + 1) / frames, "interpolating")
     return {"image": image, "animation": animation}

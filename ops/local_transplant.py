@@ -63,26 +63,25 @@ def local_transplant(
     pool, threshold = POOLING[pooling]
     if feather > 0:  # soft masks: the blurred brush, pooled to each level as a fractional weight
         pool, threshold = "avg", None
-    base = ctx.pyramid(original)
-    if space == "w+":
-        edited = base
-        for ref in references:
-            weight = _soft(ref.mask, feather)
-            edited = editing.blend_pyramid(edited, ctx.pyramid(ref), weight, pool, strength, threshold)
-    else:
-        start = ctx.stylemap(original)
-        stylemap = start
-        for ref in references:
-            weight = _soft(ref.mask, feather)
-            stylemap = editing.blend_stylemap(stylemap, ctx.stylemap(ref), weight, pool, strength, threshold)
-        edited = ctx.expand(stylemap)
-    image = ctx.render(edited, base=base)
+    base = ctx.encode(original)
     ts = [1.0 if frames == 1 else i / (frames - 1) for i in range(frames)]
-    if space == "w+":  # the demo's path: the blend weight grows from 0 to the mask
-        animation = ctx.render_path(base, edited, ts[:-1]) + [image] if frames else []
-    else:
-        animation = []
-        for i, t in enumerate(ts):
-            animation.append(image if t == 1.0 else ctx.render(ctx.expand(editing.lerp(start, stylemap, t)), base=base))
-            ctx.report((i + 1) / frames, "rendering frames")
+    if space == "w+":
+        edited = ctx.pyramid(base)
+        for ref in references:
+            weight = _soft(ref.mask, feather)
+            edited = editing.blend_pyramid(edited, ctx.pyramid(ctx.encode(ref)), weight, pool, strength, threshold)
+        if frames:  # the demo's path: the blend weight grows from 0 to the mask; its last frame is the image
+            animation = ctx.render_path(base, edited, ts)
+            return {"image": animation[-1], "animation": animation}
+        return {"image": ctx.render(edited, base=base), "animation": []}
+    stylemap = base.stylemap
+    for ref in references:
+        weight = _soft(ref.mask, feather)
+        stylemap = editing.blend_stylemap(stylemap, ctx.encode(ref).stylemap, weight, pool, strength, threshold)
+    image = ctx.render(ctx.expand(stylemap, base=base), base=base)
+    animation = []
+    for i, t in enumerate(ts):
+        lerped = editing.lerp(base.stylemap, stylemap, t)
+        animation.append(image if t == 1.0 else ctx.render(ctx.expand(lerped, base=base), base=base))
+        ctx.report((i + 1) / frames, "rendering frames")
     return {"image": image, "animation": animation}

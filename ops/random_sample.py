@@ -30,4 +30,4 @@ def random(ctx: OpContext, seed: int, truncation: float) -> dict:
         stylemap = ctx.model.map(z)
     if truncation != 1.0:
         stylemap = editing.truncate(stylemap, ctx.mean_stylemap().to(stylemap), truncation)
-    return {"image": ctx.render(ctx.expand(stylemap))}
+    return {"image": ctx.render(ctx.expand(stylemap, base=None), base=None)}

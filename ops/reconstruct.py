@@ -20,8 +20,8 @@ from smapgan.ops import ImageInput, ImageOutput, NumbersOutput, OpContext, Pictu
     examples=[{"original": "heart_eyes.png"}],
 )
 def reconstruct(ctx: OpContext, original: Picture) -> dict:
-    pyramid = ctx.pyramid(original)
-    image = ctx.render(pyramid, base=pyramid)
+    encoded = ctx.encode(original)
+    image = ctx.render(encoded, base=encoded)
     mse = float(((image.clamp(-1, 1) - original.image.to(image)) ** 2).mean())
     psnr = 10 * math.log10(4.0 / mse) if mse > 0 else float("inf")  # [-1,1] range is 2 wide: MSE_01 = MSE / 4
     return {"reconstruction": image, "metrics": {"mse": mse, "psnr_db": psnr}}

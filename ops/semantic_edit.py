@@ -36,9 +36,9 @@ def _directions(model: StyleMapGAN) -> list[str]:
 def semantic_edit(ctx: OpContext, original: Picture, direction: str, strength: float) -> dict:
     if direction not in ctx.model.directions:
         raise OpError(f"the model has no direction {direction!r}; learn one with `smapgan direction`")
-    stylemap = ctx.stylemap(original)
+    base = ctx.encode(original)
+    if strength == 0:
+        return {"image": ctx.render(base, base=base)}
     mask = original.mask if original.has_mask else None
-    edited = editing.apply_direction(stylemap, ctx.model.directions[direction], strength, mask)
-    base = ctx.pyramid(original)
-    pyramid = base if strength == 0 else ctx.expand(edited)
-    return {"image": ctx.render(pyramid, base=base)}
+    edited = editing.apply_direction(base.stylemap, ctx.model.directions[direction], strength, mask)
+    return {"image": ctx.render(ctx.expand(edited, base=base), base=base)}

@@ -24,6 +24,8 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture
     examples=[{"content": "grinning.png", "style": "panda_face.png", "mix": "coarse"}],
 )
 def style_mix(ctx: OpContext, content: Picture, style: Picture, mix: str) -> dict:
-    base = ctx.pyramid(content)
-    levels = range(2, len(base)) if mix == "coarse" else range(0, 2)
-    return {"image": ctx.render(editing.style_mix(base, ctx.pyramid(style), list(levels)), base=base)}
+    base = ctx.encode(content)
+    pyramid = ctx.pyramid(base)
+    levels = range(2, len(pyramid)) if mix == "coarse" else range(0, 2)
+    mixed = editing.style_mix(pyramid, ctx.pyramid(ctx.encode(style)), list(levels))
+    return {"image": ctx.render(mixed, base=base)}

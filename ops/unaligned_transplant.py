@@ -92,14 +92,14 @@ def unaligned_transplant(
     pooling = "max"
     if feather > 0:  # soft masks: the blurred region, pooled to each level as a fractional weight
         region, pooling = editing.feather(region, feather), "avg"
-    base = ctx.pyramid(original)
+    base, ref = ctx.encode(original), ctx.encode(reference)
     if space == "w+":
-        edited, ref = base, ctx.pyramid(reference)
+        edited = ctx.pyramid(base)
         for offset in offsets:
-            edited = editing.transplant_pyramid(edited, ref, region, offset, size, pooling, strength)
+            edited = editing.transplant_pyramid(edited, ctx.pyramid(ref), region, offset, size, pooling, strength)
     else:
-        stylemap, ref_s = ctx.stylemap(original), ctx.stylemap(reference)
+        stylemap = base.stylemap
         for offset in offsets:
-            stylemap = editing.transplant(stylemap, ref_s, region, offset, size, pooling, strength)
-        edited = ctx.expand(stylemap)
+            stylemap = editing.transplant(stylemap, ref.stylemap, region, offset, size, pooling, strength)
+        edited = ctx.expand(stylemap, base=base)
     return {"image": ctx.render(edited, base=base)}

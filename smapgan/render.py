@@ -1,49 +1,219 @@
-"""The renderer: the one place where ops turn stylemaps and pyramids into images.
+"""The renderer: the one place where ops turn pictures into handles and handles and edits into images.
 
-Ops never call the networks directly; they ask a renderer, which may cache
-per-image work and, given the pyramid an edit started from (``base``), recompute
-only what the edit changed. This module is the exact reference behaviour; the
-CPU fast paths in ``smapgan.fast`` implement the same interface.
+One image's path: ``encode(image)`` gives an :class:`Encoded` handle (a stable
+key and the stylemap); ``pyramid(handle)`` its w+ pyramid; an op edits tensors
+with :mod:`smapgan.editing`; ``render(edit, base=handle)`` the image, where
+``base`` says which image the edit started from, so a renderer may recompute
+only what changed. Every cache (stylemaps, pyramids, maps, images) is the
+renderer's own, keyed by handle key and bounded; the renderers of one model's
+modes share it.
+
+:class:`Renderer` is the contract; :class:`ReferenceRenderer` the exact
+reference with plain model calls; ``smapgan.fast.FastRenderer`` the CPU fast
+paths. ``tests/test_render_contract.py`` runs every implementation against it.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
+from .cache import LRUCache, param_signature, tensor_digest
 from .model import StyleMapGAN
 
 Pyramid = list[torch.Tensor]
+# Stylemaps (encoded and refined codes) kept per renderer family: C*L*L values each (16 KB at 256 px).
+MAX_CODES = 256
+MAX_CODE_BYTES = 64 << 20
 
 
-class Renderer:
-    """Exact rendering with plain model calls (no caching)."""
+@dataclass(frozen=True, eq=False)
+class Encoded:
+    """An encoded image: its identity (``key``) and stylemap (1,C,L,L), float32.
 
-    mode = "exact"
+    The key names the image (its pixels, plus the refinement settings for a
+    refined code): renderers cache the image's pyramid and maps under it.
+    """
+
+    key: str
+    stylemap: torch.Tensor
+
+
+class Codes:
+    """Stylemaps by handle key (encoded and refined), for every mode of one model's renderer.
+
+    Dropped when the model's weights change (``generation`` then counts up, so
+    that prepared networks are rebuilt); ``on_clear`` callbacks drop the
+    renderer's other caches with them.
+    """
 
     def __init__(self, model: StyleMapGAN) -> None:
         self.model = model
+        self.lock = threading.RLock()
+        self.stylemaps: LRUCache[str, torch.Tensor] = LRUCache(MAX_CODES, MAX_CODE_BYTES)
+        self.mean: torch.Tensor | None = None
+        self.on_clear: list[Callable[[], None]] = []
+        self.generation = 0
+        self._signature: tuple | None = None
+
+    def check(self) -> None:
+        """Forget everything when the model's parameters changed (loaded, trained)."""
+        sig = param_signature(self.model)
+        if sig != self._signature:
+            self.clear()
+            self._signature = sig
+            self.generation += 1
+
+    def clear(self) -> None:
+        self.stylemaps.clear()
+        self.mean = None
+        for clear in self.on_clear:
+            clear()
+
+
+class Renderer(ABC):
+    """What ops and the app render with: handles in, images out, in one of ``modes``."""
+
+    modes: tuple[str, ...] = ("exact",)
+
+    def __init__(self, model: StyleMapGAN, mode: str, codes: Codes) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
+        self.model = model
+        self.mode = mode
+        self.codes = codes
+
+    @abstractmethod
+    def with_mode(self, mode: str) -> "Renderer":
+        """The renderer of the same model in ``mode``, sharing this one's caches."""
+
+    # ------------------------------------------------------------------ images -> handles
+    def encode(self, image: torch.Tensor, key: str | None = None) -> Encoded:
+        """The handle of one image (1,3,S,S) in [-1,1]; encoded once per key (default: its pixels)."""
+        image = image.to(self.model.device)
+        self.model._check_images(image)
+        if image.shape[0] != 1:
+            raise ValueError(f"encode takes one image, got a batch of {image.shape[0]}")
+        key = key if key is not None else "image:" + tensor_digest(image)
+        with self.codes.lock:
+            self.codes.check()
+            stylemap = self.codes.stylemaps.get(key)
+            if stylemap is None:
+                stylemap = self.encode_stylemaps(image)
+                self.codes.stylemaps.put(key, stylemap)
+        return Encoded(key, stylemap)
+
+    def refined(
+        self, image: Encoded, settings: str, refine: Callable[[torch.Tensor], tuple[torch.Tensor, bool]]
+    ) -> tuple[Encoded, bool]:
+        """The handle of ``image`` refined under ``settings``; ``refine(stylemap)`` -> (code, complete).
+
+        A complete code is kept under ``key|settings``; one stopped early is
+        returned (keyed by its content) but not kept.
+        """
+        key = f"{image.key}|{settings}"
+        with self.codes.lock:
+            self.codes.check()
+            code = self.codes.stylemaps.get(key)
+        if code is not None:
+            return Encoded(key, code), True
+        code, complete = refine(image.stylemap)
+        if not complete:
+            return Encoded("stylemap:" + tensor_digest(code), code), False
+        with self.codes.lock:
+            self.codes.stylemaps.put(key, code)
+        return Encoded(key, code), True
+
+    @abstractmethod
+    def encode_stylemaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N,3,S,S) -> stylemaps (N,C,L,L), float32, uncached: the encoder itself."""
+
+    # ------------------------------------------------------------------ handles -> pyramids
+    @abstractmethod
+    def pyramid(self, image: Encoded) -> Pyramid:
+        """The image's w+ pyramid (float32), made on first use and cached under its key.
+
+        The tensors are the cache's: edit them out of place (``smapgan.editing``).
+        """
+
+    @abstractmethod
+    def expand(self, stylemap: torch.Tensor, base: Encoded | None = None) -> Pyramid:
+        """The pyramid of an (edited) stylemap; ``base``: the image it was edited from (a local
+        edit is then expanded in windows). Nothing is cached."""
+
+    # ------------------------------------------------------------------ -> images
+    @abstractmethod
+    def render(self, edit: Encoded | Sequence[torch.Tensor], base: Encoded | None = None) -> torch.Tensor:
+        """Image (N,3,S,S), unclamped, float32, of a handle or a pyramid.
+
+        ``base`` is the image the edit started from: a renderer may recompute
+        only what differs from its pyramid. The result never depends on it
+        beyond float tolerance.
+        """
+
+    def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
+        """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, one at a time."""
+        from .editing import lerp_pyramid
+
+        start = self.pyramid(base)
+        for t in ts:
+            yield self.render(base) if float(t) == 0.0 else self.render(lerp_pyramid(start, target, t), base=base)
+
+    def mean_stylemap(self) -> torch.Tensor:
+        """The model's average mapping output (1,C,L,L) (truncation's centre), computed once."""
+        with self.codes.lock:
+            self.codes.check()
+            if self.codes.mean is None:
+                self.codes.mean = self.model.mean_stylemap()
+            return self.codes.mean
+
+    def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
+        """Image of a stylemap, nothing cached."""
+        return self.render(self.expand(stylemap))
+
+    def clear_cache(self) -> None:
+        """Forget every cached code, pyramid and image (all modes)."""
+        with self.codes.lock:
+            self.codes.clear()
+
+
+class ReferenceRenderer(Renderer):
+    """Exact rendering with plain model calls; caches codes and pyramids, nothing else."""
+
+    def __init__(self, model: StyleMapGAN, mode: str = "exact", *, max_pyramids: int = 8,
+                 max_cache_bytes: int | None = 256 << 20) -> None:
+        super().__init__(model, mode, Codes(model))
+        self.pyramids: LRUCache[str, Pyramid] = LRUCache(max_pyramids, max_cache_bytes)
+        self.codes.on_clear.append(self.pyramids.clear)
+
+    def with_mode(self, mode: str) -> "ReferenceRenderer":
+        if mode != self.mode:
+            raise ValueError(f"this renderer has no {mode!r} mode (it offers {', '.join(self.modes)})")
+        return self
 
     @torch.inference_mode()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N,3,S,S) in [-1,1] -> stylemaps."""
+    def encode_stylemaps(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.encode(images.to(self.model.device))
 
     @torch.inference_mode()
-    def expand(self, stylemap: torch.Tensor) -> Pyramid:
+    def pyramid(self, image: Encoded) -> Pyramid:
+        with self.codes.lock:
+            self.codes.check()
+            pyramid = self.pyramids.get(image.key)
+            if pyramid is None:
+                pyramid = self.model.expand(image.stylemap.to(self.model.device))
+                self.pyramids.put(image.key, pyramid)
+            return list(pyramid)
+
+    @torch.inference_mode()
+    def expand(self, stylemap: torch.Tensor, base: Encoded | None = None) -> Pyramid:
         return self.model.expand(stylemap)
 
     @torch.inference_mode()
-    def render(self, pyramid: Sequence[torch.Tensor], base: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Image (N,3,S,S), unclamped, from a pyramid.
-
-        ``base`` is the pyramid the edit started from (e.g. the original's); a
-        renderer may use it to recompute only the changed regions. The result
-        must not depend on it beyond float tolerance.
-        """
-        return self.model.synthesize(list(pyramid))
-
-    @torch.inference_mode()
-    def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
-        return self.render(self.expand(stylemap))
+    def render(self, edit: Encoded | Sequence[torch.Tensor], base: Encoded | None = None) -> torch.Tensor:
+        pyramid = self.pyramid(edit) if isinstance(edit, Encoded) else list(edit)
+        return self.model.synthesize(pyramid)

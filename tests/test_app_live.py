@@ -12,7 +12,7 @@ from PIL import Image
 
 from smapgan import StyleMapGAN, imageio
 from smapgan.ops import OpContext, discover
-from smapgan.render import Renderer
+from smapgan.render import ReferenceRenderer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 NEUTRAL, HEARTS, GRIN = (str(EXAMPLES / f"{n}.png") for n in ("neutral_face", "heart_eyes", "grinning"))
@@ -38,7 +38,7 @@ def client(model):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model is far faster on one thread of a busy machine
     # The reference renderer, so that results can be compared bit for bit with OpContext's.
-    demo = build_demo(model, renderer=Renderer(model), registry=discover(paths=[]))
+    demo = build_demo(model, renderer=ReferenceRenderer(model), registry=discover(paths=[]))
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield Client(demo.local_url, verbose=False)
@@ -76,7 +76,7 @@ def expected(model, fn) -> np.ndarray:
 
 
 def recon_of(path: str):
-    return lambda ctx: ctx.render(ctx.pyramid(ctx.picture(path)))
+    return lambda ctx: ctx.render(ctx.encode(ctx.picture(path)), base=None)
 
 
 def test_endpoints_are_named_after_ops(client):
@@ -126,7 +126,8 @@ def test_local_transplant_with_brush_layers(client, model, layers):
         o, r = ctx.picture(NEUTRAL), ctx.picture(HEARTS, mask)
         from smapgan import editing
 
-        return ctx.render(editing.blend_pyramid(ctx.pyramid(o), ctx.pyramid(r), mask))
+        blended = editing.blend_pyramid(ctx.pyramid(ctx.encode(o)), ctx.pyramid(ctx.encode(r)), mask)
+        return ctx.render(blended, base=None)
 
     assert np.array_equal(pixels(image), expected(model, edit))
     assert not np.array_equal(pixels(image), pixels(empty))

@@ -9,6 +9,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig, editing
 from smapgan.fast import FastRenderer, LRUCache
 from smapgan.fast.incremental import expand_window
 from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder
+from smapgan.render import Encoded
 
 SIZE = 64
 NARROW = StyleMapGANConfig(
@@ -99,80 +100,84 @@ def test_prepared_networks_equal_the_model(model, images):
 
 @torch.no_grad()
 def test_renderer_interface_equals_model(model, images, renderer):
-    s = renderer.encode(images[:1])
+    h = renderer.encode(images[:1])
+    s = h.stylemap
     assert max_err(s, model.encode(images[:1])) < ATOL
     assert max_err(renderer.decode(s), model.decode(s)) < ATOL
     assert max_err(renderer.render(renderer.expand(s)), model.decode(s)) < ATOL
+    assert max_err(renderer.render(h), model.decode(s)) < ATOL
     assert renderer.mode == "exact" and renderer.modes == ("exact", "fast")
 
 
 def _pair(renderer, images, warm_reference: bool):
-    sa, sb = renderer.encode(images[:1]), renderer.encode(images[1:2])
-    pa, pb = renderer.expand(sa), renderer.expand(sb)
-    renderer.render(pa)
+    """Two encoded images (handles), their stylemaps and pyramids; the first one rendered."""
+    ha, hb = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    pa, pb = renderer.pyramid(ha), renderer.pyramid(hb)
+    renderer.render(ha)
     if warm_reference:
-        renderer.render(pb)  # the reference's gamma/beta are cached: its region is copied, not convolved
-    return sa, sb, pa, pb
+        renderer.render(hb)  # the reference's gamma/beta are cached: its region is copied, not convolved
+    return ha, hb, pa, pb
 
 
 @pytest.mark.parametrize("warm_reference", [False, True], ids=["cold_ref", "warm_ref"])
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @torch.no_grad()
 def test_pyramid_blend_exact(model, images, renderer, mask_name, warm_reference):
-    _, _, pa, pb = _pair(renderer, images, warm_reference)
+    ha, _, pa, pb = _pair(renderer, images, warm_reference)
     for pooling, threshold in (("max", None), ("avg", 0.5), ("avg", None)):
         edited = editing.blend_pyramid(pa, pb, MASKS[mask_name], pooling=pooling, threshold=threshold)
-        assert max_err(renderer.render(edited, base=pa), model.synthesize(edited)) < ATOL
+        assert max_err(renderer.render(edited, base=ha), model.synthesize(edited)) < ATOL
 
 
 @pytest.mark.parametrize("mask_name", ["small", "quarter", "two_regions", "full"])
 @torch.no_grad()
 def test_stylemap_blend_exact(model, images, renderer, mask_name):
-    sa, sb, pa, _ = _pair(renderer, images, True)
-    s = editing.blend_stylemap(sa, sb, MASKS[mask_name])
-    pyramid = renderer.expand(s)  # a local stylemap change: the pyramid is recomputed in windows
+    ha, hb, _, _ = _pair(renderer, images, True)
+    s = editing.blend_stylemap(ha.stylemap, hb.stylemap, MASKS[mask_name])
+    pyramid = renderer.expand(s, base=ha)  # a local stylemap change: the pyramid is recomputed in windows
     for mine, ref in zip(pyramid, model.expand(s)):
         assert max_err(mine, ref) < ATOL
-    assert max_err(renderer.render(pyramid, base=pa), model.decode(s)) < ATOL
+    assert max_err(renderer.render(pyramid, base=ha), model.decode(s)) < ATOL
 
 
 @pytest.mark.parametrize("offset", [(0, 0), (8, -12), (-20, 30), (63, 0)])
 @torch.no_grad()
 def test_unaligned_transplant_exact(model, images, renderer, offset):
-    _, _, pa, pb = _pair(renderer, images, True)
+    ha, _, pa, pb = _pair(renderer, images, True)
     edited = editing.transplant_pyramid(pa, pb, MASKS["quarter"], offset, SIZE)
-    assert max_err(renderer.render(edited, base=pa), model.synthesize(edited)) < ATOL
+    assert max_err(renderer.render(edited, base=ha), model.synthesize(edited)) < ATOL
 
 
 @torch.no_grad()
 def test_global_edits_exact(model, images, renderer):
-    sa, sb, pa, pb = _pair(renderer, images, True)
-    lerped = renderer.expand(editing.lerp(sa, sb, 0.3))
-    assert max_err(renderer.render(lerped, base=pa), model.decode(editing.lerp(sa, sb, 0.3))) < ATOL
+    ha, hb, pa, pb = _pair(renderer, images, True)
+    sa, sb = ha.stylemap, hb.stylemap
+    lerped = renderer.expand(editing.lerp(sa, sb, 0.3), base=ha)
+    assert max_err(renderer.render(lerped, base=ha), model.decode(editing.lerp(sa, sb, 0.3))) < ATOL
     mixed = editing.style_mix(pa, pb, range(4, NARROW.num_levels))
-    assert max_err(renderer.render(mixed, base=pa), model.synthesize(mixed)) < ATOL
+    assert max_err(renderer.render(mixed, base=ha), model.synthesize(mixed)) < ATOL
     d = torch.randn(16, 8, 8, generator=torch.Generator().manual_seed(3))
     local = editing.apply_direction(sa, d, 2.0, MASKS["quarter"])
-    assert max_err(renderer.render(renderer.expand(local), base=pa), model.decode(local)) < ATOL
+    assert max_err(renderer.render(renderer.expand(local, base=ha), base=ha), model.decode(local)) < ATOL
 
 
 @torch.no_grad()
 def test_unknown_base_and_no_base(model, images, renderer):
-    _, _, pa, pb = _pair(renderer, images, False)
+    ha, _, pa, pb = _pair(renderer, images, False)
     edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
-    stranger = [t.clone() + 0.01 for t in pa]  # a base the cache has never seen
+    stranger = Encoded("stranger", ha.stylemap + 0.01)  # a base the cache has never seen, not where the edit started
     assert max_err(renderer.render(edited, base=stranger), model.synthesize(edited)) < ATOL
     assert max_err(renderer.render(edited), model.synthesize(edited)) < ATOL
     batch = [torch.cat([a, b]) for a, b in zip(pa, edited)]
-    assert max_err(renderer.render(batch, base=pa), model.synthesize(batch)) < ATOL
+    assert max_err(renderer.render(batch, base=ha), model.synthesize(batch)) < ATOL
 
 
 @torch.no_grad()
 def test_render_path_equals_lerp(model, images, renderer):
-    _, _, pa, pb = _pair(renderer, images, False)
+    ha, _, pa, pb = _pair(renderer, images, False)
     edited = editing.blend_pyramid(pa, pb, MASKS["two_regions"])
     ts = [0.0, 0.2, 0.5, 0.8, 1.0]
-    frames = list(renderer.render_path(pa, edited, ts))
+    frames = list(renderer.render_path(ha, edited, ts))
     assert len(frames) == len(ts)
     for frame, t in zip(frames, ts):
         assert max_err(frame, model.synthesize(editing.lerp_pyramid(pa, edited, t))) < ATOL
@@ -181,28 +186,29 @@ def test_render_path_equals_lerp(model, images, renderer):
 @torch.no_grad()
 def test_render_path_first_frame_before_the_edit_maps(model, images, renderer):
     """The t=0 frame (the original) comes out before the edit's gamma/beta patches are computed."""
-    _, _, pa, pb = _pair(renderer, images, False)
+    ha, _, pa, pb = _pair(renderer, images, False)
     edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
-    renderer._engine.last_patches = None
-    frames = renderer.render_path(pa, edited, [0.0, 1.0])
+    patch_sets = renderer.stats["patch_sets"]
+    frames = renderer.render_path(ha, edited, [0.0, 1.0])
     first = next(frames)
-    assert renderer._engine.last_patches is None
+    assert renderer.stats["patch_sets"] == patch_sets
     assert max_err(first, model.synthesize(pa)) < ATOL
     assert max_err(next(frames), model.synthesize(edited)) < ATOL
-    assert renderer._engine.last_patches is not None
+    assert renderer.stats["patch_sets"] == patch_sets + 1
 
 
 @torch.no_grad()
 def test_cached_maps_survive_edits(model, images, renderer):
     """Patches are written into the cached base maps for one layer at a time and restored bit for bit."""
-    _, _, pa, pb = _pair(renderer, images, True)
-    before = renderer.render(pa)
-    entry = renderer.cache.by_pyramid(pa)
+    ha, _, pa, pb = _pair(renderer, images, True)
+    before = renderer.render(ha)
+    entry = renderer.cache.get(ha.key)
     maps = [(g.clone(), b.clone()) for g, b in entry.modulations[torch.float32]]
     for name in ("quarter", "two_regions", "full"):
-        renderer.render(editing.blend_pyramid(pa, pb, MASKS[name]), base=pa)
-        list(renderer.render_path(pa, editing.blend_pyramid(pa, pb, MASKS[name]), [0.5]))
-    assert torch.equal(renderer.render(pa), before)
+        renderer.render(editing.blend_pyramid(pa, pb, MASKS[name]), base=ha)
+        list(renderer.render_path(ha, editing.blend_pyramid(pa, pb, MASKS[name]), [0.5]))
+    assert torch.equal(renderer.render(ha), before)
+    assert torch.equal(renderer.render(pa, base=ha), before)
     for (g0, b0), (g1, b1) in zip(maps, entry.modulations[torch.float32]):
         assert torch.equal(g0, g1) and torch.equal(b0, b1)
 
@@ -211,14 +217,14 @@ def test_cached_maps_survive_edits(model, images, renderer):
 @torch.no_grad()
 def test_fast_mode_psnr(model, images, renderer, mask_name):
     fast = renderer.with_mode("fast")
-    assert fast.mode == "fast" and fast.cache is renderer.cache
-    _, _, pa, pb = _pair(renderer, images, True)
-    fast.render(pa)
-    fast.render(pb)
+    assert fast.mode == "fast" and fast.cache is renderer.cache and renderer.mode == "exact"
+    ha, hb, pa, pb = _pair(renderer, images, True)
+    fast.render(ha)
+    fast.render(hb)
     edited = editing.blend_pyramid(pa, pb, MASKS[mask_name])
     exact = model.synthesize(edited)
-    assert psnr(fast.render(edited, base=pa), exact) >= PSNR_MIN
-    frames = list(fast.render_path(pa, edited, [0.5]))
+    assert psnr(fast.render(edited, base=ha), exact) >= PSNR_MIN
+    frames = list(fast.render_path(ha, edited, [0.5]))
     assert psnr(frames[0], model.synthesize(editing.lerp_pyramid(pa, edited, 0.5))) >= PSNR_MIN
 
 
@@ -227,14 +233,12 @@ def test_cache_is_bounded(model, images):
     renderer = FastRenderer(model, max_images=2)
     g = torch.Generator().manual_seed(7)
     for _ in range(5):
-        s = renderer.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1)
-        renderer.render(renderer.expand(s))
+        renderer.render(renderer.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1))
     assert len(renderer.cache) == 2
     one = renderer.cache.nbytes // 2
     small = FastRenderer(model, max_images=8, max_cache_bytes=int(one * 1.5))
     for _ in range(4):
-        s = small.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1)
-        small.render(small.expand(s))
+        small.render(small.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1))
     # Over the byte budget the older images lose their maps first, then whole entries go.
     assert small.cache.nbytes <= one * 1.5
     newest, *older = small.cache.entries()
@@ -243,22 +247,27 @@ def test_cache_is_bounded(model, images):
 
 @torch.no_grad()
 def test_cache_keys_never_shared(model, images, renderer):
-    sa, sb = renderer.encode(images[:1]), renderer.encode(images[1:2])
-    pa, pb = renderer.expand(sa), renderer.expand(sb)
-    ea, eb = renderer.cache.by_pyramid(pa), renderer.cache.by_pyramid(pb)
-    assert ea is not None and eb is not None and ea is not eb
-    assert max_err(renderer.render(pa), model.decode(sa)) < ATOL
-    assert max_err(renderer.render(pb), model.decode(sb)) < ATOL
-    # Same content in other tensors: the same entry. A cached pyramid changed in place: never served stale.
-    assert renderer.cache.by_pyramid([t.clone() for t in pa]) is ea
-    assert renderer.expand(sa.clone())[0] is pa[0]
-    pa[3].add_(0.5)
-    assert renderer.cache.by_pyramid(pa) is None
-    assert max_err(renderer.render(pa), model.synthesize(pa)) < ATOL
+    ha, hb = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    sa, sb = ha.stylemap, hb.stylemap
+    pa, pb = renderer.pyramid(ha), renderer.pyramid(hb)
+    ea, eb = renderer.cache.get(ha.key), renderer.cache.get(hb.key)
+    assert ea is not None and eb is not None and ea is not eb and ha.key != hb.key
+    assert max_err(renderer.render(ha), model.decode(sa)) < ATOL
+    assert max_err(renderer.render(hb), model.decode(sb)) < ATOL
+    # The same pixels: the same key, the same entry, encoded once.
+    again = renderer.encode(images[:1].clone())
+    assert again.key == ha.key and renderer.pyramid(again)[0] is pa[0] and renderer.codes.stylemaps.misses == 2
+    assert renderer.expand(sa.clone(), base=ha)[0] is pa[0]
+    # An edit is recognised by its content against the base's pyramid, never by which tensors it is made of.
+    changed = [t.clone() for t in pa]
+    changed[3].add_(0.5)
+    assert max_err(renderer.render(changed, base=ha), model.synthesize(changed)) < ATOL
+    assert max_err(renderer.render(ha), model.decode(sa)) < ATOL
     # A stylemap that differs in one value is another image.
     s2 = sa.clone()
     s2[0, 0, 0, 0] += 1.0
-    assert renderer.expand(s2)[0] is not pa[0]
+    assert renderer.expand(s2, base=ha)[0] is not pa[0]
+    assert max_err(renderer.render(renderer.expand(s2, base=ha), base=ha), model.decode(s2)) < ATOL
 
 
 @torch.no_grad()
@@ -296,20 +305,22 @@ def test_other_normalizations_fall_back():
                                         channel_base=256, channel_max=32, normalize_mode="InstanceNorm2d"))
     renderer = FastRenderer(model)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    s = renderer.encode(x)
-    assert torch.equal(s, model.encode(x))
-    assert torch.equal(renderer.decode(s), model.decode(s))
+    h = renderer.encode(x)
+    assert torch.equal(h.stylemap, model.encode(x))
+    assert torch.equal(renderer.decode(h.stylemap), model.decode(h.stylemap))
+    assert torch.equal(renderer.render(h), model.decode(h.stylemap))
 
 
 @torch.no_grad()
 def test_weights_change_invalidates(images):
     model = perturbed(NARROW, seed=3)
     renderer = FastRenderer(model)
-    s = renderer.encode(images[:1])
-    renderer.decode(s)
+    h = renderer.encode(images[:1])
+    renderer.render(h)
     with torch.no_grad():
         model.generator.decoder.to_rgb.activate.bias.add_(1.0)
-    assert max_err(renderer.decode(s), model.decode(s)) < ATOL
+    assert max_err(renderer.render(h), model.decode(h.stylemap)) < ATOL
+    assert max_err(renderer.decode(h.stylemap), model.decode(h.stylemap)) < ATOL
 
 
 @pytest.mark.slow
@@ -320,19 +331,19 @@ def test_release_config_edit_exact_and_fast():
     model = perturbed(StyleMapGANConfig(size=256, latent_spatial_size=8, latent_channel_size=64), seed=0)
     x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
     renderer = FastRenderer(model)
-    sa, sb = renderer.encode(x[:1]), renderer.encode(x[1:])
-    assert max_err(sa, model.encode(x[:1])) < ATOL
-    pa, pb = renderer.expand(sa), renderer.expand(sb)
-    assert max_err(renderer.render(pa), model.decode(sa)) < ATOL
-    renderer.render(pb)
+    ha, hb = renderer.encode(x[:1]), renderer.encode(x[1:])
+    assert max_err(ha.stylemap, model.encode(x[:1])) < ATOL
+    pa, pb = renderer.pyramid(ha), renderer.pyramid(hb)
+    assert max_err(renderer.render(ha), model.decode(ha.stylemap)) < ATOL
+    renderer.render(hb)
     mask = box_mask((64, 192, 64, 192), size=256)
     edited = editing.blend_pyramid(pa, pb, mask)
     exact = model.synthesize(edited)
-    assert max_err(renderer.render(edited, base=pa), exact) < ATOL
+    assert max_err(renderer.render(edited, base=ha), exact) < ATOL
     fast = renderer.with_mode("fast")
-    fast.render(pa)
-    fast.render(pb)
-    assert psnr(fast.render(edited, base=pa), exact) >= PSNR_MIN
+    fast.render(ha)
+    fast.render(hb)
+    assert psnr(fast.render(edited, base=ha), exact) >= PSNR_MIN
 
 
 @pytest.mark.parametrize("force_sparse", [False, True])
@@ -357,31 +368,33 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
         base_maps, other_maps, want = step.modulation(base), step.modulation(other), step.modulation(new)
         for others in ([], [(other, other_maps)]):
             patch = incremental.modulation_patch(step, new, base, base_maps, others)
-            maps = (base_maps[0].clone(), base_maps[1].clone())
-            with incremental.patched_in_place(maps, patch) as (gamma, beta):
-                assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
-            assert torch.equal(maps[0], base_maps[0])
+            gamma, beta = base_maps[0].clone(), base_maps[1].clone()
+            y0, y1, x0, x1 = patch.box
+            patch.write([gamma[..., y0:y1, x0:x1], beta[..., y0:y1, x0:x1]])
+            assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
 
 
 @torch.no_grad()
 def test_fast_mode_makes_maps_when_encoding(model, images):
     """In fast mode an encoded image's bfloat16 maps are made with its pyramid; edited stylemaps get none."""
     fast = FastRenderer(model, mode="fast")
-    sa, sb = fast.encode(images[:1]), fast.encode(images[1:2])
-    pa, pb = fast.expand(sa), fast.expand(sb)
-    for p in (pa, pb):
-        assert torch.bfloat16 in fast.cache.by_pyramid(p).modulations
-    lerped = fast.expand(editing.lerp(sa, sb, 0.5))
-    assert not fast.cache.by_pyramid(lerped).modulations
-    fast.render(pa)
+    ha, hb = fast.encode(images[:1]), fast.encode(images[1:2])
+    pa, pb = fast.pyramid(ha), fast.pyramid(hb)
+    for h in (ha, hb):
+        assert torch.bfloat16 in fast.cache.get(h.key).modulations
+    fast.expand(editing.lerp(ha.stylemap, hb.stylemap, 0.5), base=ha)
+    assert len(fast.cache) == 2  # an edited stylemap: nothing cached
+    fast.render(ha)
     edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
     before = fast.stats["computed_cells"]
-    assert psnr(fast.render(edited, base=pa), model.synthesize(edited)) >= PSNR_MIN
+    assert psnr(fast.render(edited, base=ha), model.synthesize(edited)) >= PSNR_MIN
     copied_from_reference = fast.stats["computed_cells"] - before
     exact = FastRenderer(model)
-    exact_pa, exact_pb = exact.expand(sa), exact.expand(sb)
-    exact.render(exact_pa)
-    exact.render(editing.blend_pyramid(exact_pa, exact_pb, MASKS["quarter"]), base=exact_pa)
+    exact_ha = Encoded(ha.key, ha.stylemap)
+    exact_pa, exact_pb = exact.pyramid(exact_ha), exact.pyramid(Encoded(hb.key, hb.stylemap))
+    exact.cache.get(hb.key).modulations.clear()  # made when encoding: this one convolves the region
+    exact.render(exact_ha)
+    exact.render(editing.blend_pyramid(exact_pa, exact_pb, MASKS["quarter"]), base=exact_ha)
     assert copied_from_reference < exact.stats["computed_cells"]  # the exact one convolved the whole region
 
 
@@ -389,25 +402,26 @@ def test_fast_mode_makes_maps_when_encoding(model, images):
 def test_exact_mode_makes_maps_when_encoding_if_they_fit(model, images):
     """Exact mode makes an encoded image's float32 maps with its pyramid only within the cache budget."""
     roomy = FastRenderer(model)
-    sa, sb = roomy.encode(images[:1]), roomy.encode(images[1:2])
-    pa, pb = roomy.expand(sa), roomy.expand(sb)
-    for p in (pa, pb):
-        assert torch.float32 in roomy.cache.by_pyramid(p).modulations
-    assert not roomy.cache.by_pyramid(roomy.expand(editing.lerp(sa, sb, 0.5))).modulations
-    roomy.render(pa)
+    ha, hb = roomy.encode(images[:1]), roomy.encode(images[1:2])
+    pa, pb = roomy.pyramid(ha), roomy.pyramid(hb)
+    for h in (ha, hb):
+        assert torch.float32 in roomy.cache.get(h.key).modulations
+    roomy.expand(editing.lerp(ha.stylemap, hb.stylemap, 0.5), base=ha)
+    assert len(roomy.cache) == 2  # an edited stylemap: nothing cached
+    roomy.render(ha)
     before = roomy.stats["computed_cells"]
     edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
-    assert max_err(roomy.render(edited, base=pa), model.synthesize(edited)) < ATOL
+    assert max_err(roomy.render(edited, base=ha), model.synthesize(edited)) < ATOL
     copied = roomy.stats["computed_cells"] - before
 
-    one = roomy.cache.by_pyramid(pa).nbytes()  # a pyramid with its float32 maps (and its image)
+    one = roomy.cache.get(ha.key).nbytes()  # a pyramid with its float32 maps (and its image)
     pyramid = sum(t.numel() * t.element_size() for t in pa)
     tight = FastRenderer(model, max_cache_bytes=int(one + 1.1 * pyramid))  # one image's maps and a pyramid
-    ta = tight.expand(tight.encode(images[:1]))
-    tb = tight.expand(tight.encode(images[1:2]))
-    assert torch.float32 in tight.cache.by_pyramid(ta).modulations
-    assert not tight.cache.by_pyramid(tb).modulations  # would not fit beside the first: not made
-    tight.render(ta)
+    tha, thb = tight.encode(images[:1]), tight.encode(images[1:2])
+    ta, tb = tight.pyramid(tha), tight.pyramid(thb)
+    assert torch.float32 in tight.cache.get(tha.key).modulations
+    assert not tight.cache.get(thb.key).modulations  # would not fit beside the first: not made
+    tight.render(tha)
     before = tight.stats["computed_cells"]
-    assert max_err(tight.render(editing.blend_pyramid(ta, tb, MASKS["quarter"]), base=ta), model.synthesize(edited)) < ATOL
+    assert max_err(tight.render(editing.blend_pyramid(ta, tb, MASKS["quarter"]), base=tha), model.synthesize(edited)) < ATOL
     assert copied < tight.stats["computed_cells"] - before  # this one convolved the reference's region

@@ -69,16 +69,20 @@ def test_feather_zero_equals_the_current_blend_bit_for_bit(registry, ctx, space)
     op = registry["local_transplant"]
     zero = op.run(ctx, original=original, references=[reference], space=space, feather=0)["image"]
     if space == "w+":
-        expected = ctx.render(editing.blend_pyramid(ctx.pyramid(original), ctx.pyramid(reference), mask, "max"))
+        start, ref = ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(reference))
+        blended = editing.blend_pyramid(start, ref, mask, "max")
+        expected = ctx.render(blended, base=None)
     else:
-        expected = ctx.render(ctx.expand(editing.blend_stylemap(ctx.stylemap(original), ctx.stylemap(reference), mask)))
+        blended = editing.blend_stylemap(ctx.encode(original).stylemap, ctx.encode(reference).stylemap, mask)
+        expected = ctx.render(ctx.expand(blended, base=None), base=None)
     assert torch.equal(zero, expected)
     soft = op.run(ctx, original=original, references=[reference], space=space, feather=4)["image"]
     assert not torch.equal(soft, zero) and torch.isfinite(soft).all()
     if space == "w+":
         weight = editing.feather(mask, 4)
-        expected = editing.blend_pyramid(ctx.pyramid(original), ctx.pyramid(reference), weight, "avg")
-        assert torch.equal(soft, ctx.render(expected))
+        expected = editing.blend_pyramid(ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(reference)), weight,
+                                         "avg")
+        assert torch.equal(soft, ctx.render(expected, base=None))
     un = registry["unaligned_transplant"]
     assert torch.equal(un.run(ctx, original=original, reference=reference, space=space, feather=0)["image"], zero)
     soft_un = un.run(ctx, original=original, reference=reference, space=space, feather=4)["image"]

@@ -15,7 +15,7 @@ from smapgan import StyleMapGAN
 from smapgan.cli import main
 from smapgan.ops import OpContext, StylemapCache, discover
 from smapgan.ops.inversion import Inversion
-from smapgan.render import Renderer
+from smapgan.render import ReferenceRenderer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 NEUTRAL, HEARTS = str(EXAMPLES / "neutral_face.png"), str(EXAMPLES / "heart_eyes.png")
@@ -128,7 +128,7 @@ def client(model):
 
     from smapgan.app import build_demo
 
-    demo = build_demo(model, renderer=Renderer(model), registry=discover(paths=[]), prefill=False)
+    demo = build_demo(model, renderer=ReferenceRenderer(model), registry=discover(paths=[]), prefill=False)
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield Client(demo.local_url, verbose=False)

@@ -26,8 +26,8 @@ NEW_OP = textwrap.dedent(
         inputs=[ImageInput("original"), SliderInput("amount", minimum=-1, maximum=1, default=0.5)],
         outputs=[ImageOutput("image")])
     def brighten(ctx, original, amount):
-        pyramid = ctx.pyramid(original)
-        return {"image": (ctx.render(pyramid, base=pyramid) + amount).clamp(-1, 1)}
+        encoded = ctx.encode(original)
+        return {"image": (ctx.render(encoded, base=encoded) + amount).clamp(-1, 1)}
     """
 )
 BROKEN_OP = "raise RuntimeError('boom at import')\n"
@@ -54,8 +54,8 @@ def ctx(model) -> OpContext:
 
 
 def recon(ctx: OpContext, picture) -> torch.Tensor:
-    pyramid = ctx.pyramid(picture)
-    return ctx.render(pyramid)
+    encoded = ctx.encode(picture)
+    return ctx.render(encoded, base=encoded)
 
 
 def eyes_mask(size: int = 32) -> torch.Tensor:
@@ -138,7 +138,8 @@ def test_lerp_endpoints_and_frames(registry, ctx):
     assert torch.equal(out["animation"][0], recon(ctx, a)) and torch.equal(out["image"], recon(ctx, a))
     assert torch.equal(out["animation"][-1], recon(ctx, b))
     mid = registry["lerp"].run(ctx, first=a, second=b, frames=2, position=0.5)["image"]
-    expected = ctx.render(ctx.expand(editing.lerp(ctx.stylemap(a), ctx.stylemap(b), 0.5)))
+    halfway = editing.lerp(ctx.encode(a).stylemap, ctx.encode(b).stylemap, 0.5)
+    expected = ctx.render(ctx.expand(halfway, base=None), base=None)
     assert torch.allclose(mid, expected)
 
 
@@ -167,9 +168,9 @@ def test_local_transplant_frames_and_several_references(registry, ctx):
     assert len(out["animation"]) == 4
     assert torch.equal(out["animation"][0], recon(ctx, original))
     assert torch.equal(out["animation"][-1], out["image"])
-    expected = editing.blend_pyramid(ctx.pyramid(original), ctx.pyramid(eyes), eyes.mask)
-    expected = editing.blend_pyramid(expected, ctx.pyramid(mouth), mouth.mask)
-    assert torch.equal(out["image"], ctx.render(expected))
+    expected = editing.blend_pyramid(ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(eyes)), eyes.mask)
+    expected = editing.blend_pyramid(expected, ctx.pyramid(ctx.encode(mouth)), mouth.mask)
+    assert torch.equal(out["image"], ctx.render(expected, base=None))
     with pytest.raises(OpError, match="at most 3"):
         registry["local_transplant"].run(ctx, original=original, references=[eyes] * 4)
 
@@ -198,8 +199,9 @@ def test_unaligned_moves_whole_cells(registry, ctx):
     reference = ctx.picture(EXAMPLES / "heart_eyes.png", mask)
     # Center (12, 12) px -> (x=0.625, y=0.375) of 32 px is one cell (8 px) to the right.
     moved = registry["unaligned_transplant"].run(ctx, original=original, reference=reference, placements="0.625,0.375")
-    shifted = editing.transplant_pyramid(ctx.pyramid(original), ctx.pyramid(reference), mask, (0, 8), 32)
-    assert torch.equal(moved["image"], ctx.render(shifted))
+    shifted = editing.transplant_pyramid(ctx.pyramid(ctx.encode(original)), ctx.pyramid(ctx.encode(reference)), mask,
+                                         (0, 8), 32)
+    assert torch.equal(moved["image"], ctx.render(shifted, base=None))
     two = registry["unaligned_transplant"].run(
         ctx, original=original, reference=reference, placements="0.625,0.375; 0.375,0.625"
     )["image"]
@@ -213,16 +215,17 @@ def test_semantic_edit(registry, ctx, model):
     op = registry["semantic_edit"]
     assert torch.equal(op.run(ctx, original=original, direction="demo", strength=0)["image"], recon(ctx, original))
     edited = op.run(ctx, original=original, direction="demo", strength=3)["image"]
-    expected = ctx.render(ctx.expand(ctx.stylemap(original) + 3 * model.directions["demo"][None]))
+    expected = ctx.render(ctx.expand(ctx.encode(original).stylemap + 3 * model.directions["demo"][None], base=None),
+                          base=None)
     assert torch.allclose(edited, expected)
     # A mask limits the edit to its stylemap cells.
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., :8, :8] = 1
     local = op.run(ctx, original=ctx.picture(EXAMPLES / "neutral_face.png", mask), direction="demo", strength=3)
-    stylemap = editing.apply_direction(ctx.stylemap(original), model.directions["demo"], 3, mask)
-    changed = (stylemap - ctx.stylemap(original)).abs().sum(1)[0] > 0
+    stylemap = editing.apply_direction(ctx.encode(original).stylemap, model.directions["demo"], 3, mask)
+    changed = (stylemap - ctx.encode(original).stylemap).abs().sum(1)[0] > 0
     assert changed.tolist() == [[True] + [False] * 3] + [[False] * 4] * 3
-    assert torch.allclose(local["image"], ctx.render(ctx.expand(stylemap)))
+    assert torch.allclose(local["image"], ctx.render(ctx.expand(stylemap, base=None), base=None))
     with pytest.raises(OpError, match="one of demo"):
         op.run(ctx, original=original, direction="missing", strength=1)
 
@@ -243,7 +246,8 @@ def test_stylemaps_are_encoded_once_per_session(registry, model):
     reference = ctx.picture(EXAMPLES / "neutral_face.png", eyes_mask(32))  # the same pixels, with a region
     for strength in (0.0, 0.5, 1.0):
         registry["local_transplant"].run(ctx, original=original, references=[reference], strength=strength)
-    assert ctx.cache.misses == 2 and ctx.cache.hits >= 4  # one stylemap + one pyramid
+    assert ctx.cache.misses == 1 and ctx.cache.hits >= 5  # one handle (its pyramid is the renderer's)
+    assert ctx.renderer.codes.stylemaps.misses == 1 and ctx.renderer.pyramids.misses == 1  # encoded, expanded once
 
 
 def test_bad_values_are_op_errors(registry, ctx):

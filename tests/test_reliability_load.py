@@ -23,7 +23,7 @@ from PIL import Image
 
 from smapgan import StyleMapGAN, imageio
 from smapgan.ops import OpContext, StylemapCache, discover
-from smapgan.render import Renderer
+from smapgan.render import ReferenceRenderer
 from tests.reliability import EXAMPLES, live_app, serving_model_dir
 
 
@@ -70,7 +70,7 @@ def edits_for(client: int, images: list[Path], stroke: str, direction: str | Non
 
 def expected_image(model: StyleMapGAN, api: str, values: dict) -> np.ndarray:
     """The op's image computed in this process with the reference renderer."""
-    ctx = OpContext(model, Renderer(model), StylemapCache())
+    ctx = OpContext(model, ReferenceRenderer(model), StylemapCache())
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         if name == "references":

@@ -60,7 +60,8 @@ TINT_OP = textwrap.dedent(
         inputs=[ImageInput("original"), ColorInput("color"), SliderInput("amount", default=1.0)],
         outputs=[ImageOutput("image")])
     def tint(ctx, original, color, amount):
-        image = ctx.render(ctx.pyramid(original))
+        encoded = ctx.encode(original)
+        image = ctx.render(encoded, base=encoded)
         return {"image": image * (1 - amount) + torch.tensor(color).view(1, 3, 1, 1) * amount}
     """
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +20,8 @@ from typing import Any, Callable
 import gradio as gr
 from .. import imageio, limits
 from ..model import StyleMapGAN
+from ..render import ReferenceRenderer, Renderer
 from ..ops import OpContext, Registry, StylemapCache, discover
-from ..ops.context import renderer_mode, renderer_modes, with_mode
 from ..ops.spec import Op, OpError, short_repr
 from . import gate, widgets
 from . import inversion as inversion_control
@@ -37,45 +36,19 @@ FAST_MIN_SIZE = 256
 UI_DIR = Path(__file__).resolve().parent.parent / "assets" / "app"
 
 
-class _Renderers:
-    """One renderer per mode, made on first use (a fast renderer keeps its own caches)."""
-
-    def __init__(self, renderer: Any) -> None:
-        self._base = renderer
-        self._by_mode: dict[str, Any] = {renderer_mode(renderer): renderer}
-        self._lock = threading.Lock()
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return renderer_modes(self._base)
-
-    @property
-    def default(self) -> str:
-        return renderer_mode(self._base)
-
-    def get(self, mode: str | None) -> Any:
-        mode = mode or self.default
-        with self._lock:
-            if mode not in self._by_mode:
-                self._by_mode[mode] = with_mode(self._base, mode)
-            return self._by_mode[mode]
-
-
-def default_renderer(model: StyleMapGAN) -> Any:
+def default_renderer(model: StyleMapGAN) -> Renderer:
     """The CPU fast renderer (exact and fast modes) when this build has it, else the reference one."""
     try:
         from ..fast import FastRenderer
     except ImportError:
-        from ..render import Renderer
-
-        return Renderer(model)
+        return ReferenceRenderer(model)
     return FastRenderer(model)
 
 
 def build_demo(
     model: StyleMapGAN,
     *,
-    renderer: Any = None,
+    renderer: Renderer | None = None,
     registry: Registry | None = None,
     title: str = "StyleMapGAN",
     examples_dir: str | Path | None = None,
@@ -94,7 +67,6 @@ def build_demo(
     if renderer is None:
         renderer = default_renderer(model)
     registry = discover() if registry is None else registry
-    renderers = _Renderers(renderer)
     examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR
     size = model.config.size
     display = widgets.display_side(size, display_size)
@@ -121,9 +93,9 @@ def build_demo(
         mode_input = None
         if offer_modes is None:
             offer_modes = size >= FAST_MIN_SIZE
-        if len(renderers.modes) > 1:  # the API always takes `mode`; the page shows it where it pays off
+        if len(renderer.modes) > 1:  # the API always takes `mode`; the page shows it where it pays off
             mode_input = gr.Radio(
-                list(renderers.modes), value=renderers.default, label="Renderer",
+                list(renderer.modes), value=renderer.mode, label="Renderer",
                 info=(
                     "fast: bfloat16 and incremental updates, faster only where the CPU computes bfloat16 "
                     "natively and is not overloaded (measure: bench/fast_toggle.py); exact: the reference "
@@ -139,7 +111,7 @@ def build_demo(
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
                     overlays += _build_tab(
-                        found, model, renderers, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
+                        found, model, renderer, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
                         inversion,
                     )
         _browser_helpers(overlays, display)
@@ -161,7 +133,7 @@ def _browser_helpers(overlays: list[dict[str, Any]], display: int) -> None:
 def _build_tab(
     found: Op,
     model: StyleMapGAN,
-    renderers: _Renderers,
+    renderer: Renderer,
     cache: gr.State,
     session: gr.State,
     mode_input: Any,
@@ -214,7 +186,7 @@ def _build_tab(
             cache_examples=False,
         )
     has_inversion = inversion is not None and bool(found.image_inputs)
-    handler = _handler(found, inputs, outputs, model, renderers)
+    handler = _handler(found, inputs, outputs, model, renderer)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
     shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
     if has_inversion:
@@ -289,7 +261,7 @@ def _handler(
     inputs: list[widgets.Widget],
     outputs: list[widgets.OutputBinding],
     model: StyleMapGAN,
-    renderers: _Renderers,
+    renderer: Renderer,
 ) -> Callable[..., Any]:
     """The endpoint function: the session states, then every value by its API parameter name.
 
@@ -310,8 +282,8 @@ def _handler(
             unknown = set(values) - params
             if unknown:
                 raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
-            if mode not in (None, "") and mode not in renderers.modes:
-                raise OpError(f"mode must be one of {', '.join(renderers.modes)}; got {short_repr(mode)}")
+            if mode not in (None, "") and mode not in renderer.modes:
+                raise OpError(f"mode must be one of {', '.join(renderer.modes)}; got {short_repr(mode)}")
             if not isinstance(cache, StylemapCache):
                 raise OpError("this call has no session state; call the app's named endpoints")
             inversion, stop = (
@@ -319,7 +291,8 @@ def _handler(
                 else (inversion_control.Inversion(), None)
             )
             ctx = OpContext(
-                model, renderers.get(mode), cache, lambda f, d: progress(f, desc=d), inversion=inversion, stop=stop
+                model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
+                inversion=inversion, stop=stop,
             )
             def value(w: widgets.Widget) -> Any:
                 return w.to_value(ctx, [values.get(p) for p in w.params])

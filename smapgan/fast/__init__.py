@@ -1,6 +1,7 @@
 """CPU fast paths: prepared networks, per-image caches, incremental edits, and a renderer using them."""
 
-from .cache import ImageCache, LRUCache
+from ..cache import LRUCache
+from .cache import ImageCache
 from .prepared import PreparedDecoder, PreparedEncoder
 from .renderer import FastRenderer
 

@@ -17,8 +17,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..cache import param_signature
 from ..networks.decoder import Decoder
-from .prepared import CL, PlainConv, PreparedDecoder, UpConv, layer_norm_affine, param_signature, supports
+from .prepared import CL, PlainConv, PreparedDecoder, UpConv, layer_norm_affine, supports
 
 
 def _conv(step: PlainConv | UpConv, x: torch.Tensor) -> torch.Tensor:

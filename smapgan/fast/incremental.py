@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .prepared import CL, PlainConv, PreparedDecoder, StyledStep, UpConv
+from .prepared import CL, Modulation, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 
@@ -152,8 +152,8 @@ class ModPatch:
 
     Either ``dense`` (the box's maps, computed whole), or the base's box with
     the cells of ``copy_mask`` taken from ``source`` (a cached image's maps,
-    held by reference) and the listed ``cells`` set to ``values``. Applied in place by :func:`patched_in_place`, so no box-sized
-    intermediate maps are made.
+    held by reference) and the listed ``cells`` set to ``values``. Written into the base's maps only
+    inside :func:`synthesize_patched`, so no box-sized intermediate maps are made.
     """
 
     box: Box
@@ -181,31 +181,48 @@ class ModPatch:
                 view[0].permute(1, 2, 0).index_put_((self.cells[:, 0], self.cells[:, 1]), self.values[i])
 
 
-@contextlib.contextmanager
-def patched_in_place(
-    base: tuple[torch.Tensor, torch.Tensor], patch: ModPatch | None, t: float = 1.0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The base maps with the patch written in (``t`` < 1: lerped towards it), restored on exit.
+def synthesize_patched(
+    decoder: PreparedDecoder,
+    base_mods: Sequence[Modulation],
+    patches: Sequence[ModPatch | None],
+    t: float = 1.0,
+) -> torch.Tensor:
+    """The synthesis with each layer's maps the base's with its patch written in (``t`` < 1: lerped towards it).
 
     Writing a box into the cached maps and copying the saved box back costs a
-    box, where a patched copy would cost two full maps per layer. The caller
-    must hold the renderer's lock for the duration.
+    box, where a patched copy would cost two full maps per layer. The maps are
+    changed only while their layer runs and restored bit for bit before this
+    returns, even on an error; the caller holds the renderer's lock.
     """
-    if patch is None or t == 0.0:
-        yield base
-        return
-    y0, y1, x0, x1 = patch.box
-    views = [full[..., y0:y1, x0:x1] for full in base]
-    saved = [v.clone(memory_format=CL) for v in views]
-    try:
-        patch.write(views)
-        if t != 1.0:
+
+    @contextlib.contextmanager
+    def patched(base: Modulation, patch: ModPatch | None) -> Iterator[Modulation]:
+        if patch is None or t == 0.0:
+            yield base
+            return
+        y0, y1, x0, x1 = patch.box
+        views = [full[..., y0:y1, x0:x1] for full in base]
+        saved = [v.clone(memory_format=CL) for v in views]
+        try:
+            patch.write(views)
+            if t != 1.0:
+                for view, old in zip(views, saved):
+                    torch.lerp(old, view, t, out=view)
+            yield base
+        finally:
             for view, old in zip(views, saved):
-                torch.lerp(old, view, t, out=view)
-        yield base
+                view.copy_(old)
+
+    def layers() -> Iterator[Modulation]:
+        for mod, patch in zip(base_mods, patches):
+            with patched(mod, patch) as maps:
+                yield maps
+
+    gen = layers()
+    try:
+        return decoder.synthesize(gen)
     finally:
-        for view, old in zip(views, saved):
-            view.copy_(old)
+        gen.close()  # restores the last layer's maps
 
 
 def sparse_modulation(step: StyledStep, new: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import param_signature
 from ..layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
 from ..networks.decoder import Decoder, StyledConv
 from ..networks.encoder import Encoder
@@ -41,11 +42,6 @@ Modulation = tuple[torch.Tensor, torch.Tensor]
 def supports(decoder: Decoder) -> bool:
     """Whether the decoder can be prepared (LayerNorm normalization)."""
     return decoder.config.normalize_mode == "LayerNorm"
-
-
-def param_signature(module: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Identity and in-place version of every parameter: changes when weights are loaded or trained."""
-    return tuple((id(p), p._version) for p in module.parameters())
 
 
 def to_cl(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -1,63 +1,45 @@
-"""FastRenderer: the :class:`smapgan.render.Renderer` interface, doing less work on a CPU.
+"""FastRenderer: the :class:`smapgan.render.Renderer` contract, doing less work on a CPU.
 
-* ``encode``/``expand``/``decode`` run prepared networks (folded constants,
-  channels-last, fused LayerNorm+affine); pyramids are cached per image, and a
-  stylemap that differs from a cached one in a few cells is expanded by
-  recomputing only the changed windows.
-* ``render(pyramid, base)`` reuses the base image's cached gamma/beta maps and
-  recomputes them only around the cells the edit changed (copying or lerping
-  them from a cached reference image where the edit is a blend towards it);
+* ``encode``/``pyramid``/``expand`` run prepared networks (folded constants,
+  channels-last, fused LayerNorm+affine). A handle's pyramid is cached under
+  its key, with this mode's gamma/beta maps when they fit (so that an edit
+  copies a reference's region instead of convolving it, and an animation
+  starts at once); ``expand(stylemap, base)`` of a local stylemap edit
+  recomputes only the changed windows of the base's pyramid.
+* ``render(pyramid, base)`` reuses the base's cached gamma/beta maps and
+  recomputes them only around the cells where the pyramid differs from the
+  base's (copying them from another cached image where it equals that one);
   the synthesis convs always run in full, because LayerNorm is global.
-* Caching runs under ``no_grad`` rather than ``inference_mode``: cached tensors
-  keep their version counters, so an in-place change of a cached pyramid is seen.
 * ``render_path(base, target, ts)`` renders an animation from ``base`` to
   ``target`` frame by frame (a generator: the UI can show each frame as it
   comes) with the edit's gamma/beta computed once and lerped per frame.
+* Everything runs in inference mode: the cached tensors cannot be changed in
+  place from outside.
 
 Modes: ``"exact"`` (float32, equal to ``model.decode`` of the pyramid within
 1e-4) and ``"fast"`` (bfloat16 convolutions and maps; PSNR >= 40 dB against
-exact). ``modes`` and ``with_mode`` let the app show a toggle; the renderers of
-both modes share one set of caches.
+exact). The renderers of both modes share one engine and its caches.
 """
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import functools
-import threading
-import weakref
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 
 from ..model import StyleMapGAN
-from .cache import ImageCache, ImageEntry, LRUCache, stylemap_digest
-from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, patched_in_place
+from ..render import Codes, Encoded, Pyramid, Renderer
+from .cache import ImageCache, ImageEntry
+from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, synthesize_patched
 from .memory import release_free_memory
-from .prepared import CL, PreparedDecoder, PreparedEncoder, param_signature, supports
+from .prepared import PreparedDecoder, PreparedEncoder, supports
 
-Pyramid = list[torch.Tensor]
 T = TypeVar("T")
 MODE_DTYPES = {"exact": torch.float32, "fast": torch.bfloat16}
 # Models up to this size keep a folded float32 copy of every weight (see FastRenderer).
 KEEP_WEIGHTS_BYTES = 64 << 20
-
-
-def _tracking() -> contextlib.ExitStack:
-    """No autograd, and outside inference mode even when called from inside it (see the module docstring)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode(False))
-    stack.enter_context(torch.no_grad())
-    return stack
-
-
-def _tracked(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with _tracking():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def _trimmed(fn: Callable[..., T]) -> Callable[..., T]:
@@ -74,30 +56,30 @@ def _trimmed(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class _Engine:
-    """Prepared networks and caches shared by the renderers of every mode of one model."""
+    """Prepared networks and the per-image cache, shared by the renderers of every mode of one model."""
 
-    def __init__(self, model: StyleMapGAN, max_images: int, max_bytes: int | None, keep_float32: bool) -> None:
+    def __init__(self, model: StyleMapGAN, codes: Codes, max_images: int, max_bytes: int | None,
+                 keep_float32: bool) -> None:
         self.model = model
+        self.codes = codes
+        self.lock = codes.lock
         self.keep_float32 = keep_float32
         self.cache = ImageCache(max_images, max_bytes)
-        self.lock = threading.RLock()
         self._decoders: dict[torch.dtype, PreparedDecoder] = {}
         self._encoders: dict[torch.dtype, PreparedEncoder] = {}
-        self._signature: tuple | None = None
+        self._generation = -1  # of the prepared networks (see Codes.generation)
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
-        self.last_patches: tuple | None = None
-        self.encoded: LRUCache[str, bool] = LRUCache(32, sizeof=lambda _: 0)  # digests of stylemaps encode() made
-        self.stats = {"renders": 0, "incremental": 0, "computed_cells": 0, "total_cells": 0, "modulation_flops": 0}
+        self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
+                      "modulation_flops": 0}
+        codes.on_clear.append(self.cache.clear)
 
     def _check(self) -> None:
-        """Drop prepared weights and caches when the model's parameters changed (loaded, trained)."""
-        sig = param_signature(self.model)
-        if sig != self._signature:
+        """Prepare the networks again when the model's weights changed."""
+        self.codes.check()
+        if self._generation != self.codes.generation:
             self._decoders.clear()
             self._encoders.clear()
-            self.cache.clear()
-            self.last_patches = None
-            self._signature = sig
+            self._generation = self.codes.generation
 
     def decoder(self, dtype: torch.dtype) -> PreparedDecoder:
         self._check()
@@ -122,11 +104,10 @@ class _Engine:
         return mods
 
 
-class FastRenderer:
+class FastRenderer(Renderer):
     """Renderer with per-image caches and incremental edits; ``mode`` "exact" (default) or "fast"."""
 
     modes = ("exact", "fast")
-    caches_pyramids = True  # expand() keeps its own bounded per-image cache: callers need not keep pyramids
 
     def __init__(
         self,
@@ -136,7 +117,6 @@ class FastRenderer:
         max_images: int = 3,
         max_cache_bytes: int | None = 768 << 20,
         keep_float32_weights: bool | None = None,
-        _engine: _Engine | None = None,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
 
@@ -148,22 +128,20 @@ class FastRenderer:
         most ``KEEP_WEIGHTS_BYTES`` (small models, where folding on every call is
         a large share of an edit and the copy costs little).
         """
-        if mode not in MODE_DTYPES:
-            raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
-        self.model = model
-        self.mode = mode
+        super().__init__(model, mode, Codes(model))
         self.dtype = MODE_DTYPES[mode]
-        if _engine is None:
-            if keep_float32_weights is None:
-                keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
-            _engine = _Engine(model, max_images, max_cache_bytes, keep_float32_weights)
-        self._engine = _engine
+        if keep_float32_weights is None:
+            keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
+        self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights)
 
     def with_mode(self, mode: str) -> "FastRenderer":
-        """The renderer of the same model in another mode, sharing this one's caches."""
         if mode == self.mode:
             return self
-        return FastRenderer(self.model, mode, _engine=self._engine)
+        if mode not in self.modes:
+            raise ValueError(f"this renderer has no {mode!r} mode (it offers {', '.join(self.modes)})")
+        other = copy.copy(self)  # the same engine: one set of caches for every mode
+        other.mode, other.dtype = mode, MODE_DTYPES[mode]
+        return other
 
     @property
     def cache(self) -> ImageCache:
@@ -173,56 +151,52 @@ class FastRenderer:
     def stats(self) -> dict[str, int]:
         return self._engine.stats
 
-    def clear_cache(self) -> None:
-        self._engine.cache.clear()
-
     # ------------------------------------------------------------------ encode
-    @_tracked
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N,3,S,S) in [-1,1] -> stylemaps, float32 in both modes (a stylemap is an image's identity)."""
+    @torch.inference_mode()
+    def encode_stylemaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Float32 in both modes: a stylemap is an image's identity."""
         images = images.to(self.model.device)
         self.model._check_images(images)
         if not self._engine.supported:
             return self.model.encode(images)
-        engine = self._engine
-        with engine.lock:
-            stylemaps = engine.encoder(torch.float32).encode(images)
-            if len(stylemaps) == 1:
-                engine.encoded.put(stylemap_digest(stylemaps), True)
-            return stylemaps
+        with self._engine.lock:
+            return self._engine.encoder(torch.float32).encode(images)
 
-    # ------------------------------------------------------------------ expand
-    @_tracked
-    def expand(self, stylemap: torch.Tensor) -> Pyramid:
-        """The w+ pyramid (float32, channels-last), cached per stylemap; local stylemap edits recompute windows."""
+    # ------------------------------------------------------------------ pyramids
+    @torch.inference_mode()
+    def pyramid(self, image: Encoded) -> Pyramid:
+        if not self._engine.supported:
+            return self.model.expand(image.stylemap)
+        with self._engine.lock:
+            return list(self._entry(image).pyramid)
+
+    def _entry(self, image: Encoded) -> ImageEntry:
+        """The handle's cache entry, made (with this mode's maps, when they fit) if it is not cached."""
+        engine = self._engine
+        decoder = engine.decoder(torch.float32)  # first: it drops every cache when the weights changed
+        entry = engine.cache.get(image.key)
+        if entry is None:
+            stylemap = image.stylemap.to(self.model.device).detach().float().contiguous()
+            self.model._check_stylemap(stylemap)
+            entry = engine.cache.add(ImageEntry(image.key, decoder.expand(stylemap), stylemap))
+            if self._maps_fit(decoder, entry.pyramid):
+                engine.modulations(entry, self.dtype)
+        return entry
+
+    @torch.inference_mode()
+    def expand(self, stylemap: torch.Tensor, base: Encoded | None = None) -> Pyramid:
+        """Float32, channels-last; with ``base``, a local stylemap edit recomputes only its windows."""
         self.model._check_stylemap(stylemap)
         if not self._engine.supported:
             return self.model.expand(stylemap)
-        engine = self._engine
-        with engine.lock:
-            decoder = engine.decoder(torch.float32)
-            if stylemap.shape[0] != 1:
-                return decoder.expand(stylemap)
-            stylemap = stylemap.detach().float().contiguous()
-            entry = engine.cache.by_stylemap(stylemap)
-            if entry is not None:
-                return list(entry.pyramid)
-            pyramid = None
-            for other in engine.cache.others():
-                if other.stylemap is not None:
-                    pyramid = expand_window(decoder, stylemap, other.stylemap, other.pyramid)
-                    if pyramid is not None:
-                        break
-            if pyramid is None:
-                pyramid = decoder.expand(stylemap)
-            entry = engine.cache.add(ImageEntry(pyramid, stylemap.clone()))
-            if stylemap_digest(stylemap) in engine.encoded and self._maps_fit(decoder, pyramid):
-                # An image this renderer encoded (not an edited or interpolated stylemap): make its
-                # maps now, as part of encoding, so that an edit copies the reference's region
-                # instead of convolving it, and an animation starts at once.
-                engine.cache.promote(entry)
-                engine.modulations(entry, self.dtype)
-            return list(pyramid)
+        with self._engine.lock:
+            decoder = self._engine.decoder(torch.float32)
+            if base is not None and stylemap.shape[0] == 1:
+                entry = self._entry(base)
+                pyramid = expand_window(decoder, stylemap.detach().float(), entry.stylemap, entry.pyramid)
+                if pyramid is not None:
+                    return pyramid
+            return decoder.expand(stylemap)
 
     def _maps_fit(self, decoder: PreparedDecoder, pyramid: Pyramid) -> bool:
         """Would this mode's maps of ``pyramid`` fit the cache budget beside what is cached?
@@ -239,58 +213,44 @@ class FastRenderer:
 
     # ------------------------------------------------------------------ render
     @_trimmed
-    @_tracked
-    def render(self, pyramid: Sequence[torch.Tensor], base: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Image (N,3,S,S), unclamped, float32; ``base`` lets it recompute only what changed.
+    @torch.inference_mode()
+    def render(self, edit: Encoded | Sequence[torch.Tensor], base: Encoded | None = None) -> torch.Tensor:
+        """Image (N,3,S,S), unclamped, float32.
 
-        Without ``base`` a cached pyramid is taken for an image of interest: its
-        gamma/beta maps and image are cached for later edits. With ``base`` the
-        pyramid is taken for a transient edit: the base's maps are patched and
-        nothing new is cached.
+        A handle's image is cached. A pyramid with ``base`` is synthesized from
+        the base's cached maps patched where the pyramid differs; nothing new
+        is cached. A pyramid without a base is synthesized in full.
         """
-        pyramid = list(pyramid)
-        if not self._engine.supported:
-            return self.model.synthesize(pyramid)
         engine, dtype = self._engine, self.dtype
+        if not engine.supported:
+            return self.model.synthesize(self.pyramid(edit) if isinstance(edit, Encoded) else list(edit))
         with engine.lock:
-            decoder = engine.decoder(dtype)
             engine.stats["renders"] += 1
-            if pyramid[0].shape[0] != 1:
+            if isinstance(edit, Encoded):
+                return self._image(self._entry(edit)).clone()
+            pyramid = list(edit)
+            decoder = engine.decoder(dtype)
+            if base is None or pyramid[0].shape[0] != 1:
                 return decoder.synthesize(decoder.modulations(pyramid))
-            entry = engine.cache.by_pyramid(pyramid)
-            if entry is not None and (base is None or dtype in entry.images):
-                if base is None:
-                    engine.cache.promote(entry)
-                image = entry.images.get(dtype)
-                if image is None:
-                    image = decoder.synthesize(engine.modulations(entry, dtype))
-                    entry.images[dtype] = image
-                    engine.cache.touch(entry)
-                return image.clone()
-            base_entry = engine.cache.by_pyramid(base) if base is not None else None
-            if base_entry is None:
-                return decoder.synthesize(decoder.modulations(pyramid))
-            engine.cache.promote(base_entry)
-            patches = self._patches(pyramid, base_entry)
+            entry = self._entry(base)
+            patches = self._patches(pyramid, entry)
+            if all(p is None for p in patches):  # the base itself
+                return self._image(entry).clone()
             engine.stats["incremental"] += 1
-            return _synthesize_patched(decoder, engine.modulations(base_entry, dtype), patches)
+            return synthesize_patched(decoder, engine.modulations(entry, dtype), patches)
+
+    def _image(self, entry: ImageEntry) -> torch.Tensor:
+        image = entry.images.get(self.dtype)
+        if image is None:
+            image = self._engine.decoder(self.dtype).synthesize(self._engine.modulations(entry, self.dtype))
+            entry.images[self.dtype] = image
+            self._engine.cache.touch(entry)
+        return image
 
     def _patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
-        """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps.
-
-        The last result is remembered: an op that renders an edit and then the
-        animation towards it (``render`` then ``render_path``) computes them once.
-        """
+        """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps."""
         engine, dtype = self._engine, self.dtype
-        memo = engine.last_patches
-        if memo is not None and memo[0] == (base.key, dtype) and _same_pyramid(memo[1], pyramid):
-            return memo[2]
-        patches = self._compute_patches(pyramid, base)
-        engine.last_patches = ((base.key, dtype), [(weakref.ref(t), _version(t)) for t in pyramid], patches)
-        return patches
-
-    def _compute_patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
-        engine, dtype = self._engine, self.dtype
+        engine.stats["patch_sets"] += 1
         decoder = engine.decoder(dtype)
         base_mods = engine.modulations(base, dtype)
         # Only images whose maps are already cached: computing a reference's maps in full
@@ -312,67 +272,42 @@ class FastRenderer:
         return patches
 
     # --------------------------------------------------------------- animation
-    def render_path(
-        self, base: Sequence[torch.Tensor], target: Sequence[torch.Tensor], ts: Iterable[float]
-    ) -> Iterator[torch.Tensor]:
-        """Frames of ``lerp(base, target, t)`` for each t, one at a time (stream them to the UI).
+    def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
+        """Frames of ``lerp(pyramid(base), target, t)`` for each t, one at a time (stream them to the UI).
 
         gamma/beta are linear in the pyramid, so the target's maps are patched
         once and each frame lerps them; only the synthesis runs per frame.
-        Equals ``render(editing.lerp_pyramid(base, target, t), base=base)``
+        Equals ``render(editing.lerp_pyramid(pyramid(base), target, t), base=base)``
         within float tolerance. Frames are computed as they are asked for.
         """
-        from ..editing import lerp_pyramid
-
-        base, target = list(base), list(target)
-        engine = self._engine
-        ts = [float(t) for t in ts]
-        if not engine.supported or base[0].shape[0] != 1:
-            for t in ts:
-                yield self.render(lerp_pyramid(base, target, t), base=base)
+        target = list(target)
+        if not self._engine.supported or target[0].shape[0] != 1:
+            yield from super().render_path(base, target, ts)
             return
-        with engine.lock, _tracking():  # never held across a yield: grad modes are the caller's
-            base_entry = engine.cache.by_pyramid(base)
-            if base_entry is None:
-                base_entry = engine.cache.add(ImageEntry([t.contiguous(memory_format=CL) for t in base]), promote=True)
-            engine.cache.promote(base_entry)
         patches = None  # made when the first frame that needs them is asked for: t = 0 comes out sooner
-        for t in ts:
+        for t in (float(t) for t in ts):
             if t == 0.0:
-                frame = self.render(base_entry.pyramid)
+                frame = self.render(base)
             else:
-                with engine.lock, _tracking():
+                engine = self._engine
+                with engine.lock, torch.inference_mode():  # never held across a yield
+                    entry = self._entry(base)
                     if patches is None:
-                        patches = self._patches(target, base_entry)
+                        patches = self._patches(target, entry)
                     decoder = engine.decoder(self.dtype)
-                    base_mods = engine.modulations(base_entry, self.dtype)
-                    frame = _synthesize_patched(decoder, base_mods, patches, t)
+                    frame = synthesize_patched(decoder, engine.modulations(entry, self.dtype), patches, t)
                 release_free_memory()  # (render() above trims on its own)
             yield frame
 
     @_trimmed
-    @_tracked
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
         return self.render(self.expand(stylemap))
 
 
 def _weight_bytes(model: StyleMapGAN) -> int:
     """Bytes of the weights the renderer prepares (decoder and encoder; not the discriminator)."""
-    nets = [model.generator.decoder] + ([model.encoder] if getattr(model, "encoder", None) is not None else [])
+    nets = [model.generator.decoder] + ([model.encoder] if model.encoder is not None else [])
     return sum(p.numel() * p.element_size() for net in nets for p in net.parameters())
-
-
-def _version(t: torch.Tensor) -> int | None:
-    return None if t.is_inference() else t._version
-
-
-def _same_pyramid(refs: Sequence[tuple[weakref.ref, int | None]], pyramid: Sequence[torch.Tensor]) -> bool:
-    """The same level tensors as remembered, not modified in place since.
-
-    (An inference tensor has no version counter: it is recognised by identity
-    alone, and can only have been modified inside another ``inference_mode``.)
-    """
-    return len(refs) == len(pyramid) and all(r() is t and _version(t) == v for (r, v), t in zip(refs, pyramid))
 
 
 def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:
@@ -384,23 +319,3 @@ def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -
         return False
     y, x = (int(v) for v in idx[len(idx) // 2])
     return bool(torch.equal(new[0, :, y, x], other[0, :, y, x]))
-
-
-def _synthesize_patched(
-    decoder: PreparedDecoder,
-    base_mods: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    patches: Sequence[ModPatch | None],
-    t: float = 1.0,
-) -> torch.Tensor:
-    """Synthesis with each layer's patch written into the cached maps just for that layer."""
-
-    def layers() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for mod, patch in zip(base_mods, patches):
-            with patched_in_place(mod, patch, t) as patched:
-                yield patched
-
-    gen = layers()
-    try:
-        return decoder.synthesize(gen)
-    finally:
-        gen.close()  # restores the last layer's maps

@@ -7,7 +7,8 @@ expose it through the ``smapgan.ops`` entry-point group of a package.
 from the registry it returns.
 """
 
-from .context import OpContext, StylemapCache, renderer_modes, with_mode
+from ..render import Encoded
+from .context import OpContext, StylemapCache
 from .registry import ENTRY_POINT_GROUP, PATH_ENV, PluginError, Registry, discover
 from .spec import (
     BoxInput,
@@ -33,6 +34,7 @@ __all__ = [
     "PATH_ENV",
     "BoxInput",
     "ChoiceInput",
+    "Encoded",
     "FramesOutput",
     "ImageInput",
     "ImageOutput",
@@ -52,6 +54,4 @@ __all__ = [
     "StylemapCache",
     "discover",
     "op",
-    "renderer_modes",
-    "with_mode",
 ]

@@ -8,8 +8,8 @@ An op plugin is one Python file that decorates a function with :func:`op`::
         inputs=[ImageInput("original"), SliderInput("amount", -1, 1, default=0.2)],
         outputs=[ImageOutput("image")])
     def brighten(ctx, original, amount):
-        s = ctx.stylemap(original) + amount
-        return {"image": ctx.render(ctx.expand(s))}
+        base = ctx.encode(original)
+        return {"image": ctx.render(ctx.expand(base.stylemap + amount, base=base), base=base)}
 
 The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
 ``smapgan edit <name>`` sub-command; the function only sees tensors

@@ -1,0 +1,174 @@
+"""The renderer contract (smapgan.render.Renderer), run against every implementation.
+
+A new renderer (e.g. a CUDA one) is added to ``RENDERERS`` and must pass the same tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smapgan import StyleMapGAN, StyleMapGANConfig, editing
+from smapgan.fast import FastRenderer
+from smapgan.render import Encoded, ReferenceRenderer, Renderer
+
+SIZE = 32
+CONFIG = StyleMapGANConfig(
+    size=SIZE, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
+)
+RENDERERS = {"reference": ReferenceRenderer, "fast": FastRenderer}
+ATOL = 1e-4
+PSNR_MIN = 40.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
+
+
+@pytest.fixture(scope="module")
+def model() -> StyleMapGAN:
+    torch.manual_seed(0)
+    model = StyleMapGAN(CONFIG, with_discriminator=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+@pytest.fixture(params=[(name, mode) for name, cls in RENDERERS.items() for mode in cls.modes],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def renderer(model: StyleMapGAN, request: pytest.FixtureRequest) -> Renderer:
+    name, mode = request.param
+    return RENDERERS[name](model).with_mode(mode)
+
+
+def close(renderer: Renderer, got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Exact modes within 1e-4; any other mode at 40 dB PSNR or more (images in [-1, 1])."""
+    if renderer.mode == "exact":
+        return float((got - want).abs().max()) < ATOL
+    mse = float(((got - want) ** 2).mean())
+    return mse == 0 or 10 * torch.log10(torch.tensor(4.0 / mse)).item() >= PSNR_MIN
+
+
+def box(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    m = torch.zeros(1, 1, SIZE, SIZE)
+    m[..., y0:y1, x0:x1] = 1
+    return m
+
+
+def test_modes(renderer):
+    assert isinstance(renderer, Renderer)
+    assert renderer.mode in renderer.modes and renderer.modes[0] == "exact"
+    for mode in renderer.modes:
+        other = renderer.with_mode(mode)
+        assert other.mode == mode and other.codes is renderer.codes  # one set of caches for every mode
+    assert renderer.with_mode(renderer.mode) is renderer
+    with pytest.raises(ValueError, match="mode"):
+        renderer.with_mode("warp")
+
+
+@torch.no_grad()
+def test_encode_gives_stable_handles(model, images, renderer):
+    a = renderer.encode(images[:1])
+    assert isinstance(a, Encoded) and a.stylemap.dtype == torch.float32
+    assert float((a.stylemap - model.encode(images[:1])).abs().max()) < ATOL  # float32 in every mode
+    again = renderer.encode(images[:1].clone())
+    assert again.key == a.key and torch.equal(again.stylemap, a.stylemap)
+    assert renderer.encode(images[1:]).key != a.key
+    assert renderer.encode(images[:1], key="mine").key == "mine"
+    assert torch.equal(renderer.encode_stylemaps(images), renderer.encode_stylemaps(images))
+    with pytest.raises(ValueError, match="one image"):
+        renderer.encode(images)
+
+
+@torch.no_grad()
+def test_pyramid_render_and_decode(model, images, renderer):
+    a = renderer.encode(images[:1])
+    want = model.decode(a.stylemap)
+    for mine, ref in zip(renderer.pyramid(a), model.expand(a.stylemap)):
+        assert float((mine - ref).abs().max()) < ATOL  # float32 in every mode
+    assert close(renderer, renderer.render(a), want)
+    assert close(renderer, renderer.render(renderer.pyramid(a)), want)
+    assert close(renderer, renderer.decode(a.stylemap), want)
+    assert torch.equal(renderer.render(a), renderer.render(a))
+
+
+@torch.no_grad()
+def test_edits_from_a_base(model, images, renderer):
+    a, b = renderer.encode(images[:1]), renderer.encode(images[1:])
+    pa, pb = renderer.pyramid(a), renderer.pyramid(b)
+    mask = box(8, 20, 4, 28)
+    for edited in (editing.blend_pyramid(pa, pb, mask), editing.transplant_pyramid(pa, pb, mask, (4, -8), SIZE),
+                   editing.style_mix(pa, pb, range(2, len(pa)))):
+        want = model.synthesize(edited)
+        assert close(renderer, renderer.render(edited, base=a), want)
+        assert close(renderer, renderer.render(edited), want)  # the base only saves work
+        assert close(renderer, renderer.render(edited, base=b), want)
+    stylemap = editing.blend_stylemap(a.stylemap, b.stylemap, mask)
+    for base in (a, None):
+        pyramid = renderer.expand(stylemap, base=base)
+        for mine, ref in zip(pyramid, model.expand(stylemap)):
+            assert float((mine - ref).abs().max()) < ATOL
+        assert close(renderer, renderer.render(pyramid, base=a), model.decode(stylemap))
+    assert close(renderer, renderer.render(pa, base=a), model.decode(a.stylemap))
+
+
+@torch.no_grad()
+def test_render_path(model, images, renderer):
+    a, b = renderer.encode(images[:1]), renderer.encode(images[1:])
+    pa = renderer.pyramid(a)
+    target = editing.blend_pyramid(pa, renderer.pyramid(b), box(0, 16, 0, 32))
+    ts = [0.0, 0.25, 1.0]
+    frames = list(renderer.render_path(a, target, ts))
+    assert len(frames) == len(ts)
+    for frame, t in zip(frames, ts):
+        assert close(renderer, frame, model.synthesize(editing.lerp_pyramid(pa, target, t)))
+
+
+@torch.no_grad()
+def test_refined_codes_are_kept_by_key_and_settings(images, renderer):
+    a = renderer.encode(images[:1])
+    calls = []
+
+    def refine(complete: bool):
+        def run(stylemap: torch.Tensor) -> tuple[torch.Tensor, bool]:
+            calls.append(complete)
+            return stylemap + 0.5, complete
+
+        return run
+
+    stopped, complete = renderer.refined(a, "s1", refine(False))
+    assert not complete and stopped.key != f"{a.key}|s1"  # used, not kept
+    first, complete = renderer.refined(a, "s1", refine(True))
+    assert complete and first.key == f"{a.key}|s1" and torch.equal(first.stylemap, a.stylemap + 0.5)
+    again, _ = renderer.refined(a, "s1", refine(True))
+    assert torch.equal(again.stylemap, first.stylemap) and calls == [False, True]
+    renderer.refined(a, "s2", refine(True))
+    assert calls == [False, True, True]
+    assert not torch.equal(renderer.pyramid(first)[0], renderer.pyramid(a)[0])  # another image
+
+
+@torch.no_grad()
+def test_caches_follow_the_weights(images):
+    torch.manual_seed(2)
+    model = StyleMapGAN(CONFIG, with_discriminator=False).eval()
+    for cls in RENDERERS.values():
+        renderer = cls(model)
+        a = renderer.encode(images[:1])
+        renderer.render(a)
+        mean = renderer.mean_stylemap()
+        assert renderer.mean_stylemap() is mean
+        model.generator.decoder.to_rgb.activate.bias.add_(1.0)  # retrained in place: every cache is stale
+        for p in model.encoder.parameters():
+            p.add_(0.01)
+        again = renderer.encode(images[:1])
+        assert float((again.stylemap - model.encode(images[:1])).abs().max()) < ATOL
+        assert float((renderer.render(again) - model.decode(again.stylemap)).abs().max()) < ATOL
+        renderer.clear_cache()
+        assert float((renderer.render(again) - model.decode(again.stylemap)).abs().max()) < ATOL
