@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -17,23 +15,12 @@ from PIL import Image
 from smapgan import StyleMapGAN, StyleMapGANConfig, imageio
 from smapgan.ops import OpContext, Registry, discover
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.reliability import free_port
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +73,7 @@ def test_brush_stroke_edits_only_near_the_stroke(app):
     url, model, seen = app
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -7,31 +7,18 @@ never on fixed sleeps, so that a loaded 2-core machine only makes them slower.
 
 from __future__ import annotations
 
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.reliability import free_port
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 LONG = 180_000  # ms: an op on a busy machine, with the page's own work
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +42,7 @@ def browser():
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         yield chromium
         chromium.close()

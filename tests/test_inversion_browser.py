@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -14,22 +12,11 @@ import torch
 from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.ops import Registry, discover
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.reliability import free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +65,7 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
     url, runs = app
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
