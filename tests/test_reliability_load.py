@@ -11,10 +11,12 @@ The full run (20 clients x 25 edits) is ``slow``; the default suite runs 4 clien
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -104,6 +106,22 @@ def session_caches(demo: Any) -> dict[str, StylemapCache]:
     return caches
 
 
+@contextlib.contextmanager
+def forwarded_for_trusted() -> Iterator[None]:
+    """The app trusts X-Forwarded-For (as behind a Space's proxy) while the block runs."""
+    from smapgan.app.gate import TRUST_FORWARDED_ENV
+
+    before = os.environ.get(TRUST_FORWARDED_ENV)
+    os.environ[TRUST_FORWARDED_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[TRUST_FORWARDED_ENV]
+        else:
+            os.environ[TRUST_FORWARDED_ENV] = before
+
+
 def run_load(model_dir: Path, stroke: str, clients: int, edits_each: int) -> dict[str, Any]:
     from gradio_client import Client
 
@@ -121,11 +139,13 @@ def run_load(model_dir: Path, stroke: str, clients: int, edits_each: int) -> dic
     torch.set_num_threads(1)  # the clients and the server share two (busy) cores here
     try:
         expected = [[expected_image(model, api, values) for api, _, values in plan] for plan in plans]
-        with live_app(model_dir) as demo:
+        with forwarded_for_trusted(), live_app(model_dir) as demo:
             start = threading.Barrier(clients)
 
             def user(c: int) -> None:
-                client = Client(demo.local_url, verbose=False)
+                # Each user from an address of its own, as on a public Space behind its proxy: the
+                # fair queue caps jobs per address (smapgan.limits.MAX_CLIENT_JOBS), not per server.
+                client = Client(demo.local_url, verbose=False, headers={"X-Forwarded-For": f"10.0.0.{c + 1}"})
                 sessions[c] = client.session_hash
                 start.wait()
                 for k in range(edits_each):
