@@ -188,7 +188,7 @@ def run_load(model_dir: Path, stroke: str, clients: int, edits_each: int) -> dic
         if cache is None:
             leaks.append(f"client {c}: no session state on the server")
             continue
-        held = {key[1] for key in cache._entries}
+        held = {key[1] for key in cache}
         if not held or not held <= keys_of[c]:
             leaks.append(f"client {c}: its cache holds {len(held - keys_of[c])} other images")
     if len({id(caches.get(s)) for s in sessions}) != clients:

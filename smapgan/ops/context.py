@@ -10,13 +10,13 @@ Every edit names the image it starts from (``base=``), or says ``base=None``.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from .. import imageio
+from ..cache import LRUCache
 from ..model import StyleMapGAN
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
@@ -38,34 +38,32 @@ class StylemapCache:
 
     def __init__(self, maxsize: int = 8) -> None:
         self.maxsize = maxsize
-        self._entries: OrderedDict[tuple[str, str, str], Encoded] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        # Bounded by count only: a handle's tensors are the renderer's, counted there.
+        self._handles: LRUCache[tuple[str, str, str], Encoded] = LRUCache(maxsize, sizeof=lambda _handle: 0)
 
     def get(self, key: tuple[str, str, str]) -> Encoded | None:
-        with self._lock:
-            handle = self._entries.get(key)
-            if handle is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return handle
+        return self._handles.get(key)
 
     def put(self, key: tuple[str, str, str], handle: Encoded) -> None:
-        with self._lock:
-            self._entries[key] = handle
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
+        self._handles.put(key, handle)
+
+    @property
+    def hits(self) -> int:
+        return self._handles.hits
+
+    @property
+    def misses(self) -> int:
+        return self._handles.misses
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._handles)
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        """The keys held (picture digest, inversion settings, ...), least recently used first."""
+        return iter(self._handles)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._handles.clear()
 
     def __deepcopy__(self, memo: dict) -> "StylemapCache":
         # gr.State deep-copies its initial value for every session: give each a fresh, empty cache.
