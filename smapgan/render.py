@@ -91,6 +91,16 @@ class Renderer(ABC):
     def with_mode(self, mode: str) -> "Renderer":
         """The renderer of the same model in ``mode``, sharing this one's caches."""
 
+    @property
+    def code_tag(self) -> str:
+        """Appended to the keys of the codes this mode encodes: modes whose encoders differ
+        (a bf16 encoder) must not share codes. "" where every mode encodes alike."""
+        return ""
+
+    def offered_modes(self) -> tuple[str, ...]:
+        """The modes worth offering a person (a UI's toggle): those that differ in what they give."""
+        return self.modes
+
     # ------------------------------------------------------------------ images -> handles
     def encode(self, image: torch.Tensor, key: str | None = None) -> Encoded:
         """The handle of one image (1,3,S,S) in [-1,1]; encoded once per key (default: its pixels)."""
@@ -98,7 +108,7 @@ class Renderer(ABC):
         self.model._check_images(image)
         if image.shape[0] != 1:
             raise ValueError(f"encode takes one image, got a batch of {image.shape[0]}")
-        key = key if key is not None else "image:" + tensor_digest(image)
+        key = (key if key is not None else "image:" + tensor_digest(image)) + self.code_tag
         with self.codes.lock:
             self.codes.check()
             stylemap = self.codes.stylemaps.get(key)

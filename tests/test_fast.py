@@ -203,13 +203,13 @@ def test_cached_maps_survive_edits(model, images, renderer):
     ha, _, pa, pb = _pair(renderer, images, True)
     before = renderer.render(ha)
     entry = renderer.cache.get(ha.key)
-    maps = [(g.clone(), b.clone()) for g, b in entry.modulations[torch.float32]]
+    maps = [(g.clone(), b.clone()) for g, b in entry.modulations[torch.float32].made()]
     for name in ("quarter", "two_regions", "full"):
         renderer.render(editing.blend_pyramid(pa, pb, MASKS[name]), base=ha)
         list(renderer.render_path(ha, editing.blend_pyramid(pa, pb, MASKS[name]), [0.5]))
     assert torch.equal(renderer.render(ha), before)
     assert torch.equal(renderer.render(pa, base=ha), before)
-    for (g0, b0), (g1, b1) in zip(maps, entry.modulations[torch.float32]):
+    for (g0, b0), (g1, b1) in zip(maps, entry.modulations[torch.float32].made()):
         assert torch.equal(g0, g1) and torch.equal(b0, b1)
 
 
@@ -366,7 +366,7 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
             mask[..., y:y + h + 1, x:x + w + 1] = 1
         new = torch.lerp(base, other, mask.expand_as(base))
         base_maps, other_maps, want = step.modulation(base), step.modulation(other), step.modulation(new)
-        for others in ([], [(other, other_maps)]):
+        for others in ([], [(other, lambda need, maps=other_maps: maps)]):
             patch = incremental.modulation_patch(step, new, base, base_maps, others)
             gamma, beta = base_maps[0].clone(), base_maps[1].clone()
             y0, y1, x0, x1 = patch.box
@@ -374,54 +374,95 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
             assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
 
 
+@pytest.mark.parametrize("mode", ["exact", "fast"])
 @torch.no_grad()
-def test_fast_mode_makes_maps_when_encoding(model, images):
-    """In fast mode an encoded image's bfloat16 maps are made with its pyramid; edited stylemaps get none."""
-    fast = FastRenderer(model, mode="fast")
-    ha, hb = fast.encode(images[:1]), fast.encode(images[1:2])
-    pa, pb = fast.pyramid(ha), fast.pyramid(hb)
-    for h in (ha, hb):
-        assert torch.bfloat16 in fast.cache.get(h.key).modulations
-    fast.expand(editing.lerp(ha.stylemap, hb.stylemap, 0.5), base=ha)
-    assert len(fast.cache) == 2  # an edited stylemap: nothing cached
-    fast.render(ha)
-    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
-    before = fast.stats["computed_cells"]
-    assert psnr(fast.render(edited, base=ha), model.synthesize(edited)) >= PSNR_MIN
-    copied_from_reference = fast.stats["computed_cells"] - before
-    exact = FastRenderer(model)
-    exact_ha = Encoded(ha.key, ha.stylemap)
-    exact_pa, exact_pb = exact.pyramid(exact_ha), exact.pyramid(Encoded(hb.key, hb.stylemap))
-    exact.cache.get(hb.key).modulations.clear()  # made when encoding: this one convolves the region
-    exact.render(exact_ha)
-    exact.render(editing.blend_pyramid(exact_pa, exact_pb, MASKS["quarter"]), base=exact_ha)
-    assert copied_from_reference < exact.stats["computed_cells"]  # the exact one convolved the whole region
+def test_maps_are_made_only_where_an_edit_needs_them(model, images, mode):
+    """Encoding makes no maps; a transplant makes the original's outside the mask and the
+    reference's under it (tile by tile); a lerp endpoint gets none."""
+    r = FastRenderer(model, mode=mode)
+    dtype = r.dtype
+    ha, hb = r.encode(images[:1]), r.encode(images[1:2])
+    pa, pb = r.pyramid(ha), r.pyramid(hb)
+    assert not r.cache.get(ha.key).modulations and not r.cache.get(hb.key).modulations
+    edited = editing.blend_pyramid(pa, pb, box_mask((SIZE // 2, SIZE, SIZE // 2, SIZE)))
+    out = r.render(edited, base=ha)
+    if mode == "exact":
+        assert max_err(out, model.synthesize(edited)) < ATOL
+    else:
+        assert psnr(out, model.synthesize(edited)) >= PSNR_MIN
+    base, ref = r.cache.get(ha.key).modulations[dtype], r.cache.get(hb.key).modulations[dtype]
+    top = len(pa) - 1  # the 64 x 64 level: 8 x 8 tiles of 8 cells; the mask is the bottom-right 4 x 4
+    assert base.tiles_done(top) == 48 and ref.tiles_done(top) == 16
+    cells = sum(level.shape[-1] * level.shape[-2] for level in pa)
+    made = r.stats["map_cells"] + r.stats["computed_cells"]
+    assert made < 1.5 * cells  # (eagerly: both images' maps, 2 x cells, and the rim)
+    # A lerp of the two stylemaps: every cell changes, so no endpoint's maps are made.
+    lerp = FastRenderer(model, mode=mode)
+    la, lb = lerp.encode(images[:1]), lerp.encode(images[1:2])
+    mid = editing.lerp(la.stylemap, lb.stylemap, 0.5)
+    out = lerp.render(lerp.expand(mid, base=la), base=la)
+    assert lerp.stats["map_cells"] == 0
+    assert psnr(out, model.decode(mid)) >= PSNR_MIN
 
 
 @torch.no_grad()
-def test_exact_mode_makes_maps_when_encoding_if_they_fit(model, images):
-    """Exact mode makes an encoded image's float32 maps with its pyramid only within the cache budget."""
-    roomy = FastRenderer(model)
-    ha, hb = roomy.encode(images[:1]), roomy.encode(images[1:2])
-    pa, pb = roomy.pyramid(ha), roomy.pyramid(hb)
-    for h in (ha, hb):
-        assert torch.float32 in roomy.cache.get(h.key).modulations
-    roomy.expand(editing.lerp(ha.stylemap, hb.stylemap, 0.5), base=ha)
-    assert len(roomy.cache) == 2  # an edited stylemap: nothing cached
-    roomy.render(ha)
-    before = roomy.stats["computed_cells"]
-    edited = editing.blend_pyramid(pa, pb, MASKS["quarter"])
-    assert max_err(roomy.render(edited, base=ha), model.synthesize(edited)) < ATOL
-    copied = roomy.stats["computed_cells"] - before
+def test_the_next_edit_makes_only_the_tiles_it_has_not_seen(model, images):
+    """A moved mask: the second edit makes fewer map cells than the first, and is exact; going back makes none."""
+    r = FastRenderer(model)
+    ha, hb = r.encode(images[:1]), r.encode(images[1:2])
+    pa, pb = r.pyramid(ha), r.pyramid(hb)
+    first = editing.blend_pyramid(pa, pb, box_mask((SIZE // 2, SIZE, SIZE // 2, SIZE)))
+    r.render(first, base=ha)
+    made_first = r.stats["map_cells"]
+    second = editing.blend_pyramid(pa, pb, box_mask((SIZE // 2, SIZE, 0, SIZE // 2)))
+    assert max_err(r.render(second, base=ha), model.synthesize(second)) < ATOL
+    assert 0 < r.stats["map_cells"] - made_first < made_first / 2
+    before = r.stats["map_cells"]
+    assert max_err(r.render(first, base=ha), model.synthesize(first)) < ATOL
+    assert r.stats["map_cells"] == before
 
-    one = roomy.cache.get(ha.key).nbytes()  # a pyramid with its float32 maps (and its image)
-    pyramid = sum(t.numel() * t.element_size() for t in pa)
-    tight = FastRenderer(model, max_cache_bytes=int(one + 1.1 * pyramid))  # one image's maps and a pyramid
-    tha, thb = tight.encode(images[:1]), tight.encode(images[1:2])
-    ta, tb = tight.pyramid(tha), tight.pyramid(thb)
-    assert torch.float32 in tight.cache.get(tha.key).modulations
-    assert not tight.cache.get(thb.key).modulations  # would not fit beside the first: not made
-    tight.render(tha)
-    before = tight.stats["computed_cells"]
-    assert max_err(tight.render(editing.blend_pyramid(ta, tb, MASKS["quarter"]), base=tha), model.synthesize(edited)) < ATOL
-    assert copied < tight.stats["computed_cells"] - before  # this one convolved the reference's region
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@torch.no_grad()
+def test_lazily_made_maps_equal_eagerly_made_ones_bit_for_bit(model, images, dtype):
+    """Maps made piecewise, in any order, equal the maps made at once bit for bit (and the full convs' closely)."""
+    from smapgan.fast.lazy_maps import LazyMaps
+
+    decoder = PreparedDecoder(model.generator.decoder, dtype)
+    pyramid = decoder.expand(model.encode(images[:1]))
+    eager = LazyMaps(pyramid, dtype).all(decoder)
+    lazy = LazyMaps(pyramid, dtype)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):  # a cell here and there first (a tile each), then the rest
+        for i, level in enumerate(pyramid):
+            need = torch.zeros(level.shape[-2:], dtype=torch.bool)
+            need[tuple(int(torch.randint(0, n, (1,), generator=g)) for n in need.shape)] = True
+            lazy.level(decoder, i, need)
+    assert not lazy.complete()
+    for (g0, b0), (g1, b1) in zip(eager, lazy.all(decoder)):
+        assert torch.equal(g0, g1) and torch.equal(b0, b1)
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    for (g0, b0), (g1, b1) in zip(eager, decoder.modulations(pyramid)):
+        assert max_err(g0.float(), g1.float()) < tol and max_err(b0.float(), b1.float()) < tol
+
+
+@torch.no_grad()
+def test_fast_precision_is_chosen_by_the_cpu(model, images, monkeypatch):
+    """Without native bf16 the fast mode is float32 (and not offered); a bf16 encoder's codes are keyed
+    apart from the exact ones and decode within the PSNR bound."""
+    from smapgan.fast import precision
+
+    assert precision.choose_fast(model, native_bf16=False) == precision.EXACT
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    plain = FastRenderer(model)
+    assert plain.with_mode("fast").precision.is_exact and plain.offered_modes() == ("exact",)
+    both = precision.Precision(torch.bfloat16, torch.bfloat16)
+    fast = FastRenderer(model, fast_precision=both).with_mode("fast")
+    assert fast.dtype == torch.bfloat16 and fast.precision.code_tag
+    exact = fast.with_mode("exact")
+    hf, he = fast.encode(images[:1]), exact.encode(images[:1])
+    assert hf.key != he.key and not torch.equal(hf.stylemap, he.stylemap)
+    assert psnr(fast.render(hf), model.decode(model.encode(images[:1]))) >= PSNR_MIN
+    assert max_err(exact.render(he), model.decode(model.encode(images[:1]))) < ATOL  # never the bf16 code
+    # A small model (this one: well under FAST_MIN_GFLOP per decode) is never offered the toggle.
+    assert fast.offered_modes() == ("exact",)

@@ -77,11 +77,16 @@ def test_modes(renderer):
 def test_encode_gives_stable_handles(model, images, renderer):
     a = renderer.encode(images[:1])
     assert isinstance(a, Encoded) and a.stylemap.dtype == torch.float32
-    assert float((a.stylemap - model.encode(images[:1])).abs().max()) < ATOL  # float32 in every mode
+    want = model.encode(images[:1])
+    if renderer.code_tag:  # this mode's encoder differs (bf16): its codes are keyed apart, and decode closely
+        assert close(renderer, model.decode(a.stylemap), model.decode(want))
+        assert renderer.with_mode("exact").encode(images[:1]).key != a.key
+    else:
+        assert float((a.stylemap - want).abs().max()) < ATOL
     again = renderer.encode(images[:1].clone())
     assert again.key == a.key and torch.equal(again.stylemap, a.stylemap)
     assert renderer.encode(images[1:]).key != a.key
-    assert renderer.encode(images[:1], key="mine").key == "mine"
+    assert renderer.encode(images[:1], key="mine").key == "mine" + renderer.code_tag
     assert torch.equal(renderer.encode_stylemaps(images), renderer.encode_stylemaps(images))
     with pytest.raises(ValueError, match="one image"):
         renderer.encode(images)

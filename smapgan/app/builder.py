@@ -29,10 +29,6 @@ from . import inversion as inversion_control
 logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
-# The "fast" (bfloat16) mode pays off from this model size on: at 256 px an edit takes about half
-# the exact time, at 64 px (the bundled model) it measured several times slower than exact
-# (bench/fast_toggle.py; README), so the app does not offer a switch that would only slow it down.
-FAST_MIN_SIZE = 256
 UI_DIR = Path(__file__).resolve().parent.parent / "assets" / "app"
 
 
@@ -59,9 +55,10 @@ def build_demo(
 ) -> gr.Blocks:
     """The app: a tab per op of ``registry`` (default: :func:`smapgan.ops.discover`).
 
-    ``renderer`` defaults to :func:`default_renderer`; when it offers several
-    ``modes`` (e.g. "exact" and "fast") the app shows a toggle, by default only for models of
-    ``FAST_MIN_SIZE`` px and more (``offer_modes`` forces it on or off).
+    ``renderer`` defaults to :func:`default_renderer`; when it has several ``modes`` (e.g.
+    "exact" and "fast") the API takes ``mode`` and the page shows a toggle where the renderer says
+    the other modes pay off on this machine and model (``Renderer.offered_modes``: the fast
+    renderer measures bf16 on this CPU); ``offer_modes`` forces the toggle on or off.
     ``prefill`` loads each op's first example into its inputs.
     """
     if renderer is None:
@@ -92,7 +89,7 @@ def build_demo(
         session = gr.State({}, time_to_live=3600)
         mode_input = None
         if offer_modes is None:
-            offer_modes = size >= FAST_MIN_SIZE
+            offer_modes = len(renderer.offered_modes()) > 1
         if len(renderer.modes) > 1:  # the API always takes `mode`; the page shows it where it pays off
             mode_input = gr.Radio(
                 list(renderer.modes), value=renderer.mode, label="Renderer",

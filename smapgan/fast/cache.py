@@ -58,6 +58,10 @@ class ImageCache:
         self.entries_by_key.touch(entry.key)
         self._shrink(entry)
 
+    def measure(self, entry: ImageEntry) -> None:
+        """Re-measure an entry whose maps grew while another was being edited (its place in the LRU kept)."""
+        self.entries_by_key.touch_size(entry.key)
+
     def _shrink(self, keep: ImageEntry) -> None:
         """Over the byte budget drop, oldest first and never ``keep``: maps and images, then entries."""
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from .prepared import CL, Modulation, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
+# A cached image's full-size (gamma, beta), made at least on the (H,W) bool cells asked for.
+MapsAt = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 # Cells to recompute are gathered one by one (an im2col of just them) while they are fewer than this
 # fraction of their bounding box; beyond, one conv over the box is cheaper.
@@ -258,16 +260,18 @@ def modulation_patch(
     new: torch.Tensor,
     base: torch.Tensor,
     base_mod: tuple[torch.Tensor, torch.Tensor],
-    others: Sequence[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = (),
+    others: Sequence[tuple[torch.Tensor, MapsAt]] = (),
     changed: torch.Tensor | None = None,
 ) -> ModPatch | None:
     """gamma/beta of ``new`` as a patch over ``base``'s (None when the level did not change).
 
-    ``others``: (level, (gamma, beta)) of cached pyramids the edit may have
-    copied from. A cell whose whole 3x3 neighbourhood equals such a level takes
-    its maps as they are; a cell whose neighbourhood is unchanged keeps the
-    base's; the rest of the changed neighbourhood is computed, cell by cell
-    when it is thin, by a conv over its box when it is not.
+    ``others``: (level, maps_at) of cached pyramids the edit may have copied
+    from; ``maps_at(need)`` gives that image's full-size (gamma, beta), made at
+    least on the (H,W) cells of ``need`` (see ``lazy_maps``). A cell whose whole
+    3x3 neighbourhood equals such a level takes its maps as they are; a cell
+    whose neighbourhood is unchanged keeps the base's; the rest of the changed
+    neighbourhood is computed, cell by cell when it is thin, by a conv over its
+    box when it is not.
     """
     if changed is None:
         changed = changed_cells(new, base)
@@ -286,17 +290,21 @@ def modulation_patch(
         gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
         iy, ix = y0 - gy0, x0 - gx0
         best = None
-        for level, mod in others:
+        for level, maps_at in others:
             if level.shape != new.shape:
                 continue
             same = ~(new[..., gy0:gy1, gx0:gx1] != level[..., gy0:gy1, gx0:gx1]).any(dim=1)[0]
             ok = erode(same)[iy:iy + bh, ix:ix + bw] & ~done
             count = int(ok.sum())
             if count and (best is None or count > best[0]):
-                best = (count, ok, mod)
-        if best is not None:
-            _, ok, mod = best
-            patch.source, patch.copy_mask = mod, ok[None, None]
+                best = (count, ok, maps_at)
+        # Copy only when what is left is thin enough for the sparse path: a box convolved densely
+        # anyway would make (lazily) the other image's maps for nothing.
+        if best is not None and int((~(done | best[1])).sum()) <= SPARSE_FRACTION * bh * bw:
+            _, ok, maps_at = best
+            need = torch.zeros(h, w, dtype=torch.bool)
+            need[y0:y1, x0:x1] = ok
+            patch.source, patch.copy_mask = maps_at(need), ok[None, None]
             done = done | ok
     cells = (~done).nonzero()
     patch.computed_cells = len(cells)

@@ -32,14 +32,19 @@ import torch
 from ..model import StyleMapGAN
 from ..render import Codes, Encoded, Pyramid, Renderer
 from .cache import ImageCache, ImageEntry
-from .incremental import ModPatch, changed_cells, expand_window, modulation_patch, synthesize_patched
+from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
+from .lazy_maps import LazyMaps
 from .memory import release_free_memory
-from .prepared import PreparedDecoder, PreparedEncoder, supports
+from .precision import EXACT, Precision, choose_fast
+from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
 T = TypeVar("T")
-MODE_DTYPES = {"exact": torch.float32, "fast": torch.bfloat16}
 # Models up to this size keep a folded float32 copy of every weight (see FastRenderer).
 KEEP_WEIGHTS_BYTES = 64 << 20
+# The fast mode is offered (``offered_modes``) for models whose decode takes at least this many GFLOP:
+# below, an edit takes tens of milliseconds and a request's fixed costs (HTTP, PNG) hide what bf16 saves
+# (bundled 64 px model through the app: no visible gain, bench/fast_toggle.py).
+FAST_MIN_GFLOP = 20.0
 
 
 def _trimmed(fn: Callable[..., T]) -> Callable[..., T]:
@@ -59,8 +64,9 @@ class _Engine:
     """Prepared networks and the per-image cache, shared by the renderers of every mode of one model."""
 
     def __init__(self, model: StyleMapGAN, codes: Codes, max_images: int, max_bytes: int | None,
-                 keep_float32: bool) -> None:
+                 keep_float32: bool, fast: Precision | None) -> None:
         self.model = model
+        self._fast = fast  # the fast mode's precision: measured on first use (see ``precision``)
         self.codes = codes
         self.lock = codes.lock
         self.keep_float32 = keep_float32
@@ -70,7 +76,7 @@ class _Engine:
         self._generation = -1  # of the prepared networks (see Codes.generation)
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
         self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
-                      "modulation_flops": 0}
+                      "modulation_flops": 0, "map_cells": 0}
         codes.on_clear.append(self.cache.clear)
 
     def _check(self) -> None:
@@ -80,6 +86,14 @@ class _Engine:
             self._decoders.clear()
             self._encoders.clear()
             self._generation = self.codes.generation
+
+    def precision(self, mode: str) -> Precision:
+        """What each part of a render runs in: float32 when exact; what pays on this CPU when fast."""
+        if mode == "exact":
+            return EXACT
+        if self._fast is None:
+            self._fast = choose_fast(self.model) if self.supported else EXACT
+        return self._fast
 
     def decoder(self, dtype: torch.dtype) -> PreparedDecoder:
         self._check()
@@ -95,13 +109,17 @@ class _Engine:
             self._encoders[dtype] = PreparedEncoder(self.model.encoder, dtype, keep_weights=keep)
         return self._encoders[dtype]
 
-    def modulations(self, entry: ImageEntry, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        mods = entry.modulations.get(dtype)
-        if mods is None:
-            mods = self.decoder(dtype).modulations(entry.pyramid)
-            entry.modulations[dtype] = mods
-            self.cache.touch(entry)
-        return mods
+    def maps(self, entry: ImageEntry, dtype: torch.dtype) -> LazyMaps:
+        """The entry's gamma/beta maps in ``dtype``: made tile by tile as renders ask for them."""
+        maps = entry.modulations.get(dtype)
+        if maps is None:
+            maps = LazyMaps(entry.pyramid, dtype, self._count)
+            entry.modulations[dtype] = maps
+        return maps
+
+    def _count(self, cells: int, flops: float) -> None:
+        self.stats["map_cells"] += cells
+        self.stats["modulation_flops"] += int(flops)
 
 
 class FastRenderer(Renderer):
@@ -117,6 +135,7 @@ class FastRenderer(Renderer):
         max_images: int = 3,
         max_cache_bytes: int | None = 768 << 20,
         keep_float32_weights: bool | None = None,
+        fast_precision: Precision | None = None,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
 
@@ -127,12 +146,35 @@ class FastRenderer(Renderer):
         the size). ``None`` (default): keep it when the model's weights take at
         most ``KEEP_WEIGHTS_BYTES`` (small models, where folding on every call is
         a large share of an edit and the copy costs little).
+
+        ``fast_precision``: the fast mode's dtypes per part; ``None`` (default):
+        measured on this CPU when the fast mode is first used (``precision``).
         """
         super().__init__(model, mode, Codes(model))
-        self.dtype = MODE_DTYPES[mode]
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
-        self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights)
+        self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision)
+
+    @property
+    def precision(self) -> Precision:
+        """This mode's dtype per part (the fast mode's is measured on the first call)."""
+        return self._engine.precision(self.mode)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The decoder's dtype (gamma/beta maps and synthesis) in this mode."""
+        return self.precision.decoder
+
+    @property
+    def code_tag(self) -> str:
+        return self.precision.code_tag
+
+    def offered_modes(self) -> tuple[str, ...]:
+        """"fast" only where it pays: bf16 is faster on this CPU and an edit is heavy enough
+        (``FAST_MIN_GFLOP``) that the saving is not lost in a request's fixed costs."""
+        fast = self._engine.precision("fast")
+        heavy = sum(flops_decoder(self.model.generator.decoder).values()) >= FAST_MIN_GFLOP * 1e9
+        return self.modes if heavy and not fast.is_exact else ("exact",)
 
     def with_mode(self, mode: str) -> "FastRenderer":
         if mode == self.mode:
@@ -140,7 +182,7 @@ class FastRenderer(Renderer):
         if mode not in self.modes:
             raise ValueError(f"this renderer has no {mode!r} mode (it offers {', '.join(self.modes)})")
         other = copy.copy(self)  # the same engine: one set of caches for every mode
-        other.mode, other.dtype = mode, MODE_DTYPES[mode]
+        other.mode = mode
         return other
 
     @property
@@ -154,13 +196,14 @@ class FastRenderer(Renderer):
     # ------------------------------------------------------------------ encode
     @torch.inference_mode()
     def encode_stylemaps(self, images: torch.Tensor) -> torch.Tensor:
-        """Float32 in both modes: a stylemap is an image's identity."""
+        """Float32 stylemaps; the fast mode may run the encoder in bf16 (its codes are then keyed apart:
+        ``code_tag``), so that an exact render never starts from a bf16 code."""
         images = images.to(self.model.device)
         self.model._check_images(images)
         if not self._engine.supported:
             return self.model.encode(images)
         with self._engine.lock:
-            return self._engine.encoder(torch.float32).encode(images)
+            return self._engine.encoder(self.precision.encoder).encode(images)
 
     # ------------------------------------------------------------------ pyramids
     @torch.inference_mode()
@@ -171,7 +214,7 @@ class FastRenderer(Renderer):
             return list(self._entry(image).pyramid)
 
     def _entry(self, image: Encoded) -> ImageEntry:
-        """The handle's cache entry, made (with this mode's maps, when they fit) if it is not cached."""
+        """The handle's cache entry (its pyramid), made if it is not cached; maps come when a render needs them."""
         engine = self._engine
         decoder = engine.decoder(torch.float32)  # first: it drops every cache when the weights changed
         entry = engine.cache.get(image.key)
@@ -179,8 +222,6 @@ class FastRenderer(Renderer):
             stylemap = image.stylemap.to(self.model.device).detach().float().contiguous()
             self.model._check_stylemap(stylemap)
             entry = engine.cache.add(ImageEntry(image.key, decoder.expand(stylemap), stylemap))
-            if self._maps_fit(decoder, entry.pyramid):
-                engine.modulations(entry, self.dtype)
         return entry
 
     @torch.inference_mode()
@@ -197,19 +238,6 @@ class FastRenderer(Renderer):
                 if pyramid is not None:
                     return pyramid
             return decoder.expand(stylemap)
-
-    def _maps_fit(self, decoder: PreparedDecoder, pyramid: Pyramid) -> bool:
-        """Would this mode's maps of ``pyramid`` fit the cache budget beside what is cached?
-
-        Fast mode always makes them (bfloat16: half the size); exact mode only when they fit, so
-        that making them never evicts the maps of the image being edited.
-        """
-        if self.mode == "fast" or self._engine.cache.max_bytes is None:
-            return True
-        size = torch.finfo(self.dtype).bits // 8
-        maps = sum(2 * step.gamma_weight.shape[0] * level.shape[-2] * level.shape[-1] * size
-                   for step, level in zip(decoder.steps, pyramid))
-        return self._engine.cache.nbytes + maps <= self._engine.cache.max_bytes
 
     # ------------------------------------------------------------------ render
     @_trimmed
@@ -233,43 +261,57 @@ class FastRenderer(Renderer):
             if base is None or pyramid[0].shape[0] != 1:
                 return decoder.synthesize(decoder.modulations(pyramid))
             entry = self._entry(base)
-            patches = self._patches(pyramid, entry)
+            mods, patches = self._patches(pyramid, entry)
             if all(p is None for p in patches):  # the base itself
                 return self._image(entry).clone()
             engine.stats["incremental"] += 1
-            return synthesize_patched(decoder, engine.modulations(entry, dtype), patches)
+            return synthesize_patched(decoder, mods, patches)
 
     def _image(self, entry: ImageEntry) -> torch.Tensor:
         image = entry.images.get(self.dtype)
         if image is None:
-            image = self._engine.decoder(self.dtype).synthesize(self._engine.modulations(entry, self.dtype))
+            engine = self._engine
+            decoder = engine.decoder(self.dtype)
+            image = decoder.synthesize(engine.maps(entry, self.dtype).all(decoder))
             entry.images[self.dtype] = image
-            self._engine.cache.touch(entry)
+            engine.cache.touch(entry)
         return image
 
-    def _patches(self, pyramid: Pyramid, base: ImageEntry) -> list[ModPatch | None]:
-        """gamma/beta patches of every styled layer of ``pyramid`` over the base's maps."""
+    def _patches(self, pyramid: Pyramid, base: ImageEntry) -> tuple[list[Modulation], list[ModPatch | None]]:
+        """The base's maps (made where the edit keeps them) and each styled layer's patch over them.
+
+        The base's maps are made only outside the cells an edit changes (and their neighbours); a
+        cached image the edit copied from gives its maps only under the cells it gave (both lazily,
+        tile by tile: ``lazy_maps``); what neither covers is computed for the edit alone.
+        """
         engine, dtype = self._engine, self.dtype
         engine.stats["patch_sets"] += 1
         decoder = engine.decoder(dtype)
-        base_mods = engine.modulations(base, dtype)
-        # Only images whose maps are already cached: computing a reference's maps in full
-        # costs more than convolving the edited region directly.
-        others = [o for o in engine.cache.others(base) if dtype in o.modulations]
-        patches = []
+        base_maps = engine.maps(base, dtype)
+        others = engine.cache.others(base)
+        mods, patches = [], []
         for i, (step, new, old) in enumerate(zip(decoder.steps, pyramid, base.pyramid)):
             new = new.to(old.dtype)
             changed = changed_cells(new, old)
+            mods.append(base_maps.level(decoder, i, ~dilate(changed, 1)))
             candidates = [
-                (o.pyramid[i], o.modulations[dtype][i]) for o in others if _takes_from(new, o.pyramid[i], changed)
+                (o.pyramid[i], functools.partial(self._maps_at, o, i))
+                for o in others if _takes_from(new, o.pyramid[i], changed)
             ]
-            patch = modulation_patch(step, new, old, base_mods[i], candidates, changed)
+            patch = modulation_patch(step, new, old, mods[i], candidates, changed)
             if patch is not None:
                 engine.stats["computed_cells"] += patch.computed_cells
                 engine.stats["modulation_flops"] += int(patch.computed_cells * step.flops_per_cell)
             engine.stats["total_cells"] += new.shape[-1] * new.shape[-2]
             patches.append(patch)
-        return patches
+        for other in others:  # their maps may have grown: re-measure, then enforce the byte budget
+            engine.cache.measure(other)
+        engine.cache.touch(base)
+        return mods, patches
+
+    def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor) -> Modulation:
+        decoder = self._engine.decoder(self.dtype)
+        return self._engine.maps(entry, self.dtype).level(decoder, i, need)
 
     # --------------------------------------------------------------- animation
     def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
@@ -292,10 +334,11 @@ class FastRenderer(Renderer):
                 engine = self._engine
                 with engine.lock, torch.inference_mode():  # never held across a yield
                     entry = self._entry(base)
-                    if patches is None:
-                        patches = self._patches(target, entry)
                     decoder = engine.decoder(self.dtype)
-                    frame = synthesize_patched(decoder, engine.modulations(entry, self.dtype), patches, t)
+                    if patches is None:
+                        _, patches = self._patches(target, entry)
+                    # A frame lerps the base's maps inside the edit's boxes too: all of them are needed.
+                    frame = synthesize_patched(decoder, engine.maps(entry, self.dtype).all(decoder), patches, t)
                 release_free_memory()  # (render() above trims on its own)
             yield frame
 

@@ -123,7 +123,7 @@ class OpContext:
     # ------------------------------------------------------------------ compute
     def encode(self, picture: Picture) -> Encoded:
         """The picture's handle: encoded (and refined, per ``inversion``) once per session."""
-        key = ("handle", picture.key, self.inversion.key)
+        key = ("handle", picture.key + self.renderer.code_tag, self.inversion.key)  # a bf16 encoder's codes apart
         handle = self.cache.get(key)
         if handle is None:
             handle, complete = self._encode(picture)
