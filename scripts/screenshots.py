@@ -32,7 +32,12 @@ def editor_ready(page, elem_id: str, timeout_ms: int = 60_000) -> None:
 
 
 def stroke(page, elem_id: str, dy: float = -0.15, length: float = 0.5) -> None:
-    """A horizontal brush stroke across an editor's canvas, ``dy`` of its height above the center."""
+    """A horizontal brush stroke across an editor's canvas, ``dy`` of its height above the center.
+
+    The editor is centred in the window first: mouse events off screen (the page scrolled by an
+    earlier click) reach no element, and the stroke would be silently lost.
+    """
+    page.locator(f"#{elem_id}").evaluate("e => e.scrollIntoView({block: 'center'})")
     box = page.locator(f"#{elem_id} canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + dy * box["height"]
     half = length * box["width"] / 2

@@ -8,6 +8,7 @@ never on fixed sleeps, so that a loaded 2-core machine only makes them slower.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -105,8 +106,16 @@ def editor_ready(page, elem_id: str) -> None:
 
 
 def stroke(page, elem_id: str, dy: float = -0.12) -> None:
+    """A horizontal brush stroke across the canvas, ``dy`` (a fraction of its height) from its centre.
+
+    The editor is centred in the window first: ``page.mouse`` takes window coordinates, and a stroke
+    off screen (after a click on Run scrolled the page) reaches no element and is silently lost.
+    """
+    page.locator(f"#{elem_id}").evaluate("e => e.scrollIntoView({block: 'center'})")
     box = page.locator(f"#{elem_id} canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + dy * box["height"]
+    view = page.viewport_size
+    assert 0 <= cx - 50 and cx + 50 <= view["width"] and 0 <= cy <= view["height"], (box, view)
     page.mouse.move(cx - 50, cy)
     page.mouse.down()
     for i in range(1, 11):
@@ -236,12 +245,12 @@ def test_undo_and_clear_mask_keep_the_image(page):
     assert "brush a region on the reference first" in run(page, "local_transplant")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known, not fixed: after an event has read a brush canvas (here a run), Gradio 6.31's ImageEditor "
-    "sends its first export again on the next run: strokes drawn since are shown but not sent (the layer "
-    "file has the same content hash). Undo does refresh the export."))
 def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
-    """2 (strokes never dropped): brush, run, brush elsewhere, run: the second run sees the second stroke."""
+    """2 (strokes never dropped): run, brush, run: the second run sees the stroke.
+
+    Once listed as a Gradio bug (strokes after a run "not sent"); the strokes were in fact drawn off
+    screen: clicking Run scrolls the page, and the helper drew at the canvas's old window position.
+    """
     open_tab(page, "Local transplant", "local_transplant")
     editor = "local_transplant-references_1"
     editor_ready(page, editor)
@@ -249,6 +258,44 @@ def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
     editor_ready(page, editor)
     stroke(page, editor)
     assert "Done" in run(page, "local_transplant")
+
+
+@pytest.fixture
+def masks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The masks the server reads from brush canvases, in order (None: no strokes): what a run was sent."""
+    from smapgan.app import widgets
+
+    seen: list[Any] = []
+    read = widgets.editor_mask
+
+    def recording(sources: dict[str, Any], model_size: int) -> Any:
+        mask = read(sources, model_size)
+        seen.append(mask)
+        return mask
+
+    monkeypatch.setattr(widgets, "editor_mask", recording)  # the server runs in this process
+    return seen
+
+
+def test_after_undo_the_next_run_sees_the_new_stroke_only(page, masks):
+    """2: brush, run, undo, brush elsewhere, run: the second run gets the new stroke, not the undone one."""
+    open_tab(page, "Local transplant", "local_transplant")
+    editor = "local_transplant-references_1"
+    editor_ready(page, editor)
+    stroke(page, editor, dy=-0.12)  # above the centre
+    assert "Done" in run(page, "local_transplant")
+    first = masks[-1]
+    assert first is not None
+    page.locator(f"#{editor} button[aria-label='Undo']").click()
+    editor_ready(page, editor)
+    stroke(page, editor, dy=0.2)  # below the centre
+    assert "Done" in run(page, "local_transplant")
+    second = masks[-1]
+    assert second is not None and second is not first
+    half = first.shape[0] // 2
+    rows_first, rows_second = first.nonzero()[0], second.nonzero()[0]
+    assert rows_first.max() < half, rows_first  # the first run: the upper stroke
+    assert rows_second.min() >= half, rows_second  # the second: the lower one alone (the upper undone)
 
 
 def test_position_slider_previews_rendered_frames(page):
