@@ -466,3 +466,38 @@ def test_fast_precision_is_chosen_by_the_cpu(model, images, monkeypatch):
     assert max_err(exact.render(he), model.decode(model.encode(images[:1]))) < ATOL  # never the bf16 code
     # A small model (this one: well under FAST_MIN_GFLOP per decode) is never offered the toggle.
     assert fast.offered_modes() == ("exact",)
+
+
+@torch.no_grad()
+def test_idle_worker_completes_the_maps_an_edit_began(model, images):
+    """After an edit, idle time completes both images' maps; the next edit (mask moved) then makes none,
+    and its result is the same as without the worker."""
+    r = FastRenderer(model, fill_when_idle=True)
+    ha, hb = r.encode(images[:1]), r.encode(images[1:2])
+    pa, pb = r.pyramid(ha), r.pyramid(hb)
+    first = editing.blend_pyramid(pa, pb, box_mask((SIZE // 2, SIZE, SIZE // 2, SIZE)))
+    assert max_err(r.render(first, base=ha), model.synthesize(first)) < ATOL
+    assert r.wait_idle(timeout=60)
+    assert r.cache.get(ha.key).modulations[torch.float32].complete()
+    before = r.stats["map_cells"]
+    second = editing.blend_pyramid(pa, pb, box_mask((SIZE // 2, SIZE, 0, SIZE // 2)))
+    assert max_err(r.render(second, base=ha), model.synthesize(second)) < ATOL
+    assert r.stats["map_cells"] == before
+    # A lerp of stylemaps begins no map: nothing to complete.
+    lerp = FastRenderer(model, fill_when_idle=True)
+    la, lb = lerp.encode(images[:1]), lerp.encode(images[1:2])
+    lerp.render(lerp.expand(editing.lerp(la.stylemap, lb.stylemap, 0.5), base=la), base=la)
+    assert lerp.wait_idle(timeout=60) and lerp.stats["map_cells"] == 0
+
+
+@torch.no_grad()
+def test_a_lerp_keeps_no_maps_of_its_endpoints(model, images):
+    """Every cell of an interpolated pyramid changes: its base keeps no maps (no bytes in the cache)."""
+    r = FastRenderer(model)
+    la, lb = r.encode(images[:1]), r.encode(images[1:2])
+    mid = editing.lerp(la.stylemap, lb.stylemap, 0.5)
+    pyramid = r.expand(mid, base=la)  # caches the base's pyramid
+    pyramid_bytes = r.cache.nbytes
+    assert pyramid_bytes == sum(t.numel() * t.element_size() for t in r.pyramid(la))
+    assert max_err(r.render(pyramid, base=la), model.decode(mid)) < ATOL
+    assert r.cache.nbytes == pyramid_bytes

@@ -38,7 +38,8 @@ def default_renderer(model: StyleMapGAN) -> Renderer:
         from ..fast import FastRenderer
     except ImportError:
         return ReferenceRenderer(model)
-    return FastRenderer(model)
+    # A person looks at a result before the next edit: meanwhile the maps it began are completed.
+    return FastRenderer(model, fill_when_idle=True)
 
 
 def build_demo(

@@ -59,6 +59,28 @@ class LazyMaps:
         levels = range(len(self)) if i is None else [i]
         return all(self._done[j] is not None and bool(self._done[j].all()) for j in levels)
 
+    def started(self) -> bool:
+        """Has any tile been made (a render used these maps), so that completing them may pay?"""
+        return any(done is not None and bool(done.any()) for done in self._done)
+
+    def make_some(self, decoder: PreparedDecoder, max_flops: float) -> bool:
+        """Make missing tiles of the first incomplete level already in use, about ``max_flops`` worth.
+
+        False when there is nothing left to make. Levels no render has touched stay unallocated: making
+        them would add to the cache's bytes behind its budget's back.
+        """
+        for i in range(len(self)):
+            done = self._done[i]
+            if done is None:
+                continue
+            todo = (~done).nonzero().tolist()
+            if todo:
+                side = tile_grid(max(self.pyramid[i].shape[-2:]))
+                per_tile = side * side * decoder.steps[i].flops_per_cell
+                self._make(decoder, i, todo[:max(1, int(max_flops // per_tile))], side)
+                return True
+        return False
+
     def tiles_done(self, i: int) -> int:
         done = self._done[i]
         return 0 if done is None else int(done.sum())
@@ -71,10 +93,10 @@ class LazyMaps:
         level = self.pyramid[i]
         h, w = level.shape[-2:]
         side = tile_grid(max(h, w))
+        if self._maps[i] is None and need is not None and not bool(need.any()):
+            return self.scratch(decoder, i)  # nothing asked: nothing kept (a lerp's endpoint)
         if self._maps[i] is None:
-            shape = (level.shape[0], decoder.steps[i].gamma_weight.shape[0], h, w)
-            self._maps[i] = (torch.empty(shape, dtype=self.dtype, memory_format=CL),
-                             torch.empty(shape, dtype=self.dtype, memory_format=CL))
+            self._maps[i] = self.scratch(decoder, i)
             self._done[i] = torch.zeros(-(-h // side), -(-w // side), dtype=torch.bool)
         done = self._done[i]
         if need is None:
@@ -85,6 +107,13 @@ class LazyMaps:
         if todo:
             self._make(decoder, i, todo, side)
         return self._maps[i]  # type: ignore[return-value]
+
+    def scratch(self, decoder: PreparedDecoder, i: int) -> Modulation:
+        """Uninitialised maps of level ``i``'s shape, not kept: room for an edit that replaces every cell."""
+        level = self.pyramid[i]
+        shape = (level.shape[0], decoder.steps[i].gamma_weight.shape[0], *level.shape[-2:])
+        return (torch.empty(shape, dtype=self.dtype, memory_format=CL),
+                torch.empty(shape, dtype=self.dtype, memory_format=CL))
 
     def all(self, decoder: PreparedDecoder) -> list[Modulation]:
         """Every level's maps, complete (what a full render of the image needs)."""

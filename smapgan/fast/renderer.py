@@ -33,6 +33,7 @@ from ..model import StyleMapGAN
 from ..render import Codes, Encoded, Pyramid, Renderer
 from .cache import ImageCache, ImageEntry
 from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
+from .idle import IdleWorker
 from .lazy_maps import LazyMaps
 from .memory import release_free_memory
 from .precision import EXACT, Precision, choose_fast
@@ -45,17 +46,21 @@ KEEP_WEIGHTS_BYTES = 64 << 20
 # below, an edit takes tens of milliseconds and a request's fixed costs (HTTP, PNG) hide what bf16 saves
 # (bundled 64 px model through the app: no visible gain, bench/fast_toggle.py).
 FAST_MIN_GFLOP = 20.0
+# Work per step of the idle worker (a request waits at most about one step: ~10 ms at 200 GFLOP/s).
+IDLE_STEP_FLOPS = 2e9
 
 
-def _trimmed(fn: Callable[..., T]) -> Callable[..., T]:
-    """Give the freed feature maps back to the OS once the call is done (see ``memory``)."""
+def _after_render(fn: Callable[..., T]) -> Callable[..., T]:
+    """Once a render is done: give the freed feature maps back to the OS (see ``memory``) and let the
+    idle worker complete the maps it began (see ``idle``)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
+    def wrapper(self: "FastRenderer", *args: Any, **kwargs: Any) -> T:
         try:
-            return fn(*args, **kwargs)
+            return fn(self, *args, **kwargs)
         finally:
             release_free_memory()
+            self._engine.kick()
 
     return wrapper
 
@@ -64,7 +69,7 @@ class _Engine:
     """Prepared networks and the per-image cache, shared by the renderers of every mode of one model."""
 
     def __init__(self, model: StyleMapGAN, codes: Codes, max_images: int, max_bytes: int | None,
-                 keep_float32: bool, fast: Precision | None) -> None:
+                 keep_float32: bool, fast: Precision | None, fill_when_idle: bool) -> None:
         self.model = model
         self._fast = fast  # the fast mode's precision: measured on first use (see ``precision``)
         self.codes = codes
@@ -78,6 +83,21 @@ class _Engine:
         self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
                       "modulation_flops": 0, "map_cells": 0}
         codes.on_clear.append(self.cache.clear)
+        self.idle = IdleWorker(self.lock, self._fill_step) if fill_when_idle else None
+
+    def kick(self) -> None:
+        """A render is done: complete, when idle, the maps it began (see ``smapgan.fast.idle``)."""
+        if self.idle is not None:
+            self.idle.kick()
+
+    @torch.inference_mode()
+    def _fill_step(self) -> bool:
+        """One step of the idle worker (under the lock): some tiles of the most recent incomplete maps."""
+        for entry in self.cache.entries():
+            for dtype, maps in entry.modulations.items():
+                if maps.started() and maps.make_some(self.decoder(dtype), IDLE_STEP_FLOPS):
+                    return True
+        return False
 
     def _check(self) -> None:
         """Prepare the networks again when the model's weights changed."""
@@ -136,6 +156,7 @@ class FastRenderer(Renderer):
         max_cache_bytes: int | None = 768 << 20,
         keep_float32_weights: bool | None = None,
         fast_precision: Precision | None = None,
+        fill_when_idle: bool = False,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
 
@@ -149,11 +170,21 @@ class FastRenderer(Renderer):
 
         ``fast_precision``: the fast mode's dtypes per part; ``None`` (default):
         measured on this CPU when the fast mode is first used (``precision``).
+
+        ``fill_when_idle``: after a render, a background thread completes (in small
+        steps, under the lock) the maps the render made only in part, so that the
+        next edit of the same images finds them (``smapgan.fast.idle``). The app
+        turns it on; off, renders do only what they need, deterministically.
         """
         super().__init__(model, mode, Codes(model))
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
-        self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision)
+        self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision,
+                               fill_when_idle)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until the idle worker has completed the maps begun so far (benchmarks, tests)."""
+        return self._engine.idle is None or self._engine.idle.wait_idle(timeout)
 
     @property
     def precision(self) -> Precision:
@@ -240,7 +271,7 @@ class FastRenderer(Renderer):
             return decoder.expand(stylemap)
 
     # ------------------------------------------------------------------ render
-    @_trimmed
+    @_after_render
     @torch.inference_mode()
     def render(self, edit: Encoded | Sequence[torch.Tensor], base: Encoded | None = None) -> torch.Tensor:
         """Image (N,3,S,S), unclamped, float32.
@@ -340,9 +371,10 @@ class FastRenderer(Renderer):
                     # A frame lerps the base's maps inside the edit's boxes too: all of them are needed.
                     frame = synthesize_patched(decoder, engine.maps(entry, self.dtype).all(decoder), patches, t)
                 release_free_memory()  # (render() above trims on its own)
+                engine.kick()
             yield frame
 
-    @_trimmed
+    @_after_render
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:
         return self.render(self.expand(stylemap))
 
