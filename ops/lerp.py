@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 import torch
 
 from smapgan import editing
-from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, op
+from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, growing, op
 
 
 @op(
@@ -28,15 +30,19 @@ from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Pictur
     order=20,
     examples=[{"first": "neutral_face.png", "second": "heart_eyes.png", "frames": 8, "position": 0.5}],
 )
-def lerp(ctx: OpContext, first: Picture, second: Picture, frames: int, position: float) -> dict:
+def lerp(ctx: OpContext, first: Picture, second: Picture, frames: int, position: float) -> Iterator[dict[str, Any]]:
+    """Yields the image at ``position`` first, then the path as its frames are rendered."""
     start, end = ctx.encode(first), ctx.encode(second)
 
     def at(t: float) -> torch.Tensor:
         return ctx.render(ctx.expand(editing.lerp(start.stylemap, end.stylemap, t), base=start), base=start)
 
-    image = at(position)
-    animation = []
-    for i, t in enumerate(torch.linspace(0, 1, frames).tolist()):
-        animation.append(at(0.0 if i == 0 else 1.0 if i == frames - 1 else t))  # exact endpoints
-        ctx.report((i + 1) / frames, "interpolating")
-    return {"image": image, "animation": animation}
+    yield {"image": at(position)}
+
+    def path() -> Iterator[torch.Tensor]:
+        for i, t in enumerate(torch.linspace(0, 1, frames).tolist()):
+            frame = at(0.0 if i == 0 else 1.0 if i == frames - 1 else t)  # exact endpoints
+            ctx.report((i + 1) / frames, "interpolating")
+            yield frame
+
+    yield from growing("animation", path())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 from torch import Tensor
 
 from smapgan import editing
-from smapgan.ops import ChoiceInput, FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, op
+from smapgan.ops import (
+    ChoiceInput, FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, growing, op,
+)
 
 # Mask pooling: "max" is the paper's (a cell is taken where any pixel of it is brushed);
 # "demo" is the official demo's (average-pooled, thresholded at 0.5).
@@ -59,7 +63,9 @@ def local_transplant(
     pooling: str,
     frames: int,
     feather: int = 0,
-) -> dict:
+) -> Iterator[dict[str, Any]]:
+    """Yields the edited image first, then the animation as its frames are rendered: the app shows
+    the edit at once instead of after the last frame."""
     pool, threshold = POOLING[pooling]
     if feather > 0:  # soft masks: the blurred brush, pooled to each level as a fractional weight
         pool, threshold = "avg", None
@@ -70,18 +76,22 @@ def local_transplant(
         for ref in references:
             weight = _soft(ref.mask, feather)
             edited = editing.blend_pyramid(edited, ctx.pyramid(ctx.encode(ref)), weight, pool, strength, threshold)
-        if frames:  # the demo's path: the blend weight grows from 0 to the mask; its last frame is the image
-            animation = ctx.render_path(base, edited, ts)
-            return {"image": animation[-1], "animation": animation}
-        return {"image": ctx.render(edited, base=base), "animation": []}
+        yield {"image": ctx.render(edited, base=base)}
+        # The demo's path: the blend weight grows from 0 to the mask; its last frame is the image.
+        yield from growing("animation", ctx.iter_path(base, edited, ts))
+        return
     stylemap = base.stylemap
     for ref in references:
         weight = _soft(ref.mask, feather)
         stylemap = editing.blend_stylemap(stylemap, ctx.encode(ref).stylemap, weight, pool, strength, threshold)
     image = ctx.render(ctx.expand(stylemap, base=base), base=base)
-    animation = []
-    for i, t in enumerate(ts):
-        lerped = editing.lerp(base.stylemap, stylemap, t)
-        animation.append(image if t == 1.0 else ctx.render(ctx.expand(lerped, base=base), base=base))
-        ctx.report((i + 1) / frames, "rendering frames")
-    return {"image": image, "animation": animation}
+    yield {"image": image}
+
+    def path() -> Iterator[Tensor]:
+        for i, t in enumerate(ts):
+            lerped = editing.lerp(base.stylemap, stylemap, t)
+            frame = image if t == 1.0 else ctx.render(ctx.expand(lerped, base=base), base=base)
+            ctx.report((i + 1) / frames, "rendering frames")
+            yield frame
+
+    yield from growing("animation", path())

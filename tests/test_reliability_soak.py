@@ -10,6 +10,7 @@ directly, in this process, for the same checks on smapgan's own files and caches
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -94,7 +95,10 @@ def test_repeated_edits_keep_files_and_caches_bounded(tiny_model_dir, tmp_path, 
     cache = StylemapCache(8)
 
     def run(api: str, kwargs: dict) -> Any:
-        return fns[api](cache, None, lambda *a, **k: None, **kwargs)  # (cache, session, progress, **values)
+        result = fns[api](cache, None, lambda *a, **k: None, **kwargs)  # (cache, session, progress, **values)
+        if inspect.isgenerator(result):  # a streaming op's endpoint: its updates, the last one complete
+            *_, result = result
+        return result
 
     process = psutil.Process()
     threads = torch.get_num_threads()

@@ -10,12 +10,14 @@ parameter name (Gradio's public ``inputs_kwargs``, which is also what names them
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 from .. import imageio, limits
@@ -184,7 +186,7 @@ def _build_tab(
             cache_examples=False,
         )
     has_inversion = inversion is not None and bool(found.image_inputs)
-    handler = _handler(found, inputs, outputs, model, renderer)
+    handler = _handler(found, inputs, outputs, model, renderer, gif_dir)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
     shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
     if has_inversion:
@@ -211,11 +213,7 @@ def _build_tab(
 
     def succeeded(state: dict) -> list[Any]:
         memo = state.get(found.name) or {}
-        shown: list[Any] = []
-        for o in outputs:
-            if o.show is not None:
-                value = (memo.get("values") or {}).get(o.item.name)
-                shown += o.show(memo.get("before"), value[0]) if value else [gr.skip()] * len(o.views)
+        shown = [v for o in outputs if o.show is not None for v in _views(o, memo)]
         text = f"Done in {memo['elapsed']:.2f} s." if "elapsed" in memo else ""
         return [gr.update(interactive=True, value="Run"), widgets.status_text(text), *shown]
 
@@ -225,6 +223,24 @@ def _build_tab(
 
     done.success(succeeded, [session], [run_button, status, *views], queue=False, api_visibility="private")
     done.failure(failed, [session], [run_button, status], queue=False, api_visibility="private")
+
+    # A streaming run shows its image before it ends: an output's live views (the before/after slider)
+    # follow its hidden component as each update changes it (Gradio fires `change` for hidden
+    # components too; tests/test_app_stream_browser.py), and `succeeded` shows every view at the end.
+    def follow(output: widgets.OutputBinding) -> Callable[[dict], Any]:
+        def live(state: dict) -> Any:
+            memo = state.get(found.name) or {}
+            value = (memo.get("values") or {}).get(output.item.name)
+            if value is None:  # not given yet by this run: the last run's result is gone from the image too
+                return _update([[None for _ in output.live]])
+            return _update([output.follow(memo.get("before"), value)])
+        return live
+
+    for o in outputs:
+        if o.follow is not None:
+            o.components[0].change(
+                follow(o), [session], o.live, queue=False, api_visibility="private", show_progress="hidden"
+            )
     return tab.overlays
 
 
@@ -244,6 +260,13 @@ def _example_rows(found: Op, model: StyleMapGAN, display: int, examples_dir: Pat
     return rows
 
 
+def _views(output: widgets.OutputBinding, memo: dict[str, Any]) -> list[Any]:
+    """The output's browser-only views (a before/after slider, a download) for what the run has shown."""
+    assert output.show is not None
+    value = (memo.get("values") or {}).get(output.item.name)
+    return output.show(memo.get("before"), value) if value is not None else [gr.skip() for _ in output.views]
+
+
 def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
     """The op's first input image as the model saw it (the "before" of a comparison), or None."""
     for item in found.image_inputs:
@@ -260,61 +283,154 @@ def _handler(
     outputs: list[widgets.OutputBinding],
     model: StyleMapGAN,
     renderer: Renderer,
+    files: Path,
 ) -> Callable[..., Any]:
     """The endpoint function: the session states, then every value by its API parameter name.
 
     Gradio passes the op's values, ``mode`` and the inversion settings as keyword arguments
     (``inputs_kwargs``); a direct call may leave any of them out (an input then takes its default,
     an image is missing, the inversion is the encoder alone).
+
+    The endpoint has its op's shape. A streaming op (:attr:`Op.streams`) gets a generator: Gradio
+    sends each update as it comes (the image while the frames still render, the gallery each time
+    its frames have doubled: :func:`_grown`; outputs not given yet empty), and the last update is
+    complete, which is what API callers (``gradio_client``'s ``predict``, ``/call``'s ``complete``
+    event) receive. Its files are written in a folder of its own under ``files``, removed when it
+    ends. Any other op has one result: its endpoint returns it, as a direct call expects.
     """
     params = {p for w in inputs for p in w.params}
 
-    def run(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Any:
+    def prepare(cache: Any, progress: Any, values: dict[str, Any]) -> tuple[OpContext, dict[str, Any]]:
+        """The op context and the op's values, every one checked (the settings before any image is decoded)."""
         mode = values.pop("mode", None)
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
-        memo: dict[str, Any] = {}
-        if isinstance(session, dict):  # what the browser shows after the run (API calls have their own)
-            session[found.name] = memo
+        unknown = set(values) - params
+        if unknown:
+            raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
+        if mode not in (None, "") and mode not in renderer.modes:
+            raise OpError(f"mode must be one of {', '.join(renderer.modes)}; got {short_repr(mode)}")
+        if not isinstance(cache, StylemapCache):
+            raise OpError("this call has no session state; call the app's named endpoints")
+        inversion, stop = (
+            inversion_control.settings(*settings) if settings[0] is not None
+            else (inversion_control.Inversion(), None)
+        )
+        ctx = OpContext(
+            model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
+            inversion=inversion, stop=stop,
+        )
+
+        def value(w: widgets.Widget) -> Any:
+            return w.to_value(ctx, [values.get(p) for p in w.params])
+
+        kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
+        found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
+        with limits.pixel_budget():
+            kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
+        return ctx, kwargs
+
+    def run(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Any:
+        memo = _memo(session, found.name)
         started = time.perf_counter()
-        try:
-            unknown = set(values) - params
-            if unknown:
-                raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
-            if mode not in (None, "") and mode not in renderer.modes:
-                raise OpError(f"mode must be one of {', '.join(renderer.modes)}; got {short_repr(mode)}")
-            if not isinstance(cache, StylemapCache):
-                raise OpError("this call has no session state; call the app's named endpoints")
-            inversion, stop = (
-                inversion_control.settings(*settings) if settings[0] is not None
-                else (inversion_control.Inversion(), None)
-            )
-            ctx = OpContext(
-                model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
-                inversion=inversion, stop=stop,
-            )
-            def value(w: widgets.Widget) -> Any:
-                return w.to_value(ctx, [values.get(p) for p in w.params])
-
-            kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
-            found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
-            with limits.pixel_budget():
-                kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
+        with _reported(found, memo):
+            ctx, kwargs = prepare(cache, progress, values)
+            memo["before"] = _first_image(found, kwargs)
             result = found.run(ctx, **kwargs)
-            per_output = {o.item.name: o.to_values(result[o.item.name]) for o in outputs}
-            shown = [v for o in outputs for v in per_output[o.item.name]]
-            memo.update(values=per_output, before=_first_image(found, kwargs),
-                        elapsed=time.perf_counter() - started)
-            return shown[0] if len(shown) == 1 else shown  # Gradio wants a bare value for one output
-        except gr.Error as exc:
-            memo["error"] = str(exc)
-            raise
-        except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
-            memo["error"] = str(exc)
-            raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
-        except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
-            logger.exception("op %s failed", found.name)
-            memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"
-            raise gr.Error(memo["error"]) from None
+            convert = widgets.Converter()
+            sent = [o.to_values(result[o.item.name], convert) for o in outputs]
+            memo.update(values=result, elapsed=time.perf_counter() - started)
+            return _update(sent)
 
-    run.__name__ = found.name
-    return run
+    def stream(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Iterator[Any]:
+        memo = _memo(session, found.name)
+        started = time.perf_counter()
+        with _reported(found, memo):
+            ctx, kwargs = prepare(cache, progress, values)
+            memo["before"] = _first_image(found, kwargs)
+            shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
+            memo["values"] = shown
+            state: dict[str, Any] = {}
+            with (
+                tempfile.TemporaryDirectory(dir=files, prefix="run-") as folder,
+                contextlib.closing(found.stream(ctx, **kwargs)) as states,
+            ):
+                convert = widgets.Converter(Path(folder))
+                sent: dict[str, list[Any]] = {}  # by output: the component values sent last
+                for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    due = _due(outputs, shown, previous, state)
+                    if due:
+                        for o in outputs:
+                            if o.item.name in due:
+                                shown[o.item.name] = state[o.item.name]
+                                sent[o.item.name] = o.streamed_values(state[o.item.name], convert)
+                        # Every output in every update (see OutputBinding.cleared): what was sent, again.
+                        yield _update([sent.get(o.item.name) or o.cleared() for o in outputs])
+                final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
+                memo.update(values=dict(state), elapsed=time.perf_counter() - started)
+                yield _update(final)
+
+    endpoint = stream if found.streams else run
+    endpoint.__name__ = found.name
+    return endpoint
+
+
+_NOTHING = object()
+
+
+def _due(
+    outputs: list[widgets.OutputBinding], shown: dict[str, Any], previous: dict[str, Any], state: dict[str, Any]
+) -> set[str]:
+    """The outputs a streaming run sends in the update for ``state`` (after ``previous``): each one the
+    op has given anew (a new value, not the one ``shown``), one it is extending only once it has grown."""
+    return {
+        o.item.name for o in outputs
+        if o.item.name in state and state[o.item.name] is not shown.get(o.item.name, _NOTHING)
+        and (o.partial is None or _grown(shown.get(o.item.name), previous.get(o.item.name)))
+    }
+
+
+def _grown(sent: Any, before: Any) -> bool:
+    """Is an output the op is extending (frames so far) worth sending again: had it doubled since it
+    was sent by the step before this one?
+
+    Each update sends the whole gallery, and ``gradio_client`` downloads every file of every update:
+    sent at every frame, a 32-frame run cost a client 528 downloads (25 s here) instead of 32.
+    Doubling keeps that near twice the frames (sent at 2, 5, 11, 23 of 32), and shows each frame by
+    the time about twice as many are rendered. Judged on the step before, so that the op's last
+    step, whose frames the final update sends with the GIF, is never sent twice.
+    """
+    return before is not None and len(before) > 0 and len(before) >= 2 * len(sent or ())
+
+
+def _memo(session: Any, name: str) -> dict[str, Any]:
+    """A new record of the op's run in the session: its first input, its results (op values, by
+    output: what it has shown so far while it streams), then its time or its error. The page's views,
+    ``succeeded``/``failed`` and the preview read it; an API call without a session gets a loose one."""
+    memo: dict[str, Any] = {}
+    if isinstance(session, dict):
+        session[name] = memo
+    return memo
+
+
+@contextlib.contextmanager
+def _reported(found: Op, memo: dict[str, Any]) -> Iterator[None]:
+    """Every failure as the ``gr.Error`` the user sees, also kept in ``memo`` (around a generator's
+    body too: an error after its first updates is reported the same way)."""
+    try:
+        yield
+    except gr.Error as exc:
+        memo["error"] = str(exc)
+        raise
+    except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
+        memo["error"] = str(exc)
+        raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
+    except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
+        logger.exception("op %s failed", found.name)
+        memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"
+        raise gr.Error(memo["error"]) from None
+
+
+def _update(per_output: list[list[Any]]) -> Any:
+    """One endpoint update from each output's component values (Gradio wants a bare value for one)."""
+    flat = [v for values in per_output for v in values]
+    return flat[0] if len(flat) == 1 else flat

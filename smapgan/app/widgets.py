@@ -347,7 +347,8 @@ def _connect_preview(tab: Tab, item: spec.SliderInput, slider: Any) -> None:
 
     def preview(state: dict, value: float) -> list[Any]:
         memo = state.get(name) or {}
-        frames = ((memo.get("values") or {}).get(item.previews) or [[]])[0]
+        # Only a finished run's frames: a streaming run's frames so far would map the slider wrongly.
+        frames = (memo.get("values") or {}).get(item.previews) if "elapsed" in memo else None
         if not frames:
             return [gr.skip()] * (1 + len(targets))
         span = item.maximum - item.minimum
@@ -355,7 +356,8 @@ def _connect_preview(tab: Tab, item: spec.SliderInput, slider: Any) -> None:
         index = min(max(index, 0), len(frames) - 1)
         text = (f"Preview: frame {index + 1} of {len(frames)} already rendered; "
                 f"Run renders {item.name} {float(value):g} exactly.")
-        shown = image.show(memo.get("before"), frames[index]) if image.show else [frames[index]]
+        frame = frames[index]
+        shown = image.show(memo.get("before"), frame) if image.show else [imageio.tensor_to_image(frame)]
         return [status_text(text), *shown]
 
     slider.input(preview, [tab.session, slider], [tab.status, *targets], queue=False, api_visibility="private")
@@ -469,16 +471,73 @@ def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any
     return ctx.picture(image, None if mask is None else imageio.mask_to_tensor(mask))
 
 
+class Converter:
+    """How one run's tensors become what its output components are sent, each converted once.
+
+    A plain run sends each value once, as PIL images (Gradio writes each into its cache). A
+    streaming run sends values in several updates (its image first and last, each frame in every
+    gallery update after it), and Gradio rewrites a PIL image's cache file in place each time it is
+    sent, while the page or a client may be downloading it (truncated downloads were seen). So a
+    streaming run converts with a ``folder``: each image becomes a PNG file written there once, which
+    Gradio copies once and never rewrites; the folder is the run's and goes when the run ends.
+    Conversions are cached by tensor identity, so a frame is encoded once however often it is sent.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        # By id of the tensor, which is kept with its conversions (no other tensor takes its id meanwhile).
+        self._images: dict[int, tuple[Any, Image.Image]] = {}
+        self._files: dict[int, str] = {}
+
+    def pil(self, tensor: Any) -> Image.Image:
+        """The tensor (1,3,S,S) as an image."""
+        if id(tensor) not in self._images:
+            self._images[id(tensor)] = (tensor, imageio.tensor_to_image(tensor))
+        return self._images[id(tensor)][1]
+
+    def image(self, tensor: Any) -> Image.Image | str:
+        """What an image component is sent for the tensor: its image, or with a folder the path of its PNG."""
+        image = self.pil(tensor)
+        if self.folder is None:
+            return image
+        if id(tensor) not in self._files:
+            path = self.folder / f"{len(self._files)}.png"
+            image.save(path, format="PNG")
+            self._files[id(tensor)] = str(path)
+        return self._files[id(tensor)]
+
+
 @dataclass
 class OutputBinding:
     item: spec.Output
     components: list[Any]
     """What the op's endpoint returns (also the API's outputs)."""
-    to_values: Callable[[Any], list[Any]]
+    to_values: Callable[[Any, Converter], list[Any]]
+    """The components' values for the op's final value (a run's last update, what the API returns)."""
     views: list[Any] = field(default_factory=list)
-    """Components only the browser shows, filled after a run by ``show`` (e.g. a before/after slider)."""
+    """Components only the browser shows, filled by ``show`` when a run ends (e.g. a before/after slider)."""
     show: Callable[[Any, Any], list[Any]] | None = None
-    """``show(before, value)``: values of ``views`` for the op's value (PIL images) and its first input."""
+    """``show(before, value)``: values of ``views`` for the op's value (a tensor) and its first input (PIL)."""
+    live: list[Any] = field(default_factory=list)
+    """The views that follow the value while a streaming run sends it (the slider), filled by ``follow``."""
+    follow: Callable[[Any, Any], list[Any]] | None = None
+    """``follow(before, value)``: values of ``live``, plain values (no ``gr.update``: see :meth:`cleared`)."""
+    partial: Callable[[Any, Converter], list[Any]] | None = None
+    """The components' values for a value a streaming op is still extending (frames so far: the gallery
+    fills, the GIF comes with the last frame). None: the value is sent whole as it comes (``to_values``)."""
+
+    def streamed_values(self, value: Any, convert: Converter) -> list[Any]:
+        """The components' values for a value shown while the op still runs."""
+        return (self.partial or self.to_values)(value, convert)
+
+    def cleared(self) -> list[Any]:
+        """Empty components, for an output a streaming run has not given yet (the last run's is gone).
+
+        Not ``gr.skip()``: Gradio 6.31 turns every ``gr.skip()``/``gr.update()`` of an output into a new
+        component instance that the session keeps for its lifetime (one Gallery per call; the
+        1000-edit soak test's server grew by 5.4% instead of 0.0%).
+        """
+        return [None for _ in self.components]
 
 
 def display_pair(before: Image.Image | None, after: Image.Image, display: int) -> tuple[Image.Image, Image.Image]:
@@ -504,7 +563,7 @@ def build_output(
             elem_classes=["smapgan-result"], visible=not compare,
         )
         if not compare:
-            return OutputBinding(item, [comp], lambda v: [imageio.tensor_to_image(v)])
+            return OutputBinding(item, [comp], lambda v, convert: [convert.image(v)])
         slider = gr.ImageSlider(
             label=f"{item.title}: before / after (drag)", type="pil", format="png", interactive=False,
             elem_id=f"{elem_id}-compare" if elem_id else None, elem_classes=["smapgan-slider"],
@@ -515,13 +574,21 @@ def build_output(
             elem_id=f"{elem_id}-download" if elem_id else None,
         )
 
+        def compared(before: Any, value: Any) -> list[Any]:
+            # Shown while a run streams and again when it ends: files written once (Gradio copies each
+            # once) rather than images, whose cache files Gradio would rewrite while they load.
+            image = imageio.tensor_to_image(value)
+            return [tuple(str(_write_file(side, gif_dir, ".png")) for side in display_pair(before, image, display))]
+
         def show(before: Any, value: Any) -> list[Any]:
-            path = _write_file(value, gif_dir, ".png")
-            label = f"Download {item.title.lower()} ({value.size[0]}x{value.size[1]} PNG)"
-            return [display_pair(before, value, display), gr.update(value=str(path), label=label, visible=True)]
+            image = imageio.tensor_to_image(value)
+            label = f"Download {item.title.lower()} ({image.size[0]}x{image.size[1]} PNG)"
+            path = _write_file(image, gif_dir, ".png")
+            return [*compared(before, value), gr.update(value=str(path), label=label, visible=True)]
 
         return OutputBinding(
-            item, [comp], lambda v: [imageio.tensor_to_image(v)], views=[slider, download], show=show
+            item, [comp], lambda v, convert: [convert.image(v)], views=[slider, download], show=show,
+            live=[slider], follow=compared,
         )
     if isinstance(item, spec.FramesOutput):
         gallery = gr.Gallery(
@@ -537,16 +604,19 @@ def build_output(
             elem_classes=["smapgan-result"],
         )
 
-        def frames(value: Any) -> list[Any]:
+        def frames(value: Any, convert: Converter) -> list[Any]:
             if not value:
                 return [[], None]
-            images = [imageio.tensor_to_image(f) for f in value]
-            return [images, str(_write_gif(images, gif_dir, item.duration_ms))]
+            animation = _write_gif([convert.pil(f) for f in value], gif_dir, item.duration_ms)
+            return [[convert.image(f) for f in value], str(animation)]
 
-        return OutputBinding(item, [gallery, gif], frames)
+        def frames_so_far(value: Any, convert: Converter) -> list[Any]:
+            return [[convert.image(f) for f in value], None]  # and no GIF of an earlier run meanwhile
+
+        return OutputBinding(item, [gallery, gif], frames, partial=frames_so_far)
     if isinstance(item, spec.NumbersOutput):
         comp = gr.JSON(label=item.title, elem_id=elem_id)
-        return OutputBinding(item, [comp], lambda v: [{k: round(float(x), 6) for k, x in v.items()}])
+        return OutputBinding(item, [comp], lambda v, convert: [{k: round(float(x), 6) for k, x in v.items()}])
     raise TypeError(f"the app cannot show outputs of type {type(item).__name__}")
 
 

@@ -1,6 +1,7 @@
 """Editing ops as plugins: the spec types, the op context, and discovery.
 
-Write an op as one file with a function decorated by :func:`op`; put it in the
+Write an op as one file with a function decorated by :func:`op` (a generator
+function streams its outputs: :meth:`Op.stream`, :func:`growing`); put it in the
 repository's ``ops/`` folder, in a folder listed in ``SMAPGAN_OPS_PATH``, or
 expose it through the ``smapgan.ops`` entry-point group of a package.
 :func:`discover` finds them all; the app, the API and ``smapgan edit`` are built
@@ -26,6 +27,7 @@ from .spec import (
     Picture,
     PointsInput,
     SliderInput,
+    growing,
     op,
 )
 
@@ -53,5 +55,6 @@ __all__ = [
     "SliderInput",
     "StylemapCache",
     "discover",
+    "growing",
     "op",
 ]

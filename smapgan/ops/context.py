@@ -154,13 +154,20 @@ class OpContext:
         """Image (1,3,S,S) of a handle or an edited pyramid; ``base``: the image the edit started from, or None."""
         return self.renderer.render(edit, base=base)
 
-    def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Sequence[float]) -> list[torch.Tensor]:
-        """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t."""
-        frames: list[torch.Tensor] = []
+    def iter_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Sequence[float]) -> Iterator[torch.Tensor]:
+        """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, each as soon as it is rendered.
+
+        The renderer computes a frame only when it is asked for, so a streaming op can yield
+        each one before the next is rendered (``growing("animation", ctx.iter_path(...))``);
+        progress is reported per frame.
+        """
         for i, frame in enumerate(self.renderer.render_path(base, target, ts)):
-            frames.append(frame)
             self.report((i + 1) / len(ts), "rendering frames")
-        return frames
+            yield frame
+
+    def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Sequence[float]) -> list[torch.Tensor]:
+        """Every frame of :meth:`iter_path`, once all are rendered."""
+        return list(self.iter_path(base, target, ts))
 
     def mean_stylemap(self) -> torch.Tensor:
         """The model's average mapping output (1,C,L,L), computed once per model (by the renderer)."""

@@ -13,9 +13,11 @@ An op plugin is one Python file that decorates a function with :func:`op`::
 
 The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
 ``smapgan edit <name>`` sub-command; the function only sees tensors
-(:class:`Picture` for images) and plain Python values. Each input kind is one
-:class:`Input` subclass that says how: its widget, how it reads API, Python and CLI
-values, its checks; the app, the API and the CLI never name a kind.
+(:class:`Picture` for images) and plain Python values. A function may also be a
+generator that yields its outputs as they become ready (:meth:`Op.stream`): the app
+then shows the edited image while the animation's frames are still rendering. Each
+input kind is one :class:`Input` subclass that says how: its widget, how it reads API,
+Python and CLI values, its checks; the app, the API and the CLI never name a kind.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import inspect
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 MaskMode = Literal["none", "optional", "required"]
+OpFunction = Callable[..., Mapping[str, Any] | Iterator[Mapping[str, Any]]]
+"""An op's function: ``fn(ctx, **inputs)`` returns ``{output: value}``, or yields such dicts (:meth:`Op.stream`)."""
+T = TypeVar("T")
 
 
 class OpError(ValueError):
@@ -507,13 +512,30 @@ class NumbersOutput(Output):
     kind: ClassVar[str] = "numbers"
 
 
+def growing(name: str, items: Iterable[T]) -> Iterator[dict[str, list[T]]]:
+    """``{name: the items so far}`` after each item, or ``{name: []}`` once when there are none.
+
+    How a streaming op yields a list output (a :class:`FramesOutput`) while it is computed:
+    ``yield from growing("animation", ctx.iter_path(base, edited, ts))``. Every dict holds a
+    new list, so a caller that keeps an earlier state (the app shows it while the next frame
+    renders) never sees it change afterwards.
+    """
+    so_far: list[T] = []
+    for item in items:
+        so_far = [*so_far, item]
+        yield {name: so_far}
+    if not so_far:
+        yield {name: []}
+
+
 # --------------------------------------------------------------------------------- op
 @dataclass(frozen=True, eq=False)
 class Op:
-    """A registered editing op: the spec plus the function ``fn(ctx, **inputs) -> {output: value}``."""
+    """A registered editing op: the spec plus the function ``fn(ctx, **inputs) -> {output: value}``
+    (or a generator of such dicts: :meth:`stream`)."""
 
     name: str
-    fn: Callable[..., Mapping[str, Any]]
+    fn: OpFunction
     title: str = ""
     description: str = ""
     inputs: tuple[Input, ...] = ()
@@ -559,12 +581,62 @@ class Op:
     def image_inputs(self) -> list[ImageInput]:
         return [i for i in self.inputs if isinstance(i, ImageInput)]
 
+    @property
+    def streams(self) -> bool:
+        """True when the function is a generator: it yields its outputs as they become ready.
+
+        The app gives such an op a streaming endpoint (the image is shown while the frames are
+        still rendering); :meth:`stream` and :meth:`run` take either kind of function.
+        """
+        return inspect.isgeneratorfunction(inspect.unwrap(self.fn))
+
     def run(self, ctx: "OpContext", **values: Any) -> dict[str, Any]:
-        """Validate and fill the inputs, call the function, check the outputs.
+        """Validate and fill the inputs, call the function, check the outputs: the complete result.
 
         Images may be given as :class:`Picture` (or lists for ``count`` > 1) or as
-        anything :meth:`OpContext.picture` accepts (a path, bytes, PIL image).
+        anything :meth:`OpContext.picture` accepts (a path, bytes, PIL image). For a
+        streaming op this is the last state of :meth:`stream` (callers that only want the
+        result, the CLI among them, need not know whether an op streams).
         """
+        result: dict[str, Any] = {}
+        for result in self.stream(ctx, **values):  # at least one state, the last complete, or an error
+            pass
+        return result
+
+    def stream(self, ctx: "OpContext", **values: Any) -> Iterator[dict[str, Any]]:
+        """Like :meth:`run`, but yield the outputs known so far after each step of the op.
+
+        A plain function is one step: its checked dict is yielded once. A generator function
+        yields partial dicts (``yield {"image": image}``, then ``yield {"animation": frames}``
+        as frames come, see :func:`growing`); each is merged into what came before, and the
+        merged state (declared outputs only, in their order) is yielded, so the last state
+        is :meth:`run`'s result. Once the function ends, a missing output is a ``TypeError``
+        naming it, as for a plain function. Closing this generator early closes the op's.
+        The inputs are checked when the first state is asked for.
+        """
+        result = self.fn(ctx, **self._load_inputs(ctx, values))
+        if isinstance(result, Mapping):
+            yield self._check_outputs(result, "did not return")
+            return
+        if not isinstance(result, Iterator):
+            raise TypeError(
+                f"op {self.name!r} must return a dict of outputs or yield dicts of outputs, got {type(result).__name__}"
+            )
+        state: dict[str, Any] = {}
+        try:
+            for part in result:
+                if not isinstance(part, Mapping):
+                    raise TypeError(f"op {self.name!r} yielded {short_repr(part)}, not a dict of outputs")
+                state.update((o.name, part[o.name]) for o in self.outputs if o.name in part)
+                yield {o.name: state[o.name] for o in self.outputs if o.name in state}
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:  # a consumer that stopped early: the op's generator ends too
+                close()
+        self._check_outputs(state, "ended without yielding")
+
+    def _load_inputs(self, ctx: "OpContext", values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every input's value for the function: settings parsed and checked first, then images decoded."""
         unknown = set(values) - {i.name for i in self.inputs}
         if unknown:
             raise OpError(f"op {self.name!r} has no input {', '.join(sorted(unknown))}")
@@ -572,20 +644,18 @@ class Op:
         for item in self.inputs:
             if item.needs_context:
                 kwargs[item.name] = item.load(ctx, values.get(item.name), self.name)
-        kwargs = {item.name: kwargs[item.name] for item in self.inputs}
-        result = self.fn(ctx, **kwargs)
-        return self._check_outputs(result)
+        return {item.name: kwargs[item.name] for item in self.inputs}
 
     def parse_settings(self, values: Mapping[str, Any], model: "StyleMapGAN | None" = None) -> dict[str, Any]:
         """Parse and check every input made without the op context (defaults filled in)."""
         return {i.name: parse_input(i, values.get(i.name), model) for i in self.inputs if not i.needs_context}
 
-    def _check_outputs(self, result: Any) -> dict[str, Any]:
-        if not isinstance(result, Mapping):
-            raise TypeError(f"op {self.name!r} must return a dict of outputs, got {type(result).__name__}")
+    def _check_outputs(self, result: Mapping[str, Any], failed: str) -> dict[str, Any]:
+        """The declared outputs of ``result`` in order; a missing one is the plugin's bug (``TypeError``,
+        ``op 'name' <failed> a, b``)."""
         missing = [o.name for o in self.outputs if o.name not in result]
         if missing:
-            raise TypeError(f"op {self.name!r} did not return {', '.join(missing)}")
+            raise TypeError(f"op {self.name!r} {failed} {', '.join(missing)}")
         return {o.name: result[o.name] for o in self.outputs}
 
     def usage(self) -> str:
@@ -604,7 +674,7 @@ def op(
     description: str = "",
     examples: Sequence[Mapping[str, Any]] = (),
     order: int = 100,
-) -> Callable[[Callable[..., Mapping[str, Any]]], Op]:
+) -> Callable[[OpFunction], Op]:
     """Decorator turning ``fn(ctx, **inputs)`` into an :class:`Op` (nothing is registered globally:
     discovery finds the ``Op`` objects in the plugin's module).
 
@@ -614,7 +684,7 @@ def op(
     ``order`` sorts the app's tabs and ``smapgan ops`` (then discovery order).
     """
 
-    def wrap(fn: Callable[..., Mapping[str, Any]]) -> Op:
+    def wrap(fn: OpFunction) -> Op:
         return Op(
             name=name,
             fn=fn,
