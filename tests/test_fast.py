@@ -501,3 +501,24 @@ def test_a_lerp_keeps_no_maps_of_its_endpoints(model, images):
     assert pyramid_bytes == sum(t.numel() * t.element_size() for t in r.pyramid(la))
     assert max_err(r.render(pyramid, base=la), model.decode(mid)) < ATOL
     assert r.cache.nbytes == pyramid_bytes
+
+
+def test_a_process_exits_cleanly_while_the_idle_worker_works():
+    """The worker is stopped at exit after its step: a thread inside torch at finalization aborts the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, time, torch\n"
+        "from smapgan.fast.idle import IdleWorker\n"
+        "def step():\n"
+        "    a = torch.randn(192, 192)\n"
+        "    for _ in range(300):\n"
+        "        a = torch.tanh(a @ a)\n"
+        "    return True\n"
+        "IdleWorker(threading.RLock(), step).kick()\n"
+        "time.sleep(0.3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "terminate called" not in out.stderr

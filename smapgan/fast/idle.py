@@ -11,12 +11,24 @@ back between steps, so that a request waits at most one step (a few tiles).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from typing import Callable
 
 logger = logging.getLogger(__name__)
+# Every worker started in this process (a worker lives as long as the process: one per app renderer),
+# stopped at exit: a thread still inside torch while the interpreter finalizes aborts the process
+# ("terminate called without an active exception").
+_STARTED: "weakref.WeakSet[IdleWorker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for worker in list(_STARTED):
+        worker.stop()
 
 # Pause between steps: long enough that a request waiting on the lock takes it first.
 PAUSE_S = 0.002
@@ -31,13 +43,17 @@ class IdleWorker:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
 
     def kick(self) -> None:
         """There may be work: do it when the lock is free."""
+        if self._stopping:
+            return
         if not self._started:
             self._started = True
+            _STARTED.add(self)
             self._thread.start()
         self._idle.clear()
         self._wake.set()
@@ -46,12 +62,19 @@ class IdleWorker:
         """Block until all the work kicked so far is done (tests, benchmarks); False on timeout."""
         return self._idle.wait(timeout)
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the step under way and end the thread (at exit)."""
+        self._stopping = True
+        self._wake.set()
+        if self._started and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            more = True
-            while more:
+            more = not self._stopping
+            while more and not self._stopping:
                 time.sleep(PAUSE_S)
                 with self._lock:
                     try:
@@ -59,5 +82,5 @@ class IdleWorker:
                     except Exception:  # never let the worker die: the next render makes what it needs
                         logger.exception("completing maps while idle failed (the next render makes them)")
                         more = False
-            if not self._wake.is_set():
+            if not self._wake.is_set() or self._stopping:
                 self._idle.set()
