@@ -292,6 +292,8 @@ class FastRenderer(Renderer):
             if base is None or pyramid[0].shape[0] != 1:
                 return decoder.synthesize(decoder.modulations(pyramid))
             entry = self._entry(base)
+            if self._differs_everywhere(pyramid, entry):  # (a lerp of stylemaps): the base gives nothing
+                return decoder.synthesize(decoder.modulations(pyramid))
             mods, patches = self._patches(pyramid, entry)
             if all(p is None for p in patches):  # the base itself
                 return self._image(entry).clone()
@@ -339,6 +341,19 @@ class FastRenderer(Renderer):
             engine.cache.measure(other)
         engine.cache.touch(base)
         return mods, patches
+
+    def _differs_everywhere(self, pyramid: Pyramid, base: ImageEntry) -> bool:
+        """Does every cell of every level differ from the base, and no cached image match the first level?
+
+        Then patching would convolve every map anyway, through boxes and copies: a plain render is cheaper.
+        """
+        first = pyramid[0].to(base.pyramid[0].dtype)
+        if not bool((first != base.pyramid[0]).any(dim=1).all()):
+            return False
+        if any(o.pyramid[0].shape == first.shape and bool((first == o.pyramid[0]).all(dim=1).any())
+               for o in self._engine.cache.others(base)):
+            return False
+        return all(bool((new.to(old.dtype) != old).any(dim=1).all()) for new, old in zip(pyramid[1:], base.pyramid[1:]))
 
     def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor) -> Modulation:
         decoder = self._engine.decoder(self.dtype)
