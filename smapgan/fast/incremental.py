@@ -41,8 +41,6 @@ MapsAt = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 SPARSE_FRACTION = 0.4
 # Cells per GEMM of the sparse path (bounds its temporary: SPARSE_CHUNK x 9*C values).
 SPARSE_CHUNK = 2048
-# Below this many cells in a box, copying from a reference is not worth its checks.
-MIN_COPY_CELLS = 64
 
 
 def changed_cells(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -285,7 +283,9 @@ def modulation_patch(
     dtype = base_mod[0].dtype
     done = ~region[y0:y1, x0:x1]  # cells whose gamma/beta are final
     patch = ModPatch(box)
-    if others and bh * bw > MIN_COPY_CELLS:
+    # Copied even in small boxes: a cell taken whole from another image must get that image's maps
+    # bit for bit (a full mask gives the reference's own render), not a recomputation that rounds apart.
+    if others:
         # The box grown by one, so that every box cell sees its whole neighbourhood.
         gy0, gy1, gx0, gx1 = grow(box, 1, (h, w))
         iy, ix = y0 - gy0, x0 - gx0
