@@ -39,15 +39,11 @@ SIZE = 256
 
 
 def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
-    except OSError:
-        pass
-    return "?"
+    """The flags that decide the fast paths (smapgan.fast.precision reads them the same way)."""
+    from smapgan.fast.precision import cpu_flags as flags
+
+    found = flags()
+    return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in found) or "?"
 
 
 def rss_mb() -> tuple[float, float]:

@@ -56,17 +56,21 @@ class Precision:
 EXACT = Precision()
 
 
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU compute bfloat16 dot products natively (x86 AVX512-BF16 or AMX-BF16)?"""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bfloat16 dot products natively (x86 AVX512-BF16 or AMX-BF16)?"""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def _conv_weights(module: torch.nn.Module) -> list[torch.Tensor]:

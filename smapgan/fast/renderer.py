@@ -348,12 +348,12 @@ class FastRenderer(Renderer):
         Then patching would convolve every map anyway, through boxes and copies: a plain render is cheaper.
         """
         first = pyramid[0].to(base.pyramid[0].dtype)
-        if not bool((first != base.pyramid[0]).any(dim=1).all()):
+        if not bool(changed_cells(first, base.pyramid[0]).all()):
             return False
-        if any(o.pyramid[0].shape == first.shape and bool((first == o.pyramid[0]).all(dim=1).any())
+        if any(o.pyramid[0].shape == first.shape and not bool(changed_cells(first, o.pyramid[0]).all())
                for o in self._engine.cache.others(base)):
             return False
-        return all(bool((new.to(old.dtype) != old).any(dim=1).all()) for new, old in zip(pyramid[1:], base.pyramid[1:]))
+        return all(bool(changed_cells(new.to(old.dtype), old).all()) for new, old in zip(pyramid[1:], base.pyramid[1:]))
 
     def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor) -> Modulation:
         decoder = self._engine.decoder(self.dtype)
