@@ -35,7 +35,7 @@ from .cache import ImageCache, ImageEntry
 from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
-from .memory import release_free_memory
+from .memory import keep_freed_memory, release_free_memory
 from .precision import EXACT, Precision, choose_fast
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
@@ -51,15 +51,13 @@ IDLE_STEP_FLOPS = 2e9
 
 
 def _after_render(fn: Callable[..., T]) -> Callable[..., T]:
-    """Once a render is done: give the freed feature maps back to the OS (see ``memory``) and let the
-    idle worker complete the maps it began (see ``idle``)."""
+    """Once a render is done, let the idle worker complete the maps it began (see ``idle``)."""
 
     @functools.wraps(fn)
     def wrapper(self: "FastRenderer", *args: Any, **kwargs: Any) -> T:
         try:
             return fn(self, *args, **kwargs)
         finally:
-            release_free_memory()
             self._engine.kick()
 
     return wrapper
@@ -83,6 +81,8 @@ class _Engine:
         self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
                       "modulation_flops": 0, "map_cells": 0}
         codes.on_clear.append(self.cache.clear)
+        codes.on_clear.append(release_free_memory)
+        keep_freed_memory()  # renders reuse the heap's pages instead of faulting in new ones (see ``memory``)
         self.idle = IdleWorker(self.lock, self._fill_step) if fill_when_idle else None
 
     def kick(self) -> None:
@@ -385,7 +385,6 @@ class FastRenderer(Renderer):
                         _, patches = self._patches(target, entry)
                     # A frame lerps the base's maps inside the edit's boxes too: all of them are needed.
                     frame = synthesize_patched(decoder, engine.maps(entry, self.dtype).all(decoder), patches, t)
-                release_free_memory()  # (render() above trims on its own)
                 engine.kick()
             yield frame
 
