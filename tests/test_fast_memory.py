@@ -30,8 +30,12 @@ def test_a_freed_large_buffer_is_reused_without_faults() -> None:
 
 
 @pytest.mark.skipif(memory._libc() is None, reason="glibc only")
-def test_release_returns_the_heap_and_keep_is_set_once() -> None:
-    assert memory.keep_freed_memory() is memory.keep_freed_memory()  # once per process
-    _faults_of_a_big_buffer(64 << 20)
-    memory.release_free_memory()  # trimmed: the next buffer of that size faults its pages in again
-    assert _faults_of_a_big_buffer(64 << 20) > 0.5 * (64 << 20) / 4096
+def test_free_heap_is_kept_within_the_budget_and_returned_beyond_it() -> None:
+    nbytes = 64 << 20
+    assert memory.keep_freed_memory() is memory.keep_freed_memory()  # set once per process
+    _faults_of_a_big_buffer(nbytes)
+    assert memory.free_heap_bytes() >= nbytes  # the freed buffer stayed in the heap
+    assert not memory.trim_beyond(memory.free_heap_bytes())  # within the budget: kept...
+    assert _faults_of_a_big_buffer(nbytes) < 0.05 * nbytes / 4096  # ...and reused without faults
+    assert memory.trim_beyond(nbytes // 2)  # beyond it: returned to the OS...
+    assert _faults_of_a_big_buffer(nbytes) > 0.5 * nbytes / 4096  # ...so the next buffer faults its pages in

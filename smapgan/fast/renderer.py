@@ -35,7 +35,7 @@ from .cache import ImageCache, ImageEntry
 from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
-from .memory import keep_freed_memory, release_free_memory
+from .memory import keep_freed_memory, release_free_memory, trim_beyond
 from .precision import EXACT, Precision, choose_fast
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
@@ -51,13 +51,15 @@ IDLE_STEP_FLOPS = 2e9
 
 
 def _after_render(fn: Callable[..., T]) -> Callable[..., T]:
-    """Once a render is done, let the idle worker complete the maps it began (see ``idle``)."""
+    """Once a render is done: return free heap beyond the budget kept for the next render (see ``memory``)
+    and let the idle worker complete the maps it began (see ``idle``)."""
 
     @functools.wraps(fn)
     def wrapper(self: "FastRenderer", *args: Any, **kwargs: Any) -> T:
         try:
             return fn(self, *args, **kwargs)
         finally:
+            trim_beyond()
             self._engine.kick()
 
     return wrapper
@@ -385,6 +387,7 @@ class FastRenderer(Renderer):
                         _, patches = self._patches(target, entry)
                     # A frame lerps the base's maps inside the edit's boxes too: all of them are needed.
                     frame = synthesize_patched(decoder, engine.maps(entry, self.dtype).all(decoder), patches, t)
+                trim_beyond()  # (render() above does both on its own)
                 engine.kick()
             yield frame
 
