@@ -243,6 +243,17 @@ def test_cache_is_bounded(model, images):
     assert small.cache.nbytes <= one * 1.5
     newest, *older = small.cache.entries()
     assert newest.modulations and all(not e.modulations for e in older)
+    # Strictly by recency: the oldest entry goes whole before a newer one loses its maps (the pair
+    # being edited keeps its maps while a third, stale image is cached).
+    pyramid_bytes = sum(t.numel() * t.element_size() for t in newest.pyramid)
+    pair = FastRenderer(model, max_images=3, max_cache_bytes=2 * one + pyramid_bytes // 2)
+    keys = []
+    for _ in range(3):
+        handle = pair.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1)
+        pair.render(handle)
+        keys.append(handle.key)
+    assert [e.key for e in pair.cache.entries()] == keys[:0:-1]  # the two most recent, newest first
+    assert all(e.modulations for e in pair.cache.entries())
 
 
 @torch.no_grad()

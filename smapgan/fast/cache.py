@@ -30,8 +30,15 @@ class ImageEntry:
 
 
 class ImageCache:
-    """Entries by handle key, least recently used first out; over the byte budget the maps and
-    images of older entries go before whole entries (their pyramids are cheap to keep)."""
+    """Entries by handle key, least recently used first out; over the byte budget the oldest entry
+    goes (its maps and image first, then its pyramid) before a newer one loses anything.
+
+    Strict recency, because an edit uses the most recent entries together (an original and its
+    references): an older policy that stripped every older entry's maps before dropping any pyramid
+    kept a stale image's pyramid and took the reference's maps, so that a pair edited again and
+    again with a third image cached remade the reference's maps on every edit (76 GFLOP, +0.6 s at
+    256 px: ``bench/first_edit.py``, next edit after idle work).
+    """
 
     def __init__(self, max_images: int = 3, max_bytes: int | None = 1 << 30) -> None:
         self.entries_by_key: LRUCache[str, ImageEntry] = LRUCache(max_images)
@@ -63,23 +70,20 @@ class ImageCache:
         self.entries_by_key.touch_size(entry.key)
 
     def _shrink(self, keep: ImageEntry) -> None:
-        """Over the byte budget drop, oldest first and never ``keep``: maps and images, then entries."""
+        """Over the byte budget drop, oldest first and never ``keep``: an entry's maps and image, then the entry."""
 
         def over() -> bool:
             return self.max_bytes is not None and self.nbytes > self.max_bytes
 
-        victims = [e for e in reversed(self.entries()) if e.key != keep.key]
-        for entry in victims:
+        for entry in [e for e in reversed(self.entries()) if e.key != keep.key]:
             if not over():
                 return
             if entry.modulations or entry.images:
                 entry.modulations.clear()
                 entry.images.clear()
                 self.entries_by_key.touch_size(entry.key)
-        for entry in victims:
-            if not over():
-                return
-            self.entries_by_key.pop(entry.key)
+            if over():
+                self.entries_by_key.pop(entry.key)
 
     def clear(self) -> None:
         self.entries_by_key.clear()
