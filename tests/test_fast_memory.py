@@ -60,3 +60,13 @@ def test_a_freed_large_buffer_is_reused_and_the_budget_returns_the_rest() -> Non
     assert all(f < 0.05 * PAGES for f in settled), f"page faults for a buffer the heap already held: {out[:8]}"
     assert not trimmed_within and again < 0.05 * PAGES  # within the budget: kept and reused
     assert trimmed_beyond and after_trim > 0.5 * PAGES  # beyond it: returned, so faulted in again
+
+
+def test_without_the_free_byte_count_every_render_trims(monkeypatch) -> None:
+    """glibc before 2.33 has no mallinfo2: the budget cannot be read, so memory is returned every time."""
+    calls = []
+    monkeypatch.setattr(memory, "free_heap_bytes", lambda: None)
+    monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1))
+    assert memory.trim_beyond(1 << 40) and calls == [1]
+    monkeypatch.setattr(memory, "free_heap_bytes", lambda: 1 << 20)
+    assert not memory.trim_beyond(2 << 20) and memory.trim_beyond(1 << 19) and calls == [1, 1]

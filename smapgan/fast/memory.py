@@ -47,10 +47,11 @@ def _libc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL(name)
-        libc.mallopt, libc.malloc_trim, libc.mallinfo2  # noqa: B018  (glibc 2.33+ only)
-    except (OSError, AttributeError):  # not glibc, or older
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (glibc only)
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
         return None
-    libc.mallinfo2.restype = _MallInfo2
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33+
+        libc.mallinfo2.restype = _MallInfo2
     return libc
 
 
@@ -63,19 +64,27 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
-def free_heap_bytes() -> int:
-    """Bytes of the heap's free blocks, resident or already returned to the OS by a trim (0 where unknown).
+def free_heap_bytes() -> int | None:
+    """Bytes of the heap's free blocks, resident or already returned to the OS by a trim (None where unknown).
 
     An upper bound of the free memory a process holds: the budget ``trim_beyond`` keeps is a bound, too.
     """
     libc = _libc()
-    return 0 if libc is None else int(libc.mallinfo2().fordblks)
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    return int(libc.mallinfo2().fordblks)
 
 
 def trim_beyond(keep_bytes: int | None = None) -> bool:
-    """Return the heap's free memory to the OS if it exceeds ``keep_bytes`` (``KEEP_FREE_BYTES``). True if trimmed."""
+    """Return the heap's free memory to the OS if it exceeds ``keep_bytes`` (``KEEP_FREE_BYTES``). True if trimmed.
+
+    Where the free bytes cannot be read (glibc before 2.33) it always trims, so that memory stays bounded.
+    """
+    if _libc() is None:
+        return False
     keep = KEEP_FREE_BYTES if keep_bytes is None else keep_bytes
-    if free_heap_bytes() <= keep:
+    free = free_heap_bytes()
+    if free is not None and free <= keep:
         return False
     release_free_memory()
     return True
