@@ -70,3 +70,24 @@ def test_without_the_free_byte_count_every_render_trims(monkeypatch) -> None:
     assert memory.trim_beyond(1 << 40) and calls == [1]
     monkeypatch.setattr(memory, "free_heap_bytes", lambda: 1 << 20)
     assert not memory.trim_beyond(2 << 20) and memory.trim_beyond(1 << 19) and calls == [1, 1]
+
+
+def test_the_renderer_keeps_about_one_render_of_free_heap() -> None:
+    """The budget scales with the model (3x its largest cached pyramid), so a small model keeps little."""
+    import torch
+
+    from smapgan.config import StyleMapGANConfig
+    from smapgan.fast import FastRenderer
+    from smapgan.model import StyleMapGAN
+
+    torch.manual_seed(0)
+    config = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
+                               channel_base=512, channel_max=32)
+    model = StyleMapGAN(config, with_discriminator=False).eval()
+    renderer = FastRenderer(model)
+    assert renderer._engine.keep_free_bytes() == 0  # nothing cached: every render trims, as before
+    with torch.no_grad():
+        handle = renderer.encode(torch.zeros(1, 3, 32, 32))
+        renderer.render(handle)
+    pyramid = sum(t.numel() * t.element_size() for t in renderer.pyramid(handle))
+    assert renderer._engine.keep_free_bytes() == min(memory.KEEP_FREE_BYTES, 3 * pyramid) == 3 * pyramid

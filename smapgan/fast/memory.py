@@ -9,8 +9,9 @@ edit, about a quarter of an edit's time here (AMD EPYC Zen 4, 2 threads: a
 :func:`keep_freed_memory` makes glibc serve them from its heap and keep them
 there when freed, so the next render reuses the same pages. An edit's freed
 working set is about 310 MB at 256 px; :func:`trim_beyond` (after each render)
-returns the heap's free memory to the OS once it exceeds ``KEEP_FREE_BYTES``,
-so that a session holds at most that much beyond what it uses.
+returns the heap's free memory to the OS once it exceeds a budget (the renderer's:
+about one render's working set for its model, at most ``KEEP_FREE_BYTES``), so
+that a session holds at most that much beyond what it uses.
 
 This is process-wide malloc configuration (glibc's ``mallopt``), set once by
 the fast renderer's engine; elsewhere (musl, macOS, Windows) all three are no-ops.
@@ -28,7 +29,7 @@ _M_MMAP_MAX = -4
 # glibc trims the heap's top on its own only beyond this (2**31 - 1, the int's maximum: never;
 # ``trim_beyond`` decides instead).
 _TRIM_THRESHOLD = 2**31 - 1
-# Free heap kept for the next render (an edit's freed working set at 256 px is ~310 MB).
+# Free heap kept for the next render, at most (an edit's freed working set at 256 px is ~310 MB).
 KEEP_FREE_BYTES = 512 << 20
 
 

@@ -29,13 +29,14 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 
+from ..cache import tensor_nbytes
 from ..model import StyleMapGAN
 from ..render import Codes, Encoded, Pyramid, Renderer
 from .cache import ImageCache, ImageEntry
 from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
-from .memory import keep_freed_memory, release_free_memory, trim_beyond
+from .memory import KEEP_FREE_BYTES, keep_freed_memory, release_free_memory, trim_beyond
 from .precision import EXACT, Precision, choose_fast
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
@@ -59,7 +60,7 @@ def _after_render(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(self, *args, **kwargs)
         finally:
-            trim_beyond()
+            trim_beyond(self._engine.keep_free_bytes())
             self._engine.kick()
 
     return wrapper
@@ -86,6 +87,13 @@ class _Engine:
         codes.on_clear.append(release_free_memory)
         keep_freed_memory()  # renders reuse the heap's pages instead of faulting in new ones (see ``memory``)
         self.idle = IdleWorker(self.lock, self._fill_step) if fill_when_idle else None
+
+    def keep_free_bytes(self) -> int:
+        """Free heap kept for the next render: about what a render frees, 3x a cached pyramid (an edit
+        frees ~310 MB at 256 px, its pyramid is 120 MB), at most ``memory.KEEP_FREE_BYTES``. Scaled to the
+        model, so that a small model's session does not grow its heap by fragments up to the large budget."""
+        largest = max((tensor_nbytes(e.pyramid) for e in self.cache.entries()), default=0)
+        return min(KEEP_FREE_BYTES, 3 * largest)
 
     def kick(self) -> None:
         """A render is done: complete, when idle, the maps it began (see ``smapgan.fast.idle``)."""
@@ -387,7 +395,7 @@ class FastRenderer(Renderer):
                         _, patches = self._patches(target, entry)
                     # A frame lerps the base's maps inside the edit's boxes too: all of them are needed.
                     frame = synthesize_patched(decoder, engine.maps(entry, self.dtype).all(decoder), patches, t)
-                trim_beyond()  # (render() above does both on its own)
+                trim_beyond(engine.keep_free_bytes())  # (render() above does both on its own)
                 engine.kick()
             yield frame
 
