@@ -8,13 +8,13 @@ edit, about a quarter of an edit's time here (AMD EPYC Zen 4, 2 threads: a
 25% w+ edit 1.24 s with them, 0.95 s without; ``bench/cpu_edit.py``).
 :func:`keep_freed_memory` makes glibc serve them from its heap and keep them
 there when freed, so the next render reuses the same pages. An edit's freed
-working set is about 310 MB at 256 px; :func:`trim_beyond` (after each render)
-returns the heap's free memory to the OS once it exceeds a budget (the renderer's:
-about one render's working set for its model, at most ``KEEP_FREE_BYTES``), so
-that a session holds at most that much beyond what it uses.
+working set is about 310 MB at 256 px; :class:`FreeHeapKeeper` (after each render)
+returns the heap's free memory to the OS once more than a budget of it is resident
+(the renderer's: about one render's working set for its model, at most
+``KEEP_FREE_BYTES``), so that a session holds at most that much beyond what it uses.
 
 This is process-wide malloc configuration (glibc's ``mallopt``), set once by
-the fast renderer's engine; elsewhere (musl, macOS, Windows) all three are no-ops.
+the fast renderer's engine; elsewhere (musl, macOS, Windows) all of it is a no-op.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 # glibc trims the heap's top on its own only beyond this (2**31 - 1, the int's maximum: never;
-# ``trim_beyond`` decides instead).
+# ``FreeHeapKeeper`` decides instead).
 _TRIM_THRESHOLD = 2**31 - 1
-# Free heap kept for the next render, at most (an edit's freed working set at 256 px is ~310 MB).
+# Free heap kept resident for the next render, at most (an edit's freed working set at 256 px is ~310 MB).
 KEEP_FREE_BYTES = 512 << 20
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class _MallInfo2(ctypes.Structure):
@@ -65,30 +67,81 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
-def free_heap_bytes() -> int | None:
-    """Bytes of the heap's free blocks, resident or already returned to the OS by a trim (None where unknown).
-
-    An upper bound of the free memory a process holds: the budget ``trim_beyond`` keeps is a bound, too.
-    """
+def _mallinfo() -> _MallInfo2 | None:
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
-    return int(libc.mallinfo2().fordblks)
+    return libc.mallinfo2()
 
 
-def trim_beyond(keep_bytes: int | None = None) -> bool:
-    """Return the heap's free memory to the OS if it exceeds ``keep_bytes`` (``KEEP_FREE_BYTES``). True if trimmed.
+def heap_in_use_bytes() -> int | None:
+    """Bytes malloc has handed out and not had back, over every arena and mapping (None where unknown)."""
+    info = _mallinfo()
+    return None if info is None else int(info.uordblks + info.hblkhd)
 
-    Where the free bytes cannot be read (glibc before 2.33) it always trims, so that memory stays bounded.
+
+def free_heap_bytes() -> int | None:
+    """Bytes of the heap's free blocks, resident or already returned to the OS by a trim (None where unknown)."""
+    info = _mallinfo()
+    return None if info is None else int(info.fordblks)
+
+
+def resident_bytes() -> int | None:
+    """The process's resident set (Linux ``/proc/self/statm``; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class FreeHeapKeeper:
+    """Keeps up to a budget of freed heap resident between renders, and returns the rest to the OS.
+
+    What counts is the free heap still *resident*. glibc's count of free bytes
+    (``mallinfo2().fordblks``) keeps the blocks a trim has already returned (they stay free in
+    malloc's lists), so a rule on that count, once the heap's holes exceed the budget, trims after
+    every render, and every render faults its pages in again (a 256 px edit after a second pair
+    was cached: 75-95 thousand page faults; a 25% w+ edit 0.96 s median with a trim before it,
+    0.84 s without). The resident part is not counted anywhere; two lower bounds of it are
+    measured since this keeper's last trim, when it was about zero, and the larger one is taken:
+    how much the free count grew (blocks freed beyond the holes), and how much the RSS not in
+    malloc's in-use blocks grew (holes faulted in again and freed). Memory outside the heap that
+    grows (code, Python's arenas) reads as free and only brings the next trim sooner, which
+    recalibrates; so the process holds about the budget beyond what it uses.
     """
-    if _libc() is None:
-        return False
-    keep = KEEP_FREE_BYTES if keep_bytes is None else keep_bytes
-    free = free_heap_bytes()
-    if free is not None and free <= keep:
-        return False
-    release_free_memory()
-    return True
+
+    def __init__(self) -> None:
+        self._outside: int | None = None  # RSS beyond malloc's in-use bytes right after the last trim
+        self._free: int | None = None  # the free count right after the last trim (none of it resident)
+
+    def resident_free_bytes(self) -> int | None:
+        """Estimated free heap still resident (None before the first trim, or where it cannot be read)."""
+        rss, used, free = resident_bytes(), heap_in_use_bytes(), free_heap_bytes()
+        if rss is None or used is None or free is None or self._outside is None or self._free is None:
+            return None
+        return max(0, rss - used - self._outside, free - self._free)
+
+    def trim_beyond(self, keep_bytes: int) -> bool:
+        """Return the free heap to the OS if more than ``keep_bytes`` of it is resident. True if trimmed.
+
+        Where that cannot be estimated (glibc before 2.33, no ``/proc``) it always trims, so that
+        memory stays bounded; the first call trims too (to calibrate).
+        """
+        if _libc() is None:
+            return False
+        free = self.resident_free_bytes()
+        if free is not None and free <= keep_bytes:
+            return False
+        self.trim()
+        return True
+
+    def trim(self) -> None:
+        """Return the heap's free pages to the OS now, and note where the counts stand."""
+        release_free_memory()
+        rss, used = resident_bytes(), heap_in_use_bytes()
+        self._outside = None if rss is None or used is None else rss - used
+        self._free = free_heap_bytes()
 
 
 def release_free_memory() -> None:
