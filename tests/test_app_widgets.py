@@ -62,3 +62,24 @@ def test_example_value_draws_the_mask_box(tmp_path):
     assert value["background"].size == (256, 256)
     alpha = np.asarray(value["layers"][0])[..., 3]
     assert alpha[:128, :128].all() and not alpha[128:, :].any()
+
+
+def test_an_example_whose_choice_the_model_lacks_is_skipped():
+    """The semantic edit's example names a direction of the bundled model; a model without it gets no
+    example (not a dropdown set to a value outside its choices)."""
+    import torch
+
+    from smapgan.app.builder import EXAMPLES_DIR, _example_rows
+    from smapgan.config import StyleMapGANConfig
+    from smapgan.model import StyleMapGAN
+    from smapgan.ops import discover
+
+    op = discover(paths=[])["semantic_edit"]
+    wanted = op.examples[0]["direction"]
+    config = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
+                               channel_base=512, channel_max=32)
+    model = StyleMapGAN(config, with_discriminator=False).eval()
+    assert _example_rows(op, model, 32, EXAMPLES_DIR) == []
+    model.directions[wanted] = torch.zeros(8, 4, 4)
+    rows = _example_rows(op, model, 32, EXAMPLES_DIR)
+    assert len(rows) == 1 and rows[0]["direction"] == wanted

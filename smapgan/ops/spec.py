@@ -361,6 +361,13 @@ class ChoiceInput(Input):
             raise OpError(f"{self.name} must be one of {', '.join(options)}; got {value!r}")
         return value
 
+    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
+        """An example's choice, if this model offers it (a direction the bundled model learned may be
+        missing from another model: that example is skipped rather than shown with a choice not on the list)."""
+        if value is not None and value not in self.options(ui.model):
+            raise ValueError(f"{self.name} {value!r} is not one of this model's choices")
+        return super().example_fields(value, ui)
+
     def describe(self) -> str:
         if callable(self.choices):
             return "choice (depends on the model)"
