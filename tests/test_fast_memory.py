@@ -103,13 +103,20 @@ def test_the_resident_estimate_and_its_fallback(monkeypatch) -> None:
     assert keeper.resident_free_bytes() == 8 << 20
     used[0] += 4 << 20  # half of it is in use again
     assert keeper.resident_free_bytes() == 4 << 20
+    big = memory.RESIDENT_MIN_BYTES
     free[0] += 6 << 20  # 6 MB freed beyond the holes (RSS not in use seen as 4 MB: small blocks in used pages)
     assert keeper.resident_free_bytes() == 6 << 20
-    assert not keeper.trim_beyond(6 << 20) and keeper.trim_beyond(5 << 20) and calls == [1, 1]
+    assert not keeper.trim_beyond(big) and calls == [1]  # 6 MB resident: within a large budget
+    # a small budget is held against the whole free count (306 MB here), which never undercounts
+    assert keeper.trim_beyond(big - 1) and calls == [1, 1]
+    free[0] += 6 << 20
+    rss[0] += big + (6 << 20)
+    assert keeper.resident_free_bytes() == big + (6 << 20)
+    assert not keeper.trim_beyond(big + (6 << 20)) and keeper.trim_beyond(big + (5 << 20)) and calls == [1, 1, 1]
     assert keeper.resident_free_bytes() == 0  # recalibrated
     # glibc before 2.33 (no mallinfo2) or no /proc: the budget cannot be read, so memory is returned every time
     monkeypatch.setattr(memory, "heap_in_use_bytes", lambda: None)
-    assert keeper.trim_beyond(1 << 40) and keeper.trim_beyond(1 << 40) and calls == [1, 1, 1, 1]
+    assert keeper.trim_beyond(1 << 40) and keeper.trim_beyond(1 << 40) and calls == [1, 1, 1, 1, 1]
 
 
 def test_the_renderer_keeps_about_one_render_of_free_heap() -> None:

@@ -92,7 +92,7 @@ class _Engine:
         """Free heap kept resident for the next render: about what a render frees, 3x a cached pyramid (an
         edit frees ~310 MB at 256 px, its pyramid is 120 MB), at most ``memory.KEEP_FREE_BYTES``. Scaled to
         the model, so that a small model's session does not grow its heap by fragments up to the large
-        budget (the bundled 64 px model's server over 1000 edits: +4.3-4.8% RSS with 5x, -2.6% with 3x)."""
+        budget (the bundled 64 px model's server over 1000 edits: +4.3-4.8% RSS with 5x)."""
         largest = max((tensor_nbytes(e.pyramid) for e in self.cache.entries()), default=0)
         return min(KEEP_FREE_BYTES, 3 * largest)
 
