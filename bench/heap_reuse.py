@@ -73,9 +73,7 @@ def session(policy: str) -> dict:
                     edit(mask)
                     times.append(time.perf_counter() - t0)
                     faults.append(minflt() - f0)
-    with open("/proc/self/statm") as f:
-        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return {"times": times, "faults": faults, "rss_mb": rss / 2**20}
+    return {"times": times, "faults": faults, "rss_mb": (memory.resident_bytes() or 0) / 2**20}
 
 
 def main() -> int:

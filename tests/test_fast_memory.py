@@ -93,8 +93,7 @@ def test_the_resident_estimate_and_its_fallback(monkeypatch) -> None:
     rss, used, free = [1000 << 20], [600 << 20], [300 << 20]
     monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1))
     monkeypatch.setattr(memory, "resident_bytes", lambda: rss[0])
-    monkeypatch.setattr(memory, "heap_in_use_bytes", lambda: used[0])
-    monkeypatch.setattr(memory, "free_heap_bytes", lambda: free[0])
+    monkeypatch.setattr(memory, "heap_counts", lambda: (used[0], free[0]))
     keeper = memory.FreeHeapKeeper()
     assert keeper.resident_free_bytes() is None
     assert keeper.trim_beyond(1 << 40) and calls == [1]  # the first call calibrates
@@ -115,7 +114,7 @@ def test_the_resident_estimate_and_its_fallback(monkeypatch) -> None:
     assert not keeper.trim_beyond(big + (6 << 20)) and keeper.trim_beyond(big + (5 << 20)) and calls == [1, 1, 1]
     assert keeper.resident_free_bytes() == 0  # recalibrated
     # glibc before 2.33 (no mallinfo2) or no /proc: the budget cannot be read, so memory is returned every time
-    monkeypatch.setattr(memory, "heap_in_use_bytes", lambda: None)
+    monkeypatch.setattr(memory, "heap_counts", lambda: None)
     assert keeper.trim_beyond(1 << 40) and keeper.trim_beyond(1 << 40) and calls == [1, 1, 1, 1, 1]
 
 

@@ -72,23 +72,21 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
-def _mallinfo() -> _MallInfo2 | None:
+def heap_counts() -> tuple[int, int] | None:
+    """(in use, free) bytes of malloc over every arena and mapping, from one ``mallinfo2`` call (None where
+    unknown). Free counts blocks resident or already returned to the OS by a trim. One call serves both:
+    it walks every free list (about 0.5 ms on a fragmented heap here)."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
-    return libc.mallinfo2()
-
-
-def heap_in_use_bytes() -> int | None:
-    """Bytes malloc has handed out and not had back, over every arena and mapping (None where unknown)."""
-    info = _mallinfo()
-    return None if info is None else int(info.uordblks + info.hblkhd)
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd), int(info.fordblks)
 
 
 def free_heap_bytes() -> int | None:
     """Bytes of the heap's free blocks, resident or already returned to the OS by a trim (None where unknown)."""
-    info = _mallinfo()
-    return None if info is None else int(info.fordblks)
+    counts = heap_counts()
+    return None if counts is None else counts[1]
 
 
 def resident_bytes() -> int | None:
@@ -122,9 +120,10 @@ class FreeHeapKeeper:
 
     def resident_free_bytes(self) -> int | None:
         """Estimated free heap still resident (None before the first trim, or where it cannot be read)."""
-        rss, used, free = resident_bytes(), heap_in_use_bytes(), free_heap_bytes()
-        if rss is None or used is None or free is None or self._outside is None or self._free is None:
+        rss, counts = resident_bytes(), heap_counts()
+        if rss is None or counts is None or self._outside is None or self._free is None:
             return None
+        used, free = counts
         return max(0, rss - used - self._outside, free - self._free)
 
     def trim_beyond(self, keep_bytes: int) -> bool:
@@ -146,9 +145,9 @@ class FreeHeapKeeper:
     def trim(self) -> None:
         """Return the heap's free pages to the OS now, and note where the counts stand."""
         release_free_memory()
-        rss, used = resident_bytes(), heap_in_use_bytes()
-        self._outside = None if rss is None or used is None else rss - used
-        self._free = free_heap_bytes()
+        rss, counts = resident_bytes(), heap_counts()
+        self._outside = None if rss is None or counts is None else rss - counts[0]
+        self._free = None if counts is None else counts[1]
 
 
 def release_free_memory() -> None:
