@@ -102,39 +102,60 @@ def test_the_resident_estimate_and_its_fallback(monkeypatch) -> None:
     assert keeper.resident_free_bytes() == 8 << 20
     used[0] += 4 << 20  # half of it is in use again
     assert keeper.resident_free_bytes() == 4 << 20
-    big = memory.RESIDENT_MIN_BYTES
     free[0] += 6 << 20  # 6 MB freed beyond the holes (RSS not in use seen as 4 MB: small blocks in used pages)
     assert keeper.resident_free_bytes() == 6 << 20
-    assert not keeper.trim_beyond(big) and calls == [1]  # 6 MB resident: within a large budget
-    # a small budget is held against the whole free count (306 MB here), which never undercounts
-    assert keeper.trim_beyond(big - 1) and calls == [1, 1]
-    free[0] += 6 << 20
-    rss[0] += big + (6 << 20)
-    assert keeper.resident_free_bytes() == big + (6 << 20)
-    assert not keeper.trim_beyond(big + (6 << 20)) and keeper.trim_beyond(big + (5 << 20)) and calls == [1, 1, 1]
+    assert not keeper.trim_beyond(6 << 20) and calls == [1]  # 6 MB resident: within the budget
+    rss[0] += 100 << 20
+    assert keeper.resident_free_bytes() == 104 << 20
+    assert not keeper.trim_beyond(104 << 20) and keeper.trim_beyond(103 << 20) and calls == [1, 1]
     assert keeper.resident_free_bytes() == 0  # recalibrated
     # glibc before 2.33 (no mallinfo2) or no /proc: the budget cannot be read, so memory is returned every time
     monkeypatch.setattr(memory, "heap_counts", lambda: None)
-    assert keeper.trim_beyond(1 << 40) and keeper.trim_beyond(1 << 40) and calls == [1, 1, 1, 1, 1]
+    assert keeper.trim_beyond(1 << 40) and keeper.trim_beyond(1 << 40) and calls == [1, 1, 1, 1]
 
 
-def test_the_renderer_keeps_about_one_render_of_free_heap() -> None:
-    """The budget scales with the model (3x its largest cached pyramid), so a small model keeps little."""
+def test_the_renderer_keeps_about_one_render_of_free_heap(monkeypatch) -> None:
+    """The budget scales with the model (3x its largest cached pyramid). A model whose budget would be under
+    ``REUSE_MIN_BYTES`` keeps glibc's defaults and trims after every render (with the heap reuse the bundled
+    model's server grew by fragments); a larger one switches the reuse on and keeps its budget."""
     import torch
 
     from smapgan.config import StyleMapGANConfig
-    from smapgan.fast import FastRenderer
+    from smapgan.fast import FastRenderer, prepared, renderer as renderer_module
     from smapgan.model import StyleMapGAN
 
+    switched: list[int] = []
+    monkeypatch.setattr(renderer_module, "keep_freed_memory", lambda: switched.append(1) or True)
     torch.manual_seed(0)
     config = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
                                channel_base=512, channel_max=32)
     model = StyleMapGAN(config, with_discriminator=False).eval()
+
+    def renders(renderer: FastRenderer, handle, n: int) -> list:
+        trims: list = []
+        monkeypatch.setattr(renderer._engine.heap, "trim", lambda: trims.append("trim"))
+        monkeypatch.setattr(renderer._engine.heap, "trim_beyond", lambda keep: trims.append(keep) or False)
+        with torch.no_grad():
+            for _ in range(n):
+                renderer.render(handle)
+        return trims
+
     renderer = FastRenderer(model)
-    assert renderer._engine.keep_free_bytes() == 0  # nothing cached: every render trims, as before
+    engine = renderer._engine
+    assert engine.keep_free_bytes() == 0  # nothing cached
     with torch.no_grad():
         handle = renderer.encode(torch.zeros(1, 3, 32, 32))
         renderer.render(handle)
-    assert renderer._engine.heap.resident_free_bytes() is not None  # calibrated by the render's trim
+    assert engine.heap.resident_free_bytes() is not None  # calibrated by the render's trim
     pyramid = sum(t.numel() * t.element_size() for t in renderer.pyramid(handle))
-    assert renderer._engine.keep_free_bytes() == min(memory.KEEP_FREE_BYTES, 3 * pyramid) == 3 * pyramid
+    assert prepared.pyramid_nbytes(model.generator.decoder) == pyramid
+    assert engine.keep_free_bytes() == min(memory.KEEP_FREE_BYTES, 3 * pyramid) == 3 * pyramid
+    # small: glibc's defaults, trimmed after every render
+    assert renders(renderer, handle, 3) == ["trim"] * 3 and not switched and not engine.reuse_heap
+
+    monkeypatch.setattr(renderer_module, "REUSE_MIN_BYTES", 3 * pyramid)  # as large as a 256 px model's
+    large = FastRenderer(model)
+    assert switched and large._engine.reuse_heap  # the reuse is on from the start (the first render gains too)
+    with torch.no_grad():
+        handle = large.encode(torch.zeros(1, 3, 32, 32))
+    assert renders(large, handle, 2) == [3 * pyramid] * 2  # and the budget decides

@@ -14,7 +14,8 @@ returns the heap's free memory to the OS once more than a budget of it is reside
 ``KEEP_FREE_BYTES``), so that a session holds at most that much beyond what it uses.
 
 This is process-wide malloc configuration (glibc's ``mallopt``), set once by
-the fast renderer's engine; elsewhere (musl, macOS, Windows) all of it is a no-op.
+the fast renderer's engine for a model large enough to gain from it
+(``REUSE_MIN_BYTES``); elsewhere (musl, macOS, Windows) all of it is a no-op.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 2**31 - 1
 # Free heap kept resident for the next render, at most (an edit's freed working set at 256 px is ~310 MB).
 KEEP_FREE_BYTES = 512 << 20
-# Budgets from this size on are held against the resident estimate; smaller ones against glibc's free
-# count, which never undercounts: the estimate can lag (free space inside pages partly in use at the
-# last trim), and with it the bundled 64 px model's server (budget 16 MB) grew 5.8% over 1000 edits
-# once, where its renders fault only ~13 MB (3-4 ms) when trimmed after every one.
-RESIDENT_MIN_BYTES = 64 << 20
+# The heap reuse is for models whose budget (3x a cached pyramid) is at least this: a 256 px model's
+# (360 MB) saves ~0.3 s of page faults per edit. Smaller models (the bundled 64 px one: 16 MB, its renders
+# fault ~13 MB, 3-4 ms) keep glibc's defaults and trim after every render: with the reuse, the bundled
+# model's server grew 5.7-8.1% over 1000 edits by fragments (2.1% without).
+REUSE_MIN_BYTES = 64 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -127,16 +128,14 @@ class FreeHeapKeeper:
         return max(0, rss - used - self._outside, free - self._free)
 
     def trim_beyond(self, keep_bytes: int) -> bool:
-        """Return the free heap to the OS if more than ``keep_bytes`` of it is resident (for budgets under
-        ``RESIDENT_MIN_BYTES``: if that much is free at all). True if trimmed.
+        """Return the free heap to the OS if more than ``keep_bytes`` of it is resident. True if trimmed.
 
         Where that cannot be estimated (glibc before 2.33, no ``/proc``) it always trims, so that
         memory stays bounded; the first call trims too (to calibrate).
         """
         if _libc() is None:
             return False
-        # Small budgets keep the strict count: glibc's free count bounds the resident free heap from above.
-        free = self.resident_free_bytes() if keep_bytes >= RESIDENT_MIN_BYTES else free_heap_bytes()
+        free = self.resident_free_bytes()
         if free is not None and free <= keep_bytes:
             return False
         self.trim()
