@@ -65,6 +65,12 @@ def _after_render(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def free_heap_budget(pyramid_bytes: int) -> int:
+    """Free heap kept resident after a render of images whose pyramids take ``pyramid_bytes``: 3x that (an
+    edit frees ~310 MB at 256 px, its pyramid is 120 MB), at most ``memory.KEEP_FREE_BYTES``."""
+    return min(KEEP_FREE_BYTES, 3 * pyramid_bytes)
+
+
 class _Engine:
     """Prepared networks and the per-image cache, shared by the renderers of every mode of one model."""
 
@@ -86,17 +92,16 @@ class _Engine:
         self.heap = FreeHeapKeeper()
         codes.on_clear.append(self.heap.trim)
         # Freed heap kept for the next render only where that saves much (see ``after_render``).
-        self.reuse_heap = 3 * pyramid_nbytes(model.generator.decoder) >= REUSE_MIN_BYTES
+        self.reuse_heap = free_heap_budget(pyramid_nbytes(model.generator.decoder)) >= REUSE_MIN_BYTES
         if self.reuse_heap:
             keep_freed_memory()  # renders reuse the heap's pages instead of faulting in new ones (see ``memory``)
         self.idle = IdleWorker(self.lock, self._fill_step) if fill_when_idle else None
 
     def keep_free_bytes(self) -> int:
-        """Free heap kept resident for the next render: about what a render frees, 3x a cached pyramid (an
-        edit frees ~310 MB at 256 px, its pyramid is 120 MB), at most ``memory.KEEP_FREE_BYTES``: scaled to
-        the model, since what a session keeps beyond its use can grow by fragments up to the budget."""
-        largest = max((tensor_nbytes(e.pyramid) for e in self.cache.entries()), default=0)
-        return min(KEEP_FREE_BYTES, 3 * largest)
+        """Free heap kept resident for the next render: about what a render frees (``free_heap_budget`` of
+        the largest cached pyramid; 0 with nothing cached), scaled to the model, since what a session keeps
+        beyond its use can grow by fragments up to the budget."""
+        return free_heap_budget(max((tensor_nbytes(e.pyramid) for e in self.cache.entries()), default=0))
 
     def after_render(self) -> None:
         """A render is done: return free heap beyond the budget kept for the next render (see ``memory``),
