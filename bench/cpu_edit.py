@@ -97,7 +97,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def part_timing(args: argparse.Namespace) -> dict[str, Any]:
-    from smapgan import editing
+    from smapgan.latent import editing
     from smapgan.fast import FastRenderer
     from smapgan.fast.prepared import flops_decoder, flops_encoder
     from smapgan.render import Encoded
@@ -234,7 +234,7 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_animation(args: argparse.Namespace) -> dict[str, Any]:
     """16 frames from the original to a 25% w+ transplant; first frame, all frames, peak RSS."""
-    from smapgan import editing
+    from smapgan.latent import editing
     from smapgan.fast import FastRenderer
 
     model = build_model()

@@ -47,7 +47,7 @@ def mask_at(y: int, x: int, side: int = 128) -> torch.Tensor:
 
 
 def main() -> int:
-    from smapgan import editing
+    from smapgan.latent import editing
     from smapgan.fast import FastRenderer
     from smapgan.fast.prepared import flops_decoder, flops_encoder
     from smapgan.ops import OpContext, StylemapCache, discover

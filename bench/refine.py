@@ -1,4 +1,4 @@
-"""Figures of per-image refinement (smapgan.invert.refine), refined vs encoder only, side by side.
+"""Figures of per-image refinement (smapgan.latent.invert.refine), refined vs encoder only, side by side.
 
     python bench/refine.py --style 'DIR/*.png' --heldout 'DIR/*/*.png' [--model DIR] [--json out.json]
 
@@ -10,7 +10,7 @@
   ``--heldout`` images (held-out emoji of the training styles), encoder vs refined;
 * for each proximity weight of ``--proximity``: the PSNR gains, paper Table 4
   (w+ blend of fixed pairs of held-out images, same folder, under the four masks of
-  ``smapgan.metrics.local_editing_masks``: MSE_src on unmasked pixels vs the source,
+  ``smapgan.latent.metrics.local_editing_masks``: MSE_src on unmasked pixels vs the source,
   MSE_ref on masked pixels vs the reference) and the lerp midpoint (t = 0.5) of the
   same pairs scored by the model's discriminator (a realism proxy: higher is more
   realistic; FID_lerp needs far more images than a CPU bench can refine);
@@ -38,10 +38,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smapgan import StyleMapGAN, StyleMapGANConfig, editing, imageio  # noqa: E402
+from smapgan import StyleMapGAN, StyleMapGANConfig  # noqa: E402
+from smapgan.latent import editing
+from smapgan.intake import images as imageio
 from smapgan.defaults import default_model_path  # noqa: E402
-from smapgan.invert import DEFAULT_PROXIMITY, psnr, refine  # noqa: E402
-from smapgan.metrics import local_editing_figures, local_editing_masks  # noqa: E402
+from smapgan.latent.invert import DEFAULT_PROXIMITY, psnr, refine  # noqa: E402
+from smapgan.latent.metrics import local_editing_figures, local_editing_masks  # noqa: E402
 
 
 def load(files: list[str], size: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import torch
 
-from smapgan import editing
+from smapgan.latent import editing
 from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, growing, op
 
 

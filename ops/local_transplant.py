@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 from torch import Tensor
 
-from smapgan import editing
+from smapgan.latent import editing
 from smapgan.ops import (
     ChoiceInput, FramesOutput, ImageInput, ImageOutput, OpContext, Picture, SliderInput, growing, op,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from smapgan import editing
+from smapgan.latent import editing
 from smapgan.ops import ImageOutput, NumberInput, OpContext, SliderInput, op
 
 

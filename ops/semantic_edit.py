@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from smapgan import StyleMapGAN, editing
+from smapgan import StyleMapGAN
+from smapgan.latent import editing
 from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, OpError, Picture, SliderInput, op
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smapgan import editing
+from smapgan.latent import editing
 from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture, op
 
 

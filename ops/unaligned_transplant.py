@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from smapgan import editing, imageio
+from smapgan.latent import editing
+from smapgan.intake import images as imageio
 from smapgan.ops import (
     BoxInput,
     ChoiceInput,

@@ -173,7 +173,7 @@ def midpoint(stylemaps: torch.Tensor, labels: Sequence[int], direction: torch.Te
 
 def leave_one_emoji_out(stylemaps: torch.Tensor, labels: Sequence[int], groups: Sequence[str], method: str) -> float:
     """Balanced accuracy of predicting each emoji's images from a direction learned without that emoji."""
-    from smapgan.directions import learn_direction
+    from smapgan.latent.directions import learn_direction
 
     y = torch.tensor(labels, dtype=torch.bool)
     hits = {True: [], False: []}

@@ -5,11 +5,11 @@
 * Reconstruction MSE / PSNR of ``decode(encode(x))`` on the held-out split (and on the
   training split, for comparison), per source and per image.
 * Table 4: for a fixed, seeded set of (source, reference) pairs of held-out faces and
-  each mask of ``smapgan.metrics.local_editing_masks``, blend the reference into the
+  each mask of ``smapgan.latent.metrics.local_editing_masks``, blend the reference into the
   source and measure MSE_src (unmasked pixels vs the source) and MSE_ref (masked pixels
   vs the reference), in w+ (the paper's CelebA-HQ setting) and in w.
 
-Images are read through ``smapgan.imageio`` (the app's and the CLI's path) and live in
+Images are read through ``smapgan.intake.images`` (the app's and the CLI's path) and live in
 [-1, 1]; MSE is on that scale, like the paper's.
 """
 
@@ -35,8 +35,8 @@ def read_rows(data: Path) -> list[dict[str, Any]]:
 
 
 def load_images(data: Path, rows: Sequence[dict[str, Any]], size: int) -> torch.Tensor:
-    """(N,3,S,S) in [-1,1], each image decoded, center-cropped and resized by ``smapgan.imageio``."""
-    from smapgan import imageio
+    """(N,3,S,S) in [-1,1], each image decoded, center-cropped and resized by ``smapgan.intake.images``."""
+    from smapgan.intake import images as imageio
 
     return torch.cat([imageio.image_to_tensor(imageio.load_image(data / r["file"], size)) for r in rows])
 
@@ -69,8 +69,8 @@ def editing_pairs(
 
 
 def reconstruction(model: Any, images: torch.Tensor, rows: Sequence[dict[str, Any]], per_image: bool) -> dict[str, Any]:
-    """Headline figures from ``smapgan.metrics.reconstruction_figures``, by source, and optionally per image."""
-    from smapgan.metrics import reconstruction_figures
+    """Headline figures from ``smapgan.latent.metrics.reconstruction_figures``, by source, and optionally per image."""
+    from smapgan.latent.metrics import reconstruction_figures
 
     overall = reconstruction_figures(model, images)
     result: dict[str, Any] = {"mse": overall.mse, "psnr": overall.psnr, "count": overall.count, "by_source": {}}
@@ -88,7 +88,7 @@ def reconstruction(model: Any, images: torch.Tensor, rows: Sequence[dict[str, An
 
 def local_editing(model: Any, images: torch.Tensor, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Table 4 over the seeded pairs and every mask, in w+ and w, with a per-mask breakdown."""
-    from smapgan.metrics import local_editing_figures, local_editing_masks
+    from smapgan.latent.metrics import local_editing_figures, local_editing_masks
 
     pairs = editing_pairs(rows)
     sources = images[[a for a, _ in pairs]]

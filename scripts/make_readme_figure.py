@@ -4,7 +4,7 @@
 
 Top: held-out emoji (never seen in training) and their reconstructions; then the
 refinement row (``--refine-images``: input, encoder only, refined by
-``smapgan.invert.refine``, PSNR each; a style the model never saw shows it best). Below, one
+``smapgan.latent.invert.refine``, PSNR each; a style the model never saw shows it best). Below, one
 row per registered op (``smapgan.ops.discover``, in the app's order): the op's first
 declared example run through ``Op.run`` as ``smapgan edit`` runs it, shown as
 inputs -> outputs. Brushed regions are shown by dimming everything else; boxes and
@@ -50,7 +50,7 @@ class Cell:
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
-    from smapgan import imageio
+    from smapgan.intake import images as imageio
 
     return imageio.tensor_to_image(tensor)
 
@@ -89,7 +89,7 @@ def draw_points(image: Image.Image, points: Sequence[tuple[float, float]]) -> Im
 def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "",
                   label: str = "Held-out emoji", about: str = "not seen in training") -> list[tuple[str, str, list[Cell]]]:
     """Two rows: held-out images (file, caption) and their reconstructions, with per-image MSE."""
-    from smapgan import imageio
+    from smapgan.intake import images as imageio
 
     images = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size)) for f, _ in files])
     with torch.inference_mode():
@@ -106,8 +106,8 @@ def held_out_rows(model: Any, files: Sequence[tuple[Path, str]], note: str = "",
 
 def refinement_row(model: Any, files: Sequence[Path], steps: int) -> tuple[str, str, list[Cell]]:
     """One row: for each image, the input, the encoder's reconstruction and the refined one (PSNR in dB)."""
-    from smapgan import imageio
-    from smapgan.invert import psnr, reconstruct, refine
+    from smapgan.intake import images as imageio
+    from smapgan.latent.invert import psnr, reconstruct, refine
 
     images = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size)) for f in files])
     with torch.inference_mode():
@@ -120,7 +120,7 @@ def refinement_row(model: Any, files: Sequence[Path], steps: int) -> tuple[str, 
             Cell(enlarge(to_pil(a)), f"encoder {float(psnr(a[None], x[None])):.1f} dB", arrow=True),
             Cell(enlarge(to_pil(b)), f"refined {float(psnr(b[None], x[None])):.1f} dB"),
         ]
-    return ("Refined inversion", f"input, encoder only, {steps} refinement steps (smapgan.invert.refine)", cells)
+    return ("Refined inversion", f"input, encoder only, {steps} refinement steps (smapgan.latent.invert.refine)", cells)
 
 
 def op_row(found: Any, ctx: Any) -> tuple[str, str, list[Cell]]:

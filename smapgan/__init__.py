@@ -1,10 +1,10 @@
 """smapgan: the StyleMapGAN toolkit (networks, editing primitives, Hub I/O)."""
 
-from . import editing
-from .config import StyleMapGANConfig
+from .latent import editing
+from .networks.config import StyleMapGANConfig
 from .defaults import DEFAULT_MODEL
 from .model import StyleMapGAN
-from . import invert  # noqa: E402  (smapgan.invert.refine: per-image refinement)
+from .latent import invert  # noqa: E402  (smapgan.latent.invert.refine: per-image refinement)
 
 __version__ = "0.1.0"
 

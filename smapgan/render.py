@@ -2,7 +2,7 @@
 
 One image's path: ``encode(image)`` gives an :class:`Encoded` handle (a stable
 key and the stylemap); ``pyramid(handle)`` its w+ pyramid; an op edits tensors
-with :mod:`smapgan.editing`; ``render(edit, base=handle)`` the image, where
+with :mod:`smapgan.latent.editing`; ``render(edit, base=handle)`` the image, where
 ``base`` says which image the edit started from, so a renderer may recompute
 only what changed. Every cache (stylemaps, pyramids, maps, images) is the
 renderer's own, keyed by handle key and bounded; the renderers of one model's
@@ -147,7 +147,7 @@ class Renderer(ABC):
     def pyramid(self, image: Encoded) -> Pyramid:
         """The image's w+ pyramid (float32), made on first use and cached under its key.
 
-        The tensors are the cache's: edit them out of place (``smapgan.editing``).
+        The tensors are the cache's: edit them out of place (``smapgan.latent.editing``).
         """
 
     @abstractmethod
@@ -167,7 +167,7 @@ class Renderer(ABC):
 
     def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
         """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, one at a time."""
-        from .editing import lerp_pyramid
+        from .latent.editing import lerp_pyramid
 
         start = self.pyramid(base)
         for t in ts:

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN, StyleMapGANConfig, imageio
+from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, Registry, discover
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN, imageio
+from smapgan import StyleMapGAN
+from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, discover
 from smapgan.render import ReferenceRenderer
 
@@ -124,7 +125,7 @@ def test_local_transplant_with_brush_layers(client, model, layers):
     def edit(ctx):
         mask = imageio.load_mask(layers["eyes"], ctx.size)
         o, r = ctx.picture(NEUTRAL), ctx.picture(HEARTS, mask)
-        from smapgan import editing
+        from smapgan.latent import editing
 
         blended = editing.blend_pyramid(ctx.pyramid(ctx.encode(o)), ctx.pyramid(ctx.encode(r)), mask)
         return ctx.render(blended, base=None)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smapgan import StyleMapGAN, imageio
+from smapgan import StyleMapGAN
+from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, Registry, StylemapCache, discover
 from smapgan.render import ReferenceRenderer
 

@@ -70,7 +70,7 @@ def test_an_example_whose_choice_the_model_lacks_is_skipped():
     import torch
 
     from smapgan.app.builder import EXAMPLES_DIR, _example_rows
-    from smapgan.config import StyleMapGANConfig
+    from smapgan.networks.config import StyleMapGANConfig
     from smapgan.model import StyleMapGAN
     from smapgan.ops import discover
 

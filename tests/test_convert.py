@@ -11,7 +11,7 @@ import torch
 
 from smapgan import StyleMapGAN
 from smapgan.cli import main as cli_main
-from smapgan.convert import (
+from smapgan.model.convert import (
     CheckpointFormatError,
     UnsafeCheckpointError,
     convert_release_checkpoint,

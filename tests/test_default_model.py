@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import smapgan
-from smapgan import StyleMapGAN, imageio
-from smapgan.metrics import reconstruction_figures
+from smapgan import StyleMapGAN
+from smapgan.intake import images as imageio
+from smapgan.latent.metrics import reconstruction_figures
 from smapgan.ops import FramesOutput, ImageOutput, NumbersOutput, OpContext, discover
 from smapgan.ops.examples import EXAMPLES_DIR, example_values
 

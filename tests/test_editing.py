@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig, editing
+from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan.latent import editing
 
 TINY = StyleMapGANConfig(
     size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32

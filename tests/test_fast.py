@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig, editing
+from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan.latent import editing
 from smapgan.fast import FastRenderer, LRUCache
 from smapgan.fast.incremental import expand_window
 from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder

@@ -120,7 +120,7 @@ def test_the_renderer_keeps_about_one_render_of_free_heap(monkeypatch) -> None:
     model's server grew by fragments); a larger one switches the reuse on and keeps its budget."""
     import torch
 
-    from smapgan.config import StyleMapGANConfig
+    from smapgan.networks.config import StyleMapGANConfig
     from smapgan.fast import FastRenderer, prepared, renderer as renderer_module
     from smapgan.model import StyleMapGAN
 

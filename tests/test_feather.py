@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, editing
+from smapgan import StyleMapGAN
+from smapgan.latent import editing
 from smapgan.ops import OpContext, discover
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"

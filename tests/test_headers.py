@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smapgan import headers, imageio, limits
+from smapgan.intake import headers
+from smapgan.intake import images as imageio
+from smapgan.intake import limits
 from tests.reliability import _png_chunk
 
 

@@ -1,4 +1,4 @@
-"""smapgan.hub against the loopback Hub double, through the real huggingface_hub client."""
+"""smapgan.model.hub against the loopback Hub double, through the real huggingface_hub client."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import constants
 from safetensors.torch import save_file
 
-from smapgan.hub import HubError, push_folder, resolve_model_dir
+from smapgan.model.hub import HubError, push_folder, resolve_model_dir
 
 REPO = "smapgan-tester/tiny"
 

@@ -1,4 +1,4 @@
-"""smapgan.imageio: modes, orientation, limits, crops and masks, with clear errors."""
+"""smapgan.intake.images: modes, orientation, limits, crops and masks, with clear errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import imageio
-from smapgan.imageio import ImageInputError
+from smapgan.intake import images as imageio
+from smapgan.intake.images import ImageInputError
 
 
 def png_bytes(image: Image.Image, **kwargs) -> bytes:

@@ -76,7 +76,7 @@ def test_refined_inversion_fits_better_and_is_cached(model, registry, refine_cal
 
 def test_plugin_ops_get_it_for_free(model, registry, refine_calls):
     """Every image input of every op: a transplant refines the original and each reference."""
-    from smapgan import imageio
+    from smapgan.intake import images as imageio
 
     ctx = OpContext(model, inversion=Inversion(steps=3))
     mask = imageio.box_mask((0.1, 0.1, 0.9, 0.5), 32)

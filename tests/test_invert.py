@@ -1,4 +1,4 @@
-"""Per-image refinement of the inversion (smapgan.invert) and its differentiable fast decoder."""
+"""Per-image refinement of the inversion (smapgan.latent.invert) and its differentiable fast decoder."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import threading
 import pytest
 import torch
 
-from smapgan import DEFAULT_MODEL, StyleMapGAN, StyleMapGANConfig, imageio
-from smapgan.editing import pool_mask
-from smapgan.invert import DEFAULT_PROXIMITY, RefineStep, RefineTrace, psnr, reconstruct, refine
+from smapgan import DEFAULT_MODEL, StyleMapGAN, StyleMapGANConfig
+from smapgan.intake import images as imageio
+from smapgan.latent.editing import pool_mask
+from smapgan.latent.invert import DEFAULT_PROXIMITY, RefineStep, RefineTrace, psnr, reconstruct, refine
 
 TINY = StyleMapGANConfig(
     size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32

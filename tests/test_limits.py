@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from smapgan import limits
+from smapgan.intake import limits
 from smapgan.ops import OpError, discover
 from smapgan.ops.spec import parse_input
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smapgan.train import lpips as lp
+from smapgan.networks import lpips as lp
 
 REPO = Path(__file__).resolve().parents[1]
 VGG_NAME = "vgg16-397923af.pth"
@@ -227,7 +227,7 @@ def test_missing_lpips_distribution_gives_install_hint(monkeypatch: pytest.Monke
 
 def test_import_pulls_in_neither_torchvision_nor_lpips() -> None:
     code = (
-        "import sys, smapgan.train.lpips\n"
+        "import sys, smapgan.networks.lpips\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'lpips')]\n"
         "assert not bad, bad\n"
     )

@@ -9,7 +9,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from smapgan import StyleMapGAN, editing
+from smapgan import StyleMapGAN
+from smapgan.latent import editing
 from smapgan.cli import main as cli_main
 
 from .official import fixture_names, official_dir

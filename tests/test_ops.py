@@ -11,7 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN, editing, imageio
+from smapgan import StyleMapGAN
+from smapgan.latent import editing
+from smapgan.intake import images as imageio
 from smapgan.cli import build_parser, main
 from smapgan.ops import OpContext, OpError, discover
 
@@ -330,7 +332,7 @@ def test_cli_ops_lists_inputs(capsys):
 
 # ------------------------------------------------------------------------ directions
 def test_learn_direction_methods():
-    from smapgan.directions import learn_direction
+    from smapgan.latent.directions import learn_direction
 
     g = torch.Generator().manual_seed(0)
     axis = torch.zeros(8, 4, 4)

@@ -13,7 +13,9 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, editing, imageio
+from smapgan import StyleMapGAN
+from smapgan.latent import editing
+from smapgan.intake import images as imageio
 from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, OpError, discover, growing, op
 from smapgan.render import ReferenceRenderer
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from smapgan import StyleMapGAN, StyleMapGANConfig
-from smapgan.hub import HubError, push_folder
+from smapgan.model.hub import HubError, push_folder
 from smapgan.model import ModelLoadError
 from smapgan.train.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smapgan import limits
+from smapgan.intake import limits
 from tests.reliability import EXAMPLES, bomb_png, live_app
 from tests.test_headers import ico_pointing_at, tiff_pages
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from smapgan import StyleMapGAN, StyleMapGANConfig
-from smapgan.hub import HubError, push_folder, resolve_model_dir
+from smapgan.model.hub import HubError, push_folder, resolve_model_dir
 
 REPO = "smapgan-tester/reliable"
 CONFIG = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,

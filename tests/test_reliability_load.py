@@ -23,7 +23,8 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN, imageio
+from smapgan import StyleMapGAN
+from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, StylemapCache, discover
 from smapgan.render import ReferenceRenderer
 from tests.reliability import EXAMPLES, live_app, serving_model_dir
@@ -144,7 +145,7 @@ def run_load(model_dir: Path, stroke: str, clients: int, edits_each: int) -> dic
 
             def user(c: int) -> None:
                 # Each user from an address of its own, as on a public Space behind its proxy: the
-                # fair queue caps jobs per address (smapgan.limits.MAX_CLIENT_JOBS), not per server.
+                # fair queue caps jobs per address (smapgan.intake.limits.MAX_CLIENT_JOBS), not per server.
                 client = Client(demo.local_url, verbose=False, headers={"X-Forwarded-For": f"10.0.0.{c + 1}"})
                 sessions[c] = client.session_hash
                 start.wait()

@@ -244,7 +244,7 @@ def test_oversized_upload_is_refused_before_it_is_stored(client, tmp_path):
     """The launcher caps uploads at imageio.MAX_BYTES: Gradio refuses larger files at the upload."""
     import httpx
 
-    from smapgan.imageio import MAX_BYTES
+    from smapgan.intake.images import MAX_BYTES
 
     assert MAX_BYTES == 50 * 2**20  # the documented limit
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig, editing
+from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan.latent import editing
 from smapgan.fast import FastRenderer
 from smapgan.render import Encoded, ReferenceRenderer, Renderer
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from smapgan import StyleMapGAN
 from smapgan.cli import main
-from smapgan.directions import SEFA_WEIGHT_KEY, sefa, sefa_maps
+from smapgan.latent.directions import SEFA_WEIGHT_KEY, sefa, sefa_maps
 
 
 def _weight(seed: int = 0) -> torch.Tensor:

@@ -26,7 +26,7 @@ from huggingface_hub import HfApi, SpaceCard
 
 from smapgan.cli import main as cli
 from smapgan.defaults import DEFAULT_MODEL
-from smapgan.hub import push_folder
+from smapgan.model.hub import push_folder
 from smapgan.space import SpaceError, build_space_folder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

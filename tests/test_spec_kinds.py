@@ -88,7 +88,8 @@ def color_of(path: Any) -> tuple[int, ...]:
 
 
 def test_python_api_parses_and_checks_the_new_kind(plugins, tiny_model_dir):
-    from smapgan import StyleMapGAN, imageio
+    from smapgan import StyleMapGAN
+    from smapgan.intake import images as imageio
 
     found = discover()["tint"]
     ctx = OpContext(StyleMapGAN.from_pretrained(tiny_model_dir))

@@ -21,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from .. import limits
+from ..intake import limits
 from . import gate
 from . import gradio_internals as internals
 
@@ -47,7 +47,7 @@ class BlobLimitError(limits.LimitError):
 
 
 class BlobStore:
-    """Canvas blobs by (session, id); every bound from :mod:`smapgan.limits`."""
+    """Canvas blobs by (session, id); every bound from :mod:`smapgan.intake.limits`."""
 
     def __init__(self) -> None:
         self._items: OrderedDict[tuple[str, str], _Entry] = OrderedDict()

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gradio as gr
-from .. import imageio, limits
+from ..intake import images as imageio
+from ..intake import limits
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
 from ..ops import OpContext, Registry, StylemapCache, discover
@@ -208,7 +209,7 @@ def _build_tab(
         inputs_kwargs=named,
         api_name=found.name,
         api_description=found.description or None,
-        preprocess=False,  # every image is decoded by smapgan.imageio, with its limits and clear errors
+        preprocess=False,  # every image is decoded by smapgan.intake.images, with its limits and clear errors
     )
 
     def succeeded(state: dict) -> list[Any]:

@@ -32,7 +32,7 @@ import os
 from collections import Counter
 from typing import Any, Awaitable, Callable
 
-from .. import limits
+from ..intake import limits
 from . import gradio_internals as internals
 
 Scope = dict[str, Any]

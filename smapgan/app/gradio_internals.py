@@ -11,7 +11,7 @@ rather than serving without the caps):
   but the blob store is reached from a component's server function (which takes no request) and
   the file check from conversions the CLI shares, which run outside any app.
 - :func:`upload_folder`, :func:`is_in_or_equal` (``gradio.utils``): where Gradio stores uploads.
-  With ``preprocess=False`` (every image is decoded by :mod:`smapgan.imageio`, with its limits)
+  With ``preprocess=False`` (every image is decoded by :mod:`smapgan.intake.images`, with its limits)
   Gradio does not check a payload's path, so the app checks it against that folder itself.
 - :func:`event_queue`, :func:`queued_events`, :func:`wrap_push` (``Blocks._queue``, its ``push``,
   ``event_queue_per_concurrency_id`` and ``active_jobs``): Gradio caps the queue's length, not

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..invert import DEFAULT_STEPS
+from ..latent.invert import DEFAULT_STEPS
 from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, Inversion, InversionSession
 
 __all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]

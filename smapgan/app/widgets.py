@@ -21,7 +21,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .. import imageio, limits
+from ..intake import images as imageio
+from ..intake import limits
 from ..ops import spec
 from ..ops.context import OpContext
 from . import blobs, gradio_internals
@@ -94,7 +95,7 @@ def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
 
     The browser uploads canvases as blobs kept for its session under ``payload["id"]`` (:mod:`.blobs`);
     API clients send files. Gradio's own preprocessing (which decodes without limits)
-    is bypassed so that every image goes through :mod:`smapgan.imageio`.
+    is bypassed so that every image goes through :mod:`smapgan.intake.images`.
     """
     if payload is None:
         return None
@@ -457,7 +458,7 @@ def _image_input(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
 
 
 def _picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:
-    """A raw component payload as a Picture (images and masks decoded by smapgan.imageio)."""
+    """A raw component payload as a Picture (images and masks decoded by smapgan.intake.images)."""
     if item.mask == "none":
         source = file_source(payload)
         return None if source is None else ctx.picture(source)

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import convert_release_checkpoint
+    from ..model.convert import convert_release_checkpoint
 
     model = convert_release_checkpoint(
         args.checkpoint, args.out_dir, dataset=args.dataset, keep_discriminator=not args.no_discriminator
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out_dir} ({n / 1e6:.1f} M parameters, config {model.config.to_dict()})")
     if args.push_to_hub:
-        from ..hub import push_folder
+        from ..model.hub import push_folder
 
         print(push_folder(args.out_dir, args.push_to_hub, commit_message="Upload converted StyleMapGAN"))
     return 0

@@ -1,12 +1,12 @@
 """``smapgan direction``: learn a semantic direction from two image folders and store it with the model.
 
 ``smapgan direction --sefa K`` instead computes K directions without labels from
-the weights (SeFa, :func:`smapgan.directions.sefa`), stored as ``sefa_0 ...``
+the weights (SeFa, :func:`smapgan.latent.directions.sefa`), stored as ``sefa_0 ...``
 with their eigenvalues in the file's metadata (replacing earlier ``sefa_*``).
 
 The direction is saved next to the model's weights (``directions.safetensors``)
 so ``semantic_edit`` offers it and ``push_to_hub`` carries it. See
-:mod:`smapgan.directions` for the methods and the unit-norm-per-cell convention.
+:mod:`smapgan.latent.directions` for the methods and the unit-norm-per-cell convention.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def encode_folder(model: "StyleMapGAN", files: list[Path], batch_size: int) -> "
     """Stylemaps (N,C,L,L) of image files, center-cropped and resized to the model."""
     import torch
 
-    from .. import imageio
+    from ..intake import images as imageio
 
     stylemaps = []
     with torch.inference_mode():
@@ -73,7 +73,7 @@ def encode_folder(model: "StyleMapGAN", files: list[Path], batch_size: int) -> "
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
     from ..defaults import default_model_path
-    from ..directions import learn_direction
+    from ..latent.directions import learn_direction
 
     source = args.model or default_model_path()
     out = args.out or (source if Path(source).is_dir() else None)
@@ -115,7 +115,7 @@ def run_sefa(source: str, out: str, count: int, revision: str | None = None) -> 
     from safetensors.torch import load_file, save_file
 
     from .. import StyleMapGAN, StyleMapGANConfig
-    from ..directions import SEFA_PREFIX, SEFA_WEIGHT_KEY, sefa, sefa_maps
+    from ..latent.directions import SEFA_PREFIX, SEFA_WEIGHT_KEY, sefa, sefa_maps
     from ..model import CONFIG_NAME, DIRECTIONS_NAME, WEIGHTS_NAME
 
     start = time.perf_counter()

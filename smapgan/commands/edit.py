@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             cmd.add_argument(
                 "--refine-steps", type=int, default=0, metavar="N",
                 help="refine each input image's stylemap by N optimisation steps before editing "
-                "(0: the encoder alone; see smapgan.invert)",
+                "(0: the encoder alone; see smapgan.latent.invert)",
             )
         has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
         cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
@@ -80,7 +80,8 @@ def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import StyleMapGAN, imageio
+    from .. import StyleMapGAN
+    from ..intake import images as imageio
     from ..defaults import default_model_path
     from ..ops import OpContext
     from ..ops.inversion import Inversion

@@ -50,7 +50,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
     from huggingface_hub import constants
 
-    from ..hub import push_folder, resolve_model_dir
+    from ..model.hub import push_folder, resolve_model_dir
 
     if args.model:  # a typo here would give a Space that crashes at boot: check the repo first
         resolve_model_dir(args.model, allow_patterns=["config.json"])

@@ -1,6 +1,6 @@
 """A differentiable twin of :class:`~smapgan.fast.prepared.PreparedDecoder`, for optimising codes.
 
-:func:`smapgan.invert.refine` back-propagates through the decoder to the
+:func:`smapgan.latent.invert.refine` back-propagates through the decoder to the
 stylemap (or pyramid) a hundred times per image, with the weights frozen. The
 prepared decoder's folded, channels-last weights make that 1.2-1.6x cheaper
 than the model's modules on a CPU, but its in-place activations and residual

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cache import param_signature
-from ..layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
+from ..networks.layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
 from ..networks.decoder import Decoder, StyledConv
 from ..networks.encoder import Encoder
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import StyleMapGANConfig
-from ..layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, upsample_blur_pad
+from .config import StyleMapGANConfig
+from .layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, upsample_blur_pad
 
 
 class ModulatedConv2d(nn.Module):

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ..config import StyleMapGANConfig
-from ..layers import ConvLayer, EqualLinear, ResBlock
+from .config import StyleMapGANConfig
+from .layers import ConvLayer, EqualLinear, ResBlock
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:

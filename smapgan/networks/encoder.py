@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ..config import StyleMapGANConfig
-from ..layers import ConvLayer, ResBlock
+from .config import StyleMapGANConfig
+from .layers import ConvLayer, ResBlock
 
 
 class Encoder(nn.Module):

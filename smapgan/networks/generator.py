@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import StyleMapGANConfig
+from .config import StyleMapGANConfig
 from .decoder import Decoder
 from .mapping import build_mapping
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..config import StyleMapGANConfig
-from ..layers import EqualLinear, PixelNorm
+from .config import StyleMapGANConfig
+from .layers import EqualLinear, PixelNorm
 
 
 def build_mapping(config: StyleMapGANConfig) -> nn.Sequential:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .. import imageio
+from ..intake import images as imageio
 from ..cache import LRUCache
 from ..model import StyleMapGAN
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer

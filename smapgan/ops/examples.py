@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .. import imageio
+from ..intake import images as imageio
 from .context import OpContext
 from .spec import ImageInput, Op, Picture
 

@@ -3,7 +3,7 @@
 One setting for every image input of every op (the app's "Inversion" control,
 ``smapgan edit --refine-steps N``): :class:`OpContext` asks :func:`invert` for a
 picture's stylemap, caches it per image and setting, and every op (built-in or
-plugin) edits from it without knowing. Refinement is :func:`smapgan.invert.refine`
+plugin) edits from it without knowing. Refinement is :func:`smapgan.latent.invert.refine`
 in the stylemap space ("w"), so blends in w and w+, lerps and directions all start
 from the refined code.
 """
@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from ..invert import DEFAULT_LR, DEFAULT_PROXIMITY, RefineStep, refine
+from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, RefineStep, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, L
 
 import torch
 
-from .. import limits
+from ..intake import limits
 
 if TYPE_CHECKING:
     import argparse

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..config import StyleMapGANConfig
+from ..networks.config import StyleMapGANConfig
 
 # Option names used before the model fields took the release's names. Older options.json
 # files and checkpoints are read through this table, and the old flags still parse.

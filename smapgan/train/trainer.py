@@ -103,7 +103,7 @@ def build_lpips(opts: TrainOptions, device: torch.device) -> tuple[nn.Module | N
     """
     if opts.lambda_perceptual:
         try:
-            from .lpips import LPIPS, PerceptualWeightsUnavailable
+            from ..networks.lpips import LPIPS, PerceptualWeightsUnavailable
         except ImportError as exc:
             raise StartupError(f"the LPIPS module cannot be imported ({exc}); pass --lambda-perceptual 0 to train without it") from exc
         try:
@@ -112,7 +112,7 @@ def build_lpips(opts: TrainOptions, device: torch.device) -> tuple[nn.Module | N
             raise StartupError(f"the perceptual loss is on (--lambda-perceptual {opts.lambda_perceptual}) but {exc}") from exc
         return net, net
     try:
-        from .lpips import LPIPS, vgg16_cache_path
+        from ..networks.lpips import LPIPS, vgg16_cache_path
 
         if not vgg16_cache_path().is_file():  # never reach for the network for a metric
             return None, None

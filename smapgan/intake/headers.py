@@ -13,7 +13,7 @@ whatever the chain's length) and each step O(1) apart from skipping data blocks.
 is refused: a format that cannot be checked this way is not decoded at all. Accepted: PNG (and
 APNG), JPEG (and MPO), GIF, WebP (and animated), BMP, TIFF (classic, not BigTIFF).
 
-The caller (``smapgan.imageio``) compares what is found with its limits, then hands the bytes to
+The caller (``smapgan.intake.images``) compares what is found with its limits, then hands the bytes to
 Pillow restricted to the format found here, so that Pillow cannot pick another plugin.
 """
 

@@ -18,9 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
-from . import editing
-from .config import StyleMapGANConfig
-from .networks import Discriminator, Encoder, Generator
+from ..networks.config import StyleMapGANConfig
+from ..networks import Discriminator, Encoder, Generator
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -100,7 +99,8 @@ class StyleMapGAN(
         if truncation != 1.0:
             if mean_stylemap is None:
                 raise ValueError("truncation needs mean_stylemap (see StyleMapGAN.mean_stylemap)")
-            w = editing.truncate(w, mean_stylemap.reshape(1, *w.shape[1:]), truncation)
+            mean = mean_stylemap.reshape(1, *w.shape[1:])
+            w = mean + truncation * (w - mean)
         return self.decode(w)
 
     @torch.no_grad()

@@ -39,7 +39,7 @@ from typing import Callable, Iterator, Literal, Sequence
 import torch
 
 from .editing import pool_mask
-from .model import StyleMapGAN
+from ..model import StyleMapGAN
 
 Space = Literal["w", "w+"]
 Code = torch.Tensor | list[torch.Tensor]
@@ -119,7 +119,7 @@ def _perceptual_module(perceptual: object, device: torch.device) -> torch.nn.Mod
     if isinstance(perceptual, torch.nn.Module):
         return perceptual.to(device).eval()
     if perceptual == "lpips":
-        from .train.lpips import LPIPS  # raises PerceptualWeightsUnavailable with a clear message
+        from ..networks.lpips import LPIPS  # raises PerceptualWeightsUnavailable with a clear message
 
         return LPIPS(pretrained=True).to(device).eval()
     raise ValueError(f"perceptual must be None, 'lpips' or an LPIPS module, got {perceptual!r}")
@@ -148,7 +148,7 @@ def refine(
     for ``space="w+"``, detached, on the model's device. ``steps=0`` returns the
     encoder's code itself (bit for bit). ``mask`` (N or 1,1,S,S), 1 = fit here.
     ``perceptual="lpips"`` adds LPIPS (VGG16 v0.1) when its weights are
-    available (see :mod:`smapgan.train.lpips`); an ``nn.Module`` taking two
+    available (see :mod:`smapgan.networks.lpips`); an ``nn.Module`` taking two
     image batches is used as given. ``progress(RefineStep)`` is called after
     every step; returning False stops, like setting ``stop``: the best code per
     image so far is returned. ``init`` replaces ``model.encode(images)`` as the
@@ -178,7 +178,7 @@ def refine(
     loss_fn = _perceptual_module(perceptual, device)
     graph = None
     if fast:
-        from .fast.graph import grad_decoder
+        from ..fast.graph import grad_decoder
 
         graph = grad_decoder(model.generator.decoder)
     expand = graph.expand if graph is not None else model.expand

@@ -3,8 +3,8 @@
 Everything a user hands us (a path, bytes, a PIL image, an array) goes through
 :func:`open_image`, which enforces size limits *before* decoding pixels (every
 frame, page and sub-image is checked from the file's own headers by
-:mod:`smapgan.headers`, and the pixels are charged to the request's budget,
-:func:`smapgan.limits.pixel_budget`), applies the EXIF orientation and keeps
+:mod:`smapgan.intake.headers`, and the pixels are charged to the request's budget,
+:func:`smapgan.intake.limits.pixel_budget`), applies the EXIF orientation and keeps
 only the first frame. Anything unusable raises
 :class:`ImageInputError` with a message meant for the user, never a decoder's
 traceback. Images become tensors (N,3,S,S) in [-1,1]; masks become float
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import headers, limits
+from . import headers
+from . import limits
 
 MAX_BYTES = limits.MAX_BYTES
 """Largest encoded image accepted (50 MiB)."""
@@ -124,7 +125,7 @@ def image_size(source: ImageSource) -> tuple[int, int]:
 
 
 def decoding(source: ImageSource) -> Any:
-    """Hold room in the process-wide decoding pool (:func:`smapgan.limits.decoding`) for ``source``:
+    """Hold room in the process-wide decoding pool (:func:`smapgan.intake.limits.decoding`) for ``source``:
     around a decode and the conversions that follow it, until the image is model-sized."""
     try:
         w, h = image_size(source)

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .config import StyleMapGANConfig
-from .model import StyleMapGAN
+from ..networks.config import StyleMapGANConfig
+from . import StyleMapGAN
 
 RELEASE_MODEL_CARD = """---
 library_name: smapgan

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from . import editing
-from .model import StyleMapGAN
+from ..model import StyleMapGAN
 
 
 def psnr_from_mse(mse: float, peak_to_peak: float = 2.0) -> float:
@@ -78,7 +78,7 @@ def local_editing_figures(
     MSE_ref over masked pixels against the reference (both in [-1,1]); the mask
     is the pixel mask the user drew, whatever the stylemap cells it touches.
     ``stylemaps`` (sources', references') replaces the encoder's codes, e.g. with
-    refined ones (:func:`smapgan.invert.refine`).
+    refined ones (:func:`smapgan.latent.invert.refine`).
     """
     src_errors, ref_errors = [], []
     sources, references = sources.to(model.device), references.to(model.device)

@@ -1,0 +1,1 @@
+"""Latent algorithms: pure editing functions, refinement, directions and quality metrics."""
