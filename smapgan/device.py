@@ -36,7 +36,9 @@ def resolve_device(choice: str = "auto") -> torch.device:
     raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {choice!r}")
 
 
-def renderer_for_device(model: StyleMapGAN, device: torch.device | str = "auto", *, fill_when_idle: bool = False) -> Renderer:
+def renderer_for_device(
+    model: StyleMapGAN, device: torch.device | str = "auto", *, fill_when_idle: bool = False
+) -> Renderer:
     """``model`` moved to ``device`` (a choice of :func:`resolve_device` or a device), with its renderer:
     the reference renderer on CUDA, the fast one on the CPU when this build has it.
 

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--align", choices=("face", "none"), default="face",
         help="face: FFHQ alignment (needs smapgan[faces]); none: the largest centered square",
     )
-    parser.add_argument("--face", type=int, default=0, metavar="I", help="which face when there are several (0: the largest)")
+    parser.add_argument(
+        "--face", type=int, default=0, metavar="I", help="which face when there are several (0: the largest and surest)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

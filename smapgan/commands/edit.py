@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..intake import images as imageio
     from ..defaults import default_model_path
-    from ..ops import OpContext
+    from ..ops import OpContext, OpError
     from ..ops.inversion import Inversion
     from ..ops.spec import FramesOutput, ImageOutput, NumbersOutput
     from ..render import ReferenceRenderer
@@ -162,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
     found = args._op
     raw = collect_values(found, args)
     device = resolve_device(args.device)
-    model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision, map_location=device)
+    model = StyleMapGAN.from_pretrained(
+        args.model or default_model_path(), revision=args.revision, map_location=device
+    )
     inversion = Inversion(steps=getattr(args, "refine_steps", 0) or 0)
 
     def progress(fraction: float, desc: str) -> None:
@@ -177,10 +179,13 @@ def run(args: argparse.Namespace) -> int:
     photo = None
     if found.image_inputs:
         mode = align_mode(args.align, model)
-        photo = prepare_photos(found, raw, model.config.size, mode, args.face, keep_first=bool(getattr(args, "photo_out", None)))
-    values.update(
-        {i.name: on_device(i.parse_cli(ctx, raw[i.name]), device) for i in found.inputs if i.needs_context and i.name in raw}
-    )
+        keep_first = bool(getattr(args, "photo_out", None))
+        photo = prepare_photos(found, raw, model.config.size, mode, args.face, keep_first=keep_first)
+        if keep_first and photo is None:
+            raise OpError("--photo-out needs an image to put the result back into; none was given")
+    for item in found.inputs:
+        if item.needs_context and item.name in raw:
+            values[item.name] = on_device(item.parse_cli(ctx, raw[item.name]), device)
     result = found.run(ctx, **values)
     out = Path(args.out) if args.out else None
     wrote_image = False

@@ -234,7 +234,9 @@ def seam_mask(side: int, feather: float = FEATHER) -> Image.Image:
     return Image.fromarray(np.rint(weight * 255).astype(np.uint8), "L")
 
 
-def paste_back(photo: Image.Image, result: Image.Image, transform: CropTransform, feather: float = FEATHER) -> Image.Image:
+def paste_back(
+    photo: Image.Image, result: Image.Image, transform: CropTransform, feather: float = FEATHER
+) -> Image.Image:
     """``result`` (an op's image of the crop) put back into ``photo`` at the photo's resolution.
 
     The inverse of ``transform`` maps it back, blended over a seam of ``feather`` of the side

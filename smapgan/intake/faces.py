@@ -8,8 +8,9 @@ importing the package.
 
 Detection runs on a grayscale copy reduced by a whole factor to at most :data:`DETECT_SIDE`
 pixels (a 12 MP photo's cost is then about a 1 MP one's; faces under about 8% of the
-photo's longest side are not found); small photos are upsampled once by the detector instead. Faces come back best first: by size times detector score, so that a
-weak, spurious detection never wins over a clear face.
+photo's longest side are not found); small photos are upsampled once by the detector
+instead. Faces come back best first: by size times detector score, so that a weak,
+spurious detection never wins over a clear face.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _import_dlib() -> Any:
     try:
         import dlib
     except ImportError as exc:
-        raise FaceSupportMissing(f"face alignment needs the dlib landmark detector, which is not installed: {INSTALL_HINT}") from exc
+        raise FaceSupportMissing(
+            f"face alignment needs the dlib landmark detector, which is not installed: {INSTALL_HINT}"
+        ) from exc
     return dlib
 
 
