@@ -123,6 +123,7 @@ def test_a_kind_gets_the_widget_of_its_nearest_known_kind():
 def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(tmp_path, monkeypatch, tiny_model_dir):
     """One intake path: the app's endpoint gives ``Op.run`` files and brush layers, not decoded pictures;
     every image and layer is decoded once, inside ``Op.run``, after the settings were checked."""
+    import gradio as gr
     import pytest
     import torch
 
@@ -173,8 +174,8 @@ def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(
 
     monkeypatch.setattr(Op, "run", recording_run)
     monkeypatch.setattr(imageio, "open_image", counting_open)
-    values = dict(original={"path": str(original)},
-                  reference={"background": {"path": str(background)}, "layers": [{"path": str(layer)}], "composite": None})
+    canvas = {"background": {"path": str(background)}, "layers": [{"path": str(layer)}], "composite": None}
+    values = dict(original={"path": str(original)}, reference=canvas)
 
     endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=0.25)
     assert len(handed) == 1
@@ -183,6 +184,6 @@ def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(
     assert isinstance(got[0]["reference"], Picture) and got[0]["reference"].mask[..., :8, :8].all()
 
     opened.clear()
-    with pytest.raises(Exception, match="amount must be in"):  # a bad setting: refused before any image is decoded
+    with pytest.raises(gr.Error, match="amount must be in"):  # a bad setting: refused before any image is decoded
         endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=5)
     assert opened == []

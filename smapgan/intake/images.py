@@ -18,7 +18,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -263,7 +263,7 @@ def load_mask(source: ImageSource, size: int) -> torch.Tensor:
         return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
 
 
-def layers_mask(layers: list[ImageSource] | tuple[ImageSource, ...], image: ImageSource | None, size: int) -> np.ndarray | None:
+def layers_mask(layers: Sequence[ImageSource], image: ImageSource | None, size: int) -> np.ndarray | None:
     """The union of brush layers drawn over ``image`` as a boolean mask of side ``size`` (None: no strokes).
 
     A layer of another size than the image (read from its header) is stretched onto it first, as the

@@ -67,8 +67,9 @@ class Input:
     A kind is one subclass that owns its behaviour, so that adding a kind is one class: the API and
     Python callers ask it for their value (:meth:`parse`, always through :func:`parse_input`, which
     applies the limits first), the CLI for its flags and values (:meth:`add_cli_arguments`,
-    :meth:`cli_value`), and :class:`Op` for its checks against the op that declares it (:meth:`check`). The defaults make a ``--set NAME=VALUE`` and a value read by
-    :meth:`parse`; the app shows a kind with no widget of its own as a text field.
+    :meth:`cli_value`), and :class:`Op` for its checks against the op that declares it (:meth:`check`).
+    The defaults make a ``--set NAME=VALUE`` and a value read by :meth:`parse`; the app shows a kind
+    with no widget of its own as a text field.
     """
 
     name: str
