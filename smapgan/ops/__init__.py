@@ -9,7 +9,7 @@ from the registry it returns.
 """
 
 from ..render import Encoded
-from .context import OpContext, StylemapCache
+from .context import OpContext
 from .registry import ENTRY_POINT_GROUP, PATH_ENV, PluginError, Registry, discover
 from .spec import (
     BoxInput,
@@ -53,7 +53,6 @@ __all__ = [
     "PointsInput",
     "Registry",
     "SliderInput",
-    "StylemapCache",
     "discover",
     "growing",
     "op",
