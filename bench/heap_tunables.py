@@ -10,7 +10,7 @@ heap, from outside the library (environment, read by glibc at start-up)::
 
 A person edits pairs in the app's way (release 256/8x8 config, random weights, the app's renderer
 with its idle worker): each pair's first transplant, the idle worker finished, then the mask moved
-four times; every pair is visited twice. Timed: the moved-mask edits, with their minor page faults.
+four times; every pair is visited once. Timed: the moved-mask edits, with their minor page faults.
 Each session runs in a fresh process (malloc's state is per process), the two settings alternating.
 
     python bench/heap_tunables.py [--rounds 3] [--threads 2]
@@ -38,7 +38,7 @@ SETTINGS = {
     "heap reuse": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=536870912",
 }
 PAIRS = 2
-VISITS = 2
+VISITS = 1
 
 
 def session() -> dict:
