@@ -2,7 +2,7 @@
 
 One control above the tabs, applied by the op context to every image input of
 every op (:mod:`smapgan.ops.inversion`); refined stylemaps are cached per image
-and setting in the session's cache, so the edits that follow start at once.
+and setting under the session's prefix in the renderer's cache, so the edits that follow start at once.
 """
 
 from __future__ import annotations
