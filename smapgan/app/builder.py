@@ -25,7 +25,7 @@ from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.spec import Op, OpError, short_repr
-from . import gate
+from . import departures, gate
 from .examples import example_rows
 from .inputs import Tab, Widget, WidgetFactory, display_side, status_text
 from .outputs import Converter, OutputBinding, build_output
@@ -120,6 +120,7 @@ def build_demo(
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
     gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
+    departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
 
 
@@ -344,6 +345,8 @@ def _handler(
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    if departures.left():  # between frames: the client is gone, nobody will see the rest
+                        return
                     due = _due(outputs, shown, previous, state)
                     if due:
                         for o in outputs:

@@ -41,25 +41,55 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 TRUST_FORWARDED_ENV = "SMAPGAN_TRUST_FORWARDED_FOR"
 """Set to 1 behind a proxy that sets X-Forwarded-For (a Hugging Face Space: set when SPACE_ID is)."""
+TRUSTED_PROXIES_ENV = "SMAPGAN_TRUSTED_PROXIES"
+"""Comma-separated addresses or networks of the proxies whose X-Forwarded-For entries are believed
+(default: loopback; on a Space, loopback and the private networks its proxy connects from)."""
+LOOPBACK = "127.0.0.0/8,::1/128"
+PRIVATE = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 
 def _trust_forwarded() -> bool:
     return os.environ.get(TRUST_FORWARDED_ENV, "1" if os.environ.get("SPACE_ID") else "0") == "1"
 
 
-def client_key(request: Any) -> str:
-    """The client's address: the peer's or, behind a trusted proxy, the address that proxy saw.
+def trusted_proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of :data:`TRUSTED_PROXIES_ENV` (a malformed entry is a clear error at the first request)."""
+    default = f"{LOOPBACK},{PRIVATE}" if os.environ.get("SPACE_ID") else LOOPBACK
+    text = os.environ.get(TRUSTED_PROXIES_ENV, default)
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{TRUSTED_PROXIES_ENV}: {exc}") from None
 
-    That is the *last* X-Forwarded-For entry (the one the proxy appended): earlier entries come
-    from the client and could be anything.
+
+def _is_trusted(address: str, proxies: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_key(request: Any) -> str:
+    """The client's address: the peer's or, when the peer is a trusted proxy, the address it saw.
+
+    X-Forwarded-For is read only from a peer in :func:`trusted_proxies` (any client can write the
+    header), and from the right: each trusted proxy appends the address it was connected from, so
+    the first entry from the right that is not itself a trusted proxy is the client. Entries to its
+    left were written by the client and could be anything.
     """
-    headers = getattr(request, "headers", None) or {}
-    if _trust_forwarded():
-        forwarded = headers.get("x-forwarded-for", "")
-        if forwarded.strip():
-            return _network(forwarded.split(",")[-1].strip())
     client = getattr(request, "client", None)
-    return _network(getattr(client, "host", None) or "unknown")
+    peer = getattr(client, "host", None) or "unknown"
+    if _trust_forwarded():
+        proxies = trusted_proxies()
+        headers = getattr(request, "headers", None) or {}
+        forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",") if part.strip()]
+        if forwarded and _is_trusted(peer, proxies):
+            for hop in reversed(forwarded):
+                if not _is_trusted(hop, proxies):
+                    return _network(hop)
+            return _network(forwarded[0])
+    return _network(peer)
 
 
 def _network(address: str) -> str:

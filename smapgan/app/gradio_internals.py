@@ -107,3 +107,61 @@ def replace_server_function(component: Any, name: str, fn: Callable[..., Any]) -
     from gradio.components.base import server
 
     setattr(component, name, server(fn))
+
+
+# ------------------------------------------------------------------------------ departures
+# Gradio calls its queue's ``clean_events`` when a client's event stream closes; its public API
+# tells a running function nothing (smapgan.app.departures says why each is needed).
+
+
+def wrap_clean_events(queue: Any, wrapper: Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]) -> bool:
+    """Replace the queue's ``clean_events(session_hash=, event_id=)`` by ``wrapper(original)``, once."""
+    if getattr(queue, "_smapgan_departures", False):
+        return False
+    if not hasattr(queue, "clean_events") or not hasattr(queue, "event_ids_to_events"):
+        raise RuntimeError("this Gradio version has no Queue.clean_events: smapgan.app.gradio_internals needs updating")
+    queue.clean_events = wrapper(queue.clean_events)
+    queue._smapgan_departures = True
+    return True
+
+
+def _matches(event: Any, session_hash: str | None, event_id: str | None) -> bool:
+    return (session_hash is not None and event.session_hash == session_hash) or (event_id is not None and event._id == event_id)
+
+
+def drop_queued(queue: Any, session_hash: str | None, event_id: str | None) -> int:
+    """Remove the matching jobs that have not started from the queue, at once (no await); how many."""
+    dropped = 0
+    for lane in queue.event_queue_per_concurrency_id.values():
+        for event in [e for e in lane.queue if _matches(e, session_hash, event_id)]:
+            lane.queue.remove(event)
+            queue.event_ids_to_events.pop(event._id, None)
+            dropped += 1
+    return dropped
+
+
+def running_event_ids(queue: Any, session_hash: str | None, event_id: str | None) -> list[str]:
+    """The ids of the matching jobs that are running."""
+    return [e._id for job in queue.active_jobs if job for e in job if _matches(e, session_hash, event_id)]
+
+
+def is_live_event(queue: Any, event_id: str) -> bool:
+    """Is this job still queued or running?"""
+    return event_id in queue.event_ids_to_events
+
+
+def current_event_id() -> str | None:
+    """The id of the queued job being run in this context, or None."""
+    from gradio.context import LocalContext
+
+    return LocalContext.event_id.get(None)
+
+
+def current_event_gone() -> bool:
+    """Has the queue marked the job being run as no longer alive (its client left)?"""
+    from gradio.context import LocalContext
+
+    blocks, key = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    event = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
+    return event is not None and not event.alive

@@ -14,6 +14,7 @@ import gradio as gr
 
 from ..latent.invert import DEFAULT_STEPS
 from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, Inversion, InversionSession
+from . import departures
 
 __all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]
 
@@ -60,4 +61,5 @@ def settings(choice: str | None, steps: Any, session: InversionSession | None) -
     if session is None:
         return inversion, None
     session.stop.clear()
+    departures.stop_on_leave(session.stop)  # a client that leaves stops its refinement between steps
     return inversion, session.stop

@@ -24,6 +24,12 @@ MAX_PIXELS = 40_000_000
 MAX_FRAMES = 64
 """Most frames/pages/sub-images a file may declare (only the first is used). Counting them walks
 at most this many headers: a longer chain is refused when the walk reaches the cap."""
+MAX_JPEG_SCANS = 32
+"""Most scans a JPEG may have (baseline: 1; a progressive file: about 10). Each scan is a pass over
+the whole image: 50,000 repeats of one tiny scan cost a minute of CPU for a 1.4 MB file."""
+MAX_SEGMENTS = 20_000
+"""Most chunks of a PNG (a 50 MiB file in 4 KiB IDATs has 12,800) or segments of a JPEG. Pillow
+reads them one by one: 4 million empty IDAT chunks cost half a minute."""
 MAX_REQUEST_PIXELS = 64_000_000
 """Pixels decoded for one request in all (every image, brush layer and preview it reads)."""
 MAX_DECODING_PIXELS = 48_000_000

@@ -1,0 +1,146 @@
+"""A public Space under hostile use, second round (issue 29): the cost of decoding, of refinement,
+of clients that leave, of forged addresses, of sessions and of slow connections, over HTTP.
+
+In the style of ``tests/test_reliability_hostile.py`` (whose :class:`Api` client this reuses):
+each attack runs through raw HTTP against the app as ``python app.py`` configures it, on
+127.0.0.1, with other clients on other loopback addresses. The combined test (round one's attacks
+and these, with a well-behaved client) is ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.reliability import EXAMPLES, live_app, many_chunks_png, many_scans_jpeg, serving_model_dir
+from tests.test_reliability_hostile import Api
+
+NEUTRAL = EXAMPLES / "neutral_face.png"
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir: Path, one_torch_thread):
+    with live_app(tiny_model_dir) as demo:
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def api(app) -> Api:
+    return Api(app.local_url)
+
+
+def refine_args(api: Api, original: dict, steps: int = 500) -> list:
+    return api.args("reconstruct", original=original, inversion="refined", refine_steps=steps, mode="exact")
+
+
+def join(api: Api, app, name: str, data: list, session: str) -> httpx.Response:
+    """Join the queue as a browser tab does (the session states filled by the server)."""
+    index = next(i for i, fn in app.fns.items() if fn.api_name == name)
+    states = sum(1 for b in app.fns[index].inputs if getattr(b, "skip_api", False))
+    body = {"data": [None] * 2 + data + [None] * (states - 2), "fn_index": index, "session_hash": session,
+            "event_data": None, "trigger_id": None}
+    return api.http.post(f"{api.url}/gradio_api/queue/join", json=body)
+
+
+# --------------------------------------------------------------------------- 1: decoding cost
+@pytest.mark.parametrize("name, make, message", [
+    ("scans.jpg", lambda: many_scans_jpeg(6000, 200), "more than 32 JPEG scans"),
+    ("chunks.png", lambda: many_chunks_png(2000, 1_000_000), "more than 20000 PNG chunks"),
+])
+def test_1_decoding_cost_is_refused_before_decoding(api, name, make, message):
+    """A 36 MP progressive JPEG with one tiny scan repeated (each repeat a pass over every pixel),
+    a PNG in a million empty IDAT chunks: refused from their headers, in well under a second."""
+    payload = api.upload(name, make())
+    event, text, took = api.call("reconstruct", api.args("reconstruct", original=payload, mode="exact"))
+    assert event == "error" and message in text and name in text, (event, text[:300])
+    assert took < 1.5, f"refused after {took:.2f} s"
+
+
+# --------------------------------------------------------------------------- 3: clients that leave
+def _cpu_over(seconds: float) -> float:
+    """Cores this process used over ``seconds`` while the test thread sleeps: the server's work."""
+    start_cpu, start = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    return (time.process_time() - start_cpu) / (time.perf_counter() - start)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.slow
+def test_3_work_stops_when_its_client_leaves(tmp_path, one_torch_thread):
+    """A tab queues three 500-step refinements and closes its event stream once the first runs:
+    within a second or two the server is idle (the running one stopped between steps, the queued
+    ones never start), the log has one line per departure and no traceback, and others are served."""
+    uvicorn_log = _Records()
+    logging.getLogger("uvicorn.error").addHandler(uvicorn_log)
+    with live_app(serving_model_dir(tmp_path)) as app:
+        api = Api(app.local_url)
+        original = api.upload_file(NEUTRAL)
+        leaving = "leaving-tab"
+        for _ in range(3):
+            assert join(api, app, "reconstruct", refine_args(api, original), leaving).status_code == 200
+        with api.http.stream("GET", f"{api.url}/gradio_api/queue/data", params={"session_hash": leaving}) as stream:
+            for line in stream.iter_lines():
+                if '"progress"' in line and "refining" in line:
+                    break  # the first refinement runs: leave
+        time.sleep(1.0)
+        busy = _cpu_over(2.0)
+        later = _cpu_over(3.0)  # the queued refinements have not started either
+        # A /call client that leaves while its refinement runs.
+        answer = api.submit("reconstruct", refine_args(api, original))
+        with api.http.stream("GET", f"{api.url}/gradio_api/call/reconstruct/{answer.json()['event_id']}"):
+            time.sleep(2.0)  # it starts at once (nothing else is queued) and runs: leave
+        time.sleep(1.0)
+        busy_call = _cpu_over(2.0)
+        event, text, took = Api(app.local_url, source="127.0.0.2").call(
+            "reconstruct", api.args("reconstruct", original=original, mode="exact"), timeout=30)
+    logging.getLogger("uvicorn.error").removeHandler(uvicorn_log)
+    print(f"cores busy after the client left: {busy:.2f} (then {later:.2f}; a /call client: {busy_call:.2f})")
+    assert busy <= 0.15 and later <= 0.15 and busy_call <= 0.15, (busy, later, busy_call)
+    assert event == "complete", text
+    noise = [r for r in uvicorn_log.records if r.exc_info or "response already started" in r.getMessage()]
+    assert not noise, [r.getMessage() for r in noise][:3]
+
+
+# --------------------------------------------------------------------------- 4: X-Forwarded-For
+def test_4_forwarded_for_is_believed_only_from_a_trusted_proxy(app, api, monkeypatch):
+    """With SMAPGAN_TRUST_FORWARDED_FOR=1 and the proxy at 127.0.0.9: a client connecting directly
+    from 127.0.0.3 with 24 made-up X-Forwarded-For values is one address (8 jobs, the rest 429);
+    the proxy's own hops are told apart by the address it appends."""
+    monkeypatch.setenv("SMAPGAN_TRUST_FORWARDED_FOR", "1")
+    monkeypatch.setenv("SMAPGAN_TRUSTED_PROXIES", "127.0.0.9")
+    direct, proxy = Api(app.local_url, source="127.0.0.3"), Api(app.local_url, source="127.0.0.9")
+    original = direct.upload_file(NEUTRAL)
+    body = json.dumps({"data": refine_args(direct, original, steps=300)})
+    ids: list[tuple[Api, str]] = []
+
+    def submit(client: Api, forwarded: str) -> int:
+        answer = client.http.post(f"{client.url}/gradio_api/call/reconstruct", content=body,
+                                  headers={"content-type": "application/json", "x-forwarded-for": forwarded})
+        if answer.status_code == 200:
+            ids.append((client, answer.json()["event_id"]))
+        return answer.status_code
+
+    try:
+        forged = [submit(direct, f"198.51.100.{i % 6}, 203.0.113.{i}") for i in range(24)]
+        assert forged.count(200) == 8 and forged.count(429) == 16, forged
+        hops = [submit(proxy, f"6.6.6.6, 192.0.2.{i % 2 + 1}") for i in range(8)]
+        assert hops.count(200) == 8, hops  # two clients behind the proxy, four jobs each
+    finally:
+        for client, event_id in ids:  # leave: the jobs end (the departure test shows they stop)
+            with client.http.stream("GET", f"{client.url}/gradio_api/call/reconstruct/{event_id}", timeout=5):
+                pass
