@@ -176,9 +176,12 @@ def test_cli_refuses_more_references_than_the_spec_takes_before_reading_them(tin
 def test_every_limit_is_documented_in_the_readme():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Limits and guarantees"):]
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Limits and guarantees"):] if "## Limits and guarantees" in readme else ""
+    docs = root / "docs" / "limits.md"
+    section += docs.read_text() if docs.is_file() else ""  # the limits table moves to docs/limits.md
     names = [n for n in vars(limits) if n.isupper()]
     assert len(names) >= 20
     missing = [n for n in names if f"`{n}`" not in section]
-    assert not missing, f"limits not named in README 'Limits and guarantees': {missing}"
+    assert not missing, f"limits not named in README 'Limits and guarantees' nor docs/limits.md: {missing}"

@@ -36,7 +36,7 @@ def api(app) -> Api:
     return Api(app.local_url)
 
 
-def refine_args(api: Api, original: dict, steps: int = 500) -> list:
+def refine_args(api: Api, original: dict, steps: int = 200) -> list:
     return api.args("reconstruct", original=original, inversion="refined", refine_steps=steps, mode="exact")
 
 
@@ -63,6 +63,60 @@ def test_1_decoding_cost_is_refused_before_decoding(api, name, make, message):
     assert took < 1.5, f"refused after {took:.2f} s"
 
 
+# --------------------------------------------------------------------------- 2: refinement budget
+def leave(client: Api, event_ids: list[str]) -> None:
+    """Open and close each call's event stream: the client has gone."""
+    for event_id in event_ids:
+        with client.http.stream("GET", f"{client.url}/gradio_api/call/reconstruct/{event_id}", timeout=5):
+            pass
+
+
+def test_2_refinement_is_priced_per_address_and_cannot_starve_encoder_edits(app, api, tiny_model_dir, monkeypatch):
+    """Two addresses keep their refinement budget full (the tiny model's budgets set to 2.5 jobs at
+    once, 3.5 started per minute): the jobs past it get 429 naming the budget, and a third address's
+    encoder-only edit of the same op is answered at once, in its own lane."""
+    from smapgan import StyleMapGAN
+    from smapgan.intake import limits
+    from smapgan.latent import invert
+
+    step = getattr(invert, "step_gflop", lambda model: 1.0)  # (main before issue 29 has none: fails below)
+    job = 200 * step(StyleMapGAN.from_pretrained(tiny_model_dir))
+    monkeypatch.setattr(limits, "MAX_CLIENT_REFINE_GFLOP", 2.5 * job, raising=False)
+    monkeypatch.setattr(limits, "MAX_CLIENT_REFINE_GFLOP_PER_MINUTE", 3.5 * job, raising=False)
+    clients = [Api(app.local_url, source=a) for a in ("127.0.0.3", "127.0.0.4")]
+    originals = [c.upload_file(NEUTRAL) for c in clients]
+    accepted: dict[int, list[str]] = {0: [], 1: []}
+    codes: dict[int, list[int]] = {0: [], 1: []}
+    try:
+        for i, client in enumerate(clients):
+            for _ in range(4):
+                answer = client.submit("reconstruct", refine_args(client, originals[i]))
+                codes[i].append(answer.status_code)
+                if answer.status_code == 200:
+                    accepted[i].append(answer.json()["event_id"])
+                else:
+                    assert "too much refinement from your address" in answer.text and "GFLOP" in answer.text
+        assert codes[0] == codes[1] == [200, 200, 429, 429], codes
+        good = Api(app.local_url, source="127.0.0.2")
+        event, text, took = good.call("reconstruct", good.args("reconstruct", original=good.upload_file(NEUTRAL),
+                                                               mode="exact"), timeout=10)
+        assert event == "complete" and took <= 5, (event, took)
+        # Per minute: the address that left may start one more job (3 of 3.5 this minute), not two.
+        leave(clients[0], accepted[0])
+        accepted[0] = []
+        time.sleep(1.0)
+        again = []
+        for _ in range(2):
+            answer = clients[0].submit("reconstruct", refine_args(clients[0], originals[0]))
+            again.append(answer.status_code)
+            if answer.status_code == 200:
+                accepted[0].append(answer.json()["event_id"])
+        assert again == [200, 429] and "per minute" in answer.text, (again, answer.text)
+    finally:
+        for i, client in enumerate(clients):
+            leave(client, accepted[i])
+
+
 # --------------------------------------------------------------------------- 3: clients that leave
 def _cpu_over(seconds: float) -> float:
     """Cores this process used over ``seconds`` while the test thread sleeps: the server's work."""
@@ -82,7 +136,7 @@ class _Records(logging.Handler):
 
 @pytest.mark.slow
 def test_3_work_stops_when_its_client_leaves(tmp_path, one_torch_thread):
-    """A tab queues three 500-step refinements and closes its event stream once the first runs:
+    """A tab queues three 200-step refinements and closes its event stream once the first runs:
     within a second or two the server is idle (the running one stopped between steps, the queued
     ones never start), the log has one line per departure and no traceback, and others are served."""
     uvicorn_log = _Records()
@@ -125,7 +179,7 @@ def test_4_forwarded_for_is_believed_only_from_a_trusted_proxy(app, api, monkeyp
     monkeypatch.setenv("SMAPGAN_TRUSTED_PROXIES", "127.0.0.9")
     direct, proxy = Api(app.local_url, source="127.0.0.3"), Api(app.local_url, source="127.0.0.9")
     original = direct.upload_file(NEUTRAL)
-    body = json.dumps({"data": refine_args(direct, original, steps=300)})
+    body = json.dumps({"data": refine_args(direct, original, steps=200)})
     ids: list[tuple[Api, str]] = []
 
     def submit(client: Api, forwarded: str) -> int:
@@ -135,6 +189,7 @@ def test_4_forwarded_for_is_believed_only_from_a_trusted_proxy(app, api, monkeyp
             ids.append((client, answer.json()["event_id"]))
         return answer.status_code
 
+    monkeypatch.setattr("smapgan.intake.limits.MAX_CLIENT_REFINE_GFLOP", 1e12, raising=False)  # the job caps alone
     try:
         forged = [submit(direct, f"198.51.100.{i % 6}, 203.0.113.{i}") for i in range(24)]
         assert forged.count(200) == 8 and forged.count(429) == 16, forged
@@ -142,5 +197,71 @@ def test_4_forwarded_for_is_believed_only_from_a_trusted_proxy(app, api, monkeyp
         assert hops.count(200) == 8, hops  # two clients behind the proxy, four jobs each
     finally:
         for client, event_id in ids:  # leave: the jobs end (the departure test shows they stop)
-            with client.http.stream("GET", f"{client.url}/gradio_api/call/reconstruct/{event_id}", timeout=5):
-                pass
+            leave(client, [event_id])
+
+
+# --------------------------------------------------------------------------- 6: read timeouts
+def _trickle(sock: socket.socket, data: bytes, every: float, until: float) -> bytes:
+    """Send ``data`` a byte every ``every`` seconds until the server answers or closes (or ``until``):
+    what it answered (b"" for a close without an answer, b"open" when still open at ``until``)."""
+    sock.settimeout(every)
+    for byte in data:
+        if time.monotonic() > until:
+            return b"open"
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return b""
+        try:
+            answer = sock.recv(4096)
+            while answer:  # the whole answer, up to the close
+                more = sock.recv(4096)
+                if not more:
+                    break
+                answer += more
+            return answer  # an answer, or b"" when closed
+        except socket.timeout:
+            continue
+        except OSError:
+            return b""
+    return b"open"
+
+
+@pytest.mark.slow
+def test_6_requests_that_trickle_are_dropped(app, api):
+    """Slow headers (a byte every 2 s, or nothing at all) are closed after 10 s; an upload body that
+    trickles (a byte a second) gets 408 after its 10 s grace; a normal client is served meanwhile."""
+    host, port = api.url.split("//")[1].split(":")
+    until = time.monotonic() + 25
+    results: dict[str, bytes] = {}
+
+    def headers(name: str) -> None:
+        with socket.create_connection((host, int(port))) as sock:
+            results[name] = _trickle(sock, b"GET /gradio_api/info HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 2.0, until)
+
+    def silent() -> None:
+        with socket.create_connection((host, int(port))) as sock:
+            sock.settimeout(max(0.1, until - time.monotonic()))
+            try:
+                results["silent"] = sock.recv(4096)
+            except socket.timeout:
+                results["silent"] = b"open"
+
+    def body() -> None:
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                         b"boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
+                         b'name="files"; filename="slow.png"\r\n\r\n')
+            results["body"] = _trickle(sock, b"\x00" * 100_000, 1.0, until)
+
+    threads = [threading.Thread(target=f, args=a) for f, a in
+               [(headers, ("headers1",)), (headers, ("headers2",)), (silent, ()), (body, ())]]
+    for thread in threads:
+        thread.start()
+    served = [httpx.get(api.url + "/gradio_api/info", timeout=10).status_code for _ in range(3) if not time.sleep(2)]
+    for thread in threads:
+        thread.join(timeout=40)
+    print({k: v[:40] for k, v in results.items()})
+    assert served == [200] * 3
+    assert results["headers1"] == results["headers2"] == results["silent"] == b"", results
+    assert results["body"].startswith(b"HTTP/1.1 408") and b"bytes/s" in results["body"], results["body"][:300]

@@ -119,7 +119,8 @@ def build_demo(
                     )
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
-    gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
+    # Per-session and per-address caps on queued + running jobs; refinement priced and in a lane of its own.
+    gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, model))
     departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
 

@@ -26,10 +26,12 @@ reached through :mod:`.gradio_internals`, which says why for each; if a Gradio u
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any, Awaitable, Callable
 
 from ..intake import limits
@@ -118,7 +120,8 @@ def body_limit_for(path: str) -> int | None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it."""
+    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it, and drop a
+    body that trickles (HTTP 408, connection closed: :data:`limits.MIN_BODY_RATE`)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
@@ -128,46 +131,58 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = body_limit_for(scope.get("path", ""))
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, 413, f"the request body is {int(declared)} bytes; the limit is {limit}")
             return
-        # No (or a false) length: count what arrives, and stop reading past the limit.
+        # Count what arrives, stop reading past the limit (no or a false length), and drop a body
+        # that trickles: after the grace period it must average MIN_BODY_RATE, and never pause longer.
         seen = 0
-        refused = False
+        refused: tuple[int, str] | None = None
+        start = time.monotonic()
+        complete = False
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen, refused
-            message = await receive()
+            nonlocal seen, refused, complete
+            if complete:  # the body is in: later reads only wait for the client to disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), limits.BODY_GRACE_S)
+            except asyncio.TimeoutError:
+                refused = (408, f"the request body paused for over {limits.BODY_GRACE_S:.0f} s; send it at once")
+                raise _Refused() from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    refused = True
-                    raise _TooLarge()
+                elapsed = time.monotonic() - start
+                if limit is not None and seen > limit:
+                    refused = (413, f"the request body is over the limit of {limit} bytes")
+                    raise _Refused()
+                if message.get("more_body") and elapsed > limits.BODY_GRACE_S and seen < limits.MIN_BODY_RATE * elapsed:
+                    refused = (408, f"the request body arrives at {seen / elapsed:.0f} bytes/s; "
+                                    f"the least accepted is {limits.MIN_BODY_RATE} after {limits.BODY_GRACE_S:.0f} s")
+                    raise _Refused()
             return message
 
         try:
             await self.app(scope, counted, send)
-        except _TooLarge:
-            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
         except Exception:
-            if not refused:
+            if refused is None:
                 raise
-            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
+            await _refuse(send, *refused, close=True)
 
 
-class _TooLarge(Exception):
+class _Refused(Exception):
     pass
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str, close: bool = False) -> None:
+    """Answer ``status`` with ``detail``; ``close``: and close the connection (a body left unread)."""
     body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     try:
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": headers + ([(b"connection", b"close")] if close else [])})
         await send({"type": "http.response.body", "body": body})
     except Exception:  # a response had already started: nothing more to say
         pass
@@ -208,12 +223,52 @@ def complete_values(data: list[Any], inputs: list[Any]) -> list[Any] | None:
 _MISSING = object()
 
 
-def install_fair_queue(demo: Any) -> None:
-    """Wrap ``demo``'s queue so that no session or client address holds more than its share."""
+REFINE_LANE = "smapgan-refinement"
+"""The queue lane (Gradio concurrency id) every refinement job runs in, whatever its event."""
+
+
+class RefineBudget:
+    """Refinement work (GFLOP) per client address: queued or running at once, and started per minute."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[str, float]] = {}  # by event id: (client, GFLOP) of jobs queued or running
+        self.started: deque[tuple[float, str, float]] = deque()  # (time, client, GFLOP) admitted, last minute
+
+    def refusal(self, client: str, cost: float, live: Callable[[str], bool], now: float) -> str | None:
+        """Why a job of ``cost`` GFLOP from ``client`` is refused now, or None (then it is charged by :meth:`admit`)."""
+        for key in [k for k in self.held if not live(k)]:
+            del self.held[key]
+        while self.started and self.started[0][0] < now - 60:
+            self.started.popleft()
+        held = sum(c for who, c in self.held.values() if who == client)
+        if held and held + cost > limits.MAX_CLIENT_REFINE_GFLOP:
+            return (f"too much refinement from your address: {held:.0f} GFLOP are queued or running and this job is "
+                    f"{cost:.0f} (steps x images x the model's GFLOP per step); the limit is "
+                    f"{limits.MAX_CLIENT_REFINE_GFLOP} at once; wait for one to finish")
+        recent = [(t, c) for t, who, c in self.started if who == client]
+        if recent and sum(c for _, c in recent) + cost > limits.MAX_CLIENT_REFINE_GFLOP_PER_MINUTE:
+            wait = max(1, int(recent[0][0] + 60 - now) + 1)
+            return (f"too much refinement from your address: the limit is {limits.MAX_CLIENT_REFINE_GFLOP_PER_MINUTE} "
+                    f"GFLOP started per minute (steps x images x the model's GFLOP per step); try again in {wait} s "
+                    "or with fewer steps")
+        return None
+
+    def admit(self, event_id: str, client: str, cost: float, now: float) -> None:
+        self.held[event_id] = (client, cost)
+        self.started.append((now, client, cost))
+
+
+def install_fair_queue(demo: Any, price: Callable[[Any, list[Any]], float] | None = None) -> None:
+    """Wrap ``demo``'s queue so that no session or client address holds more than its share.
+
+    ``price(event, values)`` is a job's refinement work in GFLOP (0: none): such a job is charged
+    to its address's :class:`RefineBudget` (HTTP 429 past it) and runs in :data:`REFINE_LANE`.
+    """
     from fastapi import HTTPException
 
     queue = internals.event_queue(demo)
     joining: Counter[str] = Counter()  # pushes under way (not yet in the queue), by key
+    budget = RefineBudget()
 
     def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def push(body: Any, request: Any, username: Any) -> Any:
@@ -243,10 +298,21 @@ def install_fair_queue(demo: Any) -> None:
                 raise HTTPException(status_code=429, detail=(
                     f"too many requests from your address: {limits.MAX_CLIENT_JOBS} are already queued or running; "
                     "wait for one to finish"))
+            cost = price(fn, body.data) if price is not None and fn is not None and isinstance(body.data, list) else 0.0
+            now = time.monotonic()
+            if cost > 0:
+                refused = budget.refusal(client, cost, lambda key: internals.is_live_event(queue, key), now)
+                if refused:
+                    raise HTTPException(status_code=429, detail=refused)
             joining[session] += 1
             joining[client] += 1
             try:
-                return await original(body=body, request=request, username=username)
+                answer = await original(body=body, request=request, username=username)
+                if cost > 0 and isinstance(answer, tuple) and answer and answer[0]:
+                    event_id = answer[1]
+                    budget.admit(event_id, client, cost, now)
+                    internals.move_to_lane(queue, event_id, REFINE_LANE, limits.REFINE_CONCURRENCY)
+                return answer
             finally:
                 for key in (session, client):
                     joining[key] -= 1

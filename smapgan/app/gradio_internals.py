@@ -165,3 +165,62 @@ def current_event_gone() -> bool:
     queue = getattr(blocks, "_queue", None)
     event = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
     return event is not None and not event.alive
+
+
+def move_to_lane(queue: Any, event_id: str, lane: str, concurrency: int) -> bool:
+    """Move a queued job into the lane (Gradio's concurrency id) ``lane`` of ``concurrency`` jobs at once.
+
+    Gradio gives each event one lane, fixed when it is declared; refinement is a setting of every
+    op's event, and must not queue in front of the same op's encoder-only edits (issue 29).
+    """
+    from gradio.queueing import EventQueue
+
+    event = queue.event_ids_to_events.get(event_id)
+    if event is None:
+        return False
+    source = queue.event_queue_per_concurrency_id.get(event.concurrency_id)
+    if source is None or event not in source.queue:
+        return False  # already started or gone
+    target = queue.event_queue_per_concurrency_id.get(lane)
+    if target is None:
+        target = queue.event_queue_per_concurrency_id[lane] = EventQueue(lane, concurrency)
+    source.queue.remove(event)
+    event.concurrency_id = lane
+    target.queue.append(event)
+    return True
+
+
+# ------------------------------------------------------------------------------ connections
+# Gradio builds its uvicorn server's config itself (no header timeout can be set), and keeps the
+# server as ``Blocks.server``; uvicorn's ``ServerState.connections`` holds its connection protocols
+# (h11's: ``conn``, ``cycle``, ``transport``, ``loop``). smapgan.app.timeouts says why.
+
+
+def server_running(demo: Any) -> bool:
+    """Is ``demo``'s server still serving?"""
+    server = getattr(demo, "server", None)
+    return bool(getattr(demo, "is_running", False)) and server is not None and not getattr(server, "should_exit", True)
+
+
+def server_connections(demo: Any) -> list[Any]:
+    """The server's open HTTP connections (uvicorn protocol objects)."""
+    state = getattr(getattr(demo, "server", None), "server_state", None)
+    return list(getattr(state, "connections", ()))
+
+
+def awaiting_request(connection: Any) -> tuple[int, int] | None:
+    """For a connection still waiting for a complete request line and headers: a key for this wait
+    (the connection and its request cycle: a new request is a new wait); None otherwise."""
+    import h11
+
+    conn = getattr(connection, "conn", None)
+    if not isinstance(conn, h11.Connection) or conn.their_state is not h11.IDLE:
+        return None
+    return id(connection), id(getattr(connection, "cycle", None))
+
+
+def close_connection(connection: Any) -> None:
+    """Close the connection's transport, from the server's event loop."""
+    transport, loop = getattr(connection, "transport", None), getattr(connection, "loop", None)
+    if transport is not None and loop is not None:
+        loop.call_soon_threadsafe(transport.close)

@@ -43,12 +43,14 @@ def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
     """Build and start the app; extra keyword arguments go to ``Blocks.launch``."""
     from .builder import build_demo
 
+    from . import timeouts
     from .gate import launch_kwargs as guarded
 
     tune_gradio()
     demo = build_demo(load_model(args.model, args.revision))
     for key, value in guarded().items():  # upload cap (413 before storing) and the request-body limit
         launch_kwargs.setdefault(key, value)
+    timeouts.watch(demo)  # before launch, which blocks while serving in `python app.py`
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)
     return demo
 
