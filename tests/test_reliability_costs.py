@@ -265,3 +265,54 @@ def test_6_requests_that_trickle_are_dropped(app, api):
     assert served == [200] * 3
     assert results["headers1"] == results["headers2"] == results["silent"] == b"", results
     assert results["body"].startswith(b"HTTP/1.1 408") and b"bytes/s" in results["body"], results["body"][:300]
+
+
+# --------------------------------------------------------------------------- 5: sessions
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.slow
+def test_5_sessions_are_bounded_and_expire(app, api, monkeypatch):
+    """1000 one-shot sessions (each joins the queue once, as a new tab does): the server keeps at most
+    MAX_SESSIONS (300) at once, drops them once idle (the idle time then set to 2 s), and its RSS
+    comes back to within 10% of what it was before them."""
+    reconstruct = next(i for i, fn in app.fns.items() if fn.api_name == "reconstruct")
+    states = sum(1 for b in app.fns[reconstruct].inputs if getattr(b, "skip_api", False))
+
+    def one_shot(session: str) -> None:
+        data = [None] * (len(app.fns[reconstruct].inputs) - states + 2) + [None] * (states - 2)
+        body = {"data": data, "fn_index": reconstruct, "session_hash": session, "event_data": None, "trigger_id": None}
+        assert api.http.post(f"{api.url}/gradio_api/queue/join", json=body).status_code == 200
+        with api.http.stream("GET", f"{api.url}/gradio_api/queue/data", params={"session_hash": session}) as s:
+            for line in s.iter_lines():
+                if "process_completed" in line:
+                    break
+
+    monkeypatch.setattr("smapgan.intake.limits.SESSION_IDLE_S", 2, raising=False)
+    for i in range(50):  # the server's own first-use allocations, before the baseline
+        one_shot(f"warm-{i}")
+    time.sleep(4)
+    baseline = _rss_mb()
+    monkeypatch.setattr("smapgan.intake.limits.SESSION_IDLE_S", 600, raising=False)
+    most = 0
+    for i in range(1000):
+        one_shot(f"once-{i}")
+        if i % 100 == 99:
+            most = max(most, len(app.state_holder.session_data))
+    peak = _rss_mb()
+    monkeypatch.setattr("smapgan.intake.limits.SESSION_IDLE_S", 2, raising=False)
+    for _ in range(20):  # bounded wait for the expiry
+        time.sleep(1)
+        if len(app.state_holder.session_data) == 0:
+            break
+    time.sleep(1)
+    after = _rss_mb()
+    print(f"sessions held at most {most}, then {len(app.state_holder.session_data)}; "
+          f"RSS {baseline:.0f} -> {peak:.0f} -> {after:.0f} MB")
+    assert most <= 300
+    assert len(app.state_holder.session_data) == 0
+    assert after <= 1.1 * baseline, (baseline, peak, after)

@@ -224,3 +224,29 @@ def close_connection(connection: Any) -> None:
     transport, loop = getattr(connection, "transport", None), getattr(connection, "loop", None)
     if transport is not None and loop is not None:
         loop.call_soon_threadsafe(transport.close)
+
+
+# ------------------------------------------------------------------------------ sessions
+# Gradio's ``Blocks.state_holder`` (``session_data``, ``time_last_used``) never drops an idle
+# session, only State values with a time to live (smapgan.app.sessions says why it must).
+
+
+def drop_idle_sessions(demo: Any, idle_s: float) -> int:
+    """Remove the sessions unused for ``idle_s`` seconds that have no job queued or running; how many."""
+    import datetime
+
+    holder = getattr(demo, "state_holder", None)
+    queue = getattr(demo, "_queue", None)
+    if holder is None or not hasattr(holder, "session_data"):
+        return 0
+    busy = {e.session_hash for e in queued_events(queue)} if queue is not None else set()
+    busy |= {key for key, ids in (getattr(queue, "pending_event_ids_session", None) or {}).items() if ids}
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=idle_s)
+    dropped = 0
+    with holder.lock:
+        for session_id, used in list(holder.time_last_used.items()):
+            if used < cutoff and session_id not in busy:
+                holder.session_data.pop(session_id, None)
+                holder.time_last_used.pop(session_id, None)
+                dropped += 1
+    return dropped

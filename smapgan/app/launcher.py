@@ -43,14 +43,16 @@ def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
     """Build and start the app; extra keyword arguments go to ``Blocks.launch``."""
     from .builder import build_demo
 
-    from . import timeouts
+    from . import sessions, timeouts
     from .gate import launch_kwargs as guarded
 
     tune_gradio()
     demo = build_demo(load_model(args.model, args.revision))
-    for key, value in guarded().items():  # upload cap (413 before storing) and the request-body limit
+    # Upload cap (413 before storing), the request-body limit, and the number of sessions kept.
+    for key, value in {**guarded(), **sessions.launch_kwargs()}.items():
         launch_kwargs.setdefault(key, value)
     timeouts.watch(demo)  # before launch, which blocks while serving in `python app.py`
+    sessions.expire(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)
     return demo
 
