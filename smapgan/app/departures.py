@@ -9,6 +9,11 @@ anything is awaited, the session's queued jobs are taken out of the queue and ev
 running job of it registered (:func:`stop_on_leave`) is set. Refinement checks its stop event
 between steps (the session's "Stop refinement" event is registered), and a streaming op checks
 :func:`left` between frames.
+
+When a client leaves, or opens an event stream for a session already gone, Gradio's stream raises
+after its response has started, and Starlette logs a 20-line "Caught handled exception, but
+response already started" traceback for each (206 in one attack): :class:`QuietDepartures` logs
+one line instead, so that real errors stay visible.
 """
 
 from __future__ import annotations
@@ -47,6 +52,27 @@ def install(demo: Any) -> None:
         return clean_events
 
     internals.wrap_clean_events(queue, wrap)
+
+
+class QuietDepartures:
+    """ASGI middleware: a response that fails after it has started is one log line, not a traceback."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except RuntimeError as exc:
+            if scope.get("type") != "http" or "response already started" not in str(exc):
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            try:  # end the response that had started (else uvicorn reports it as incomplete)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Exception:  # the client is gone: nothing to end
+                pass
+            logger.warning("%s %s ended after its response started (its client left or its session is gone): %s",
+                        scope.get("method"), scope.get("path"), str(cause) or type(cause).__name__)
 
 
 def stop_on_leave(stop: threading.Event) -> None:

@@ -189,10 +189,14 @@ async def _refuse(send: Send, status: int, detail: str, close: bool = False) -> 
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch`` that put :class:`BodyLimit` in front of the app."""
+    """Keyword arguments for ``Blocks.launch`` that put :class:`BodyLimit` in front of the app (and, in
+    front of it, :class:`.departures.QuietDepartures`)."""
     from starlette.middleware import Middleware
 
-    return {"max_file_size": limits.MAX_BYTES, "app_kwargs": {"middleware": [Middleware(BodyLimit)]}}
+    from .departures import QuietDepartures
+
+    middleware = [Middleware(QuietDepartures), Middleware(BodyLimit)]
+    return {"max_file_size": limits.MAX_BYTES, "app_kwargs": {"middleware": middleware}}
 
 
 # ------------------------------------------------------------------------------ fair queue
