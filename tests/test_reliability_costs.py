@@ -323,3 +323,150 @@ def test_5_sessions_are_bounded_and_expire(app, api, monkeypatch):
     assert most <= 300
     assert len(app.state_holder.session_data) == 0
     assert after <= 1.1 * baseline, (baseline, peak, after)
+
+
+# --------------------------------------------------------------------------- all at once (slow)
+@pytest.mark.slow
+def test_combined_attacks_of_both_rounds_leave_a_well_behaved_client_served(record_property):
+    """``python app.py`` with the bundled model (behind a configured proxy at 127.0.0.1, so that every
+    attacker's X-Forwarded-For is ignored) under round one's attacks and these at once: two addresses
+    keeping the most refinement queued, a client that joins refinements and leaves, forged
+    X-Forwarded-For floods, 50,000-scan JPEGs and million-chunk PNGs, one-shot sessions, 40 slow-header
+    connections and 8 trickling uploads. A well-behaved client's encoder-only reconstructs must all
+    succeed; p50/p95 and the server's peak RSS are printed and recorded (docs/limits.md)."""
+    import numpy as np
+
+    from tests.test_reliability_hostile import OTHER_ADDRESS, _rss_kib, round_one_attacks, served_app
+
+    env = {"SMAPGAN_TRUST_FORWARDED_FOR": "1", "SMAPGAN_TRUSTED_PROXIES": "127.0.0.1"}
+    with served_app(env=env) as (url, server):
+        host, port = url.split("//")[1].split(":")
+        baseline = _rss_kib(server.pid, "VmRSS")
+        stop = threading.Event()
+        counts: dict[str, int] = {"refine_accepted": 0, "refine_refused": 0, "left": 0, "forged_refused": 0,
+                                  "costly_refused": 0, "sessions": 0, "slow_closed": 0}
+        peak = [0]
+
+        def refine(source: str) -> None:
+            client = Api(url, source=source)
+            original = client.upload_file(NEUTRAL)
+            while not stop.is_set():
+                code = client.submit("reconstruct", refine_args(client, original)).status_code
+                counts["refine_accepted" if code == 200 else "refine_refused"] += 1
+                time.sleep(0.2 if code == 200 else 1.0)
+
+        def leaver() -> None:
+            client = Api(url, source="127.0.0.10")
+            original = client.upload_file(NEUTRAL)
+            while not stop.is_set():
+                answer = client.submit("reconstruct", refine_args(client, original))
+                if answer.status_code == 200:
+                    with client.http.stream("GET", f"{url}/gradio_api/call/reconstruct/{answer.json()['event_id']}"):
+                        time.sleep(1.0)
+                    counts["left"] += 1
+                else:
+                    time.sleep(1.0)
+
+        def forged() -> None:
+            client = Api(url, source="127.0.0.11")
+            original = client.upload_file(NEUTRAL)
+            body = json.dumps({"data": client.args("reconstruct", original=original, mode="fast")})
+            i = 0
+            while not stop.is_set():
+                i += 1
+                answer = client.http.post(f"{url}/gradio_api/call/reconstruct", content=body, headers={
+                    "content-type": "application/json", "x-forwarded-for": f"198.51.100.{i % 250}"})
+                counts["forged_refused"] += answer.status_code == 429
+                time.sleep(0.1)
+
+        def costly() -> None:
+            client = Api(url, source="127.0.0.12")
+            files = [client.upload("scans.jpg", many_scans_jpeg(6000, 50_000)),
+                     client.upload("chunks.png", many_chunks_png(2000, 4_000_000))]
+            while not stop.is_set():
+                for payload in files:
+                    event, _, _ = client.call("reconstruct", client.args("reconstruct", original=payload, mode="fast"))
+                    counts["costly_refused"] += event == "error"
+
+        def sessions() -> None:  # one-shot tabs: each joins once (refused at once: no image) and is never seen again
+            client = Api(url, source="127.0.0.13")
+            config = httpx.get(url + "/config", timeout=30).json()
+            index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "reconstruct")
+            data = [None] * len(next(d for d in config["dependencies"] if d["id"] == index)["inputs"])
+            i = 0
+            while not stop.is_set():
+                i += 1
+                body = {"data": data, "fn_index": index, "session_hash": f"once-{i}", "event_data": None, "trigger_id": None}
+                client.http.post(f"{url}/gradio_api/queue/join", json=body)
+                with client.http.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": f"once-{i}"}) as s:
+                    for line in s.iter_lines():
+                        if "process_completed" in line:
+                            break
+                counts["sessions"] += 1
+                time.sleep(0.05)
+
+        def slow_connections() -> None:
+            socks = []
+            for i in range(48):
+                sock = socket.create_connection((host, int(port)))
+                if i < 40:
+                    sock.sendall(b"GET /gradio_api/info HTTP/1.1\r\nHost: x\r\n")
+                else:
+                    sock.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                                 b"boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n")
+                sock.settimeout(0.05)
+                socks.append(sock)
+            while not stop.is_set() and socks:
+                for sock in list(socks):
+                    try:
+                        sock.sendall(b"a")
+                        if sock.recv(1024) == b"":
+                            raise OSError
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        pass
+                    socks.remove(sock)
+                    sock.close()
+                    counts["slow_closed"] += 1
+                time.sleep(2.0)
+            for sock in socks:
+                sock.close()
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_kib(server.pid, "VmRSS"))
+                time.sleep(0.1)
+
+        good = Api(url, source=OTHER_ADDRESS)
+        originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
+        idle = [good.call("reconstruct", good.args("reconstruct", original=o, mode="fast"))[2] for o in originals[-5:]]
+        attackers = [*round_one_attacks(url, stop, counts), lambda: refine("127.0.0.8"), lambda: refine("127.0.0.9"),
+                     leaver, forged, costly, sessions, slow_connections, watch]
+        threads = [threading.Thread(target=f, daemon=True) for f in attackers]
+        for thread in threads:
+            thread.start()
+        time.sleep(10)  # the attacks are under way
+        latencies, failures = [], []
+        for original in originals:
+            event, text, took = good.call("reconstruct", good.args("reconstruct", original=original, mode="fast"), timeout=120)
+            latencies.append(took)
+            if event != "complete":
+                failures.append(text)
+            time.sleep(1.0)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        high_water = _rss_kib(server.pid, "VmHWM")
+    p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
+    figures = dict(good_edits=len(latencies), idle_p50_s=round(float(np.median(idle)), 2),
+                   p50_s=round(float(p50), 2), p95_s=round(float(p95), 2),
+                   peak_rss_mb=round(max(high_water, peak[0]) / 1024), baseline_rss_mb=round(baseline / 1024), **counts)
+    print("combined attack figures (both rounds):", figures)
+    for key, value in figures.items():
+        record_property(key, value)
+    assert not failures, failures[:3]
+    assert counts["refine_refused"] > 0 and counts["costly_refused"] > 0 and counts["forged_refused"] > 0, counts
+    assert counts["slow_closed"] == 48, counts
+    assert max(high_water, peak[0]) <= 2 * 2**20, f"peak RSS {figures['peak_rss_mb']} MB"
+    assert p95 < 20, figures

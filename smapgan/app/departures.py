@@ -81,6 +81,8 @@ def stop_on_leave(stop: threading.Event) -> None:
     if key is None:
         return
     with _lock:
+        for old in [k for k in _stops if not internals.is_current_event_live(k)]:
+            del _stops[old]  # jobs that ended without their client leaving
         _stops.setdefault(key, []).append(stop)
 
 

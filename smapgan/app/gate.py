@@ -15,7 +15,14 @@ each for a stated reason, and each tested in ``tests/test_reliability_hostile.py
   already has ``limits.MAX_SESSION_JOBS`` queued or running, or its client address
   ``limits.MAX_CLIENT_JOBS``, and with HTTP 422 when it carries more values than the event takes
   (extra positional parameters); inputs left out at the end take their defaults
-  (:func:`complete_values`). Other clients' jobs are still accepted and served.
+  (:func:`complete_values`). Other clients' jobs are still accepted and served. Refinement is
+  priced like pixels (issue 29): a job's GFLOP are charged to its address's
+  :class:`RefineBudget` (at once and per minute, HTTP 429 past either) and it runs in a lane of
+  its own (:data:`REFINE_LANE`), so that encoder-only edits never queue behind it.
+- :func:`client_key`: the address those caps count, ``X-Forwarded-For`` believed only from a
+  trusted proxy (``SMAPGAN_TRUSTED_PROXIES``; docs/limits.md says what a deployer sets).
+- :class:`BodyLimit` also drops a request body that pauses or trickles (HTTP 408, connection
+  closed: ``limits.MIN_BODY_RATE`` after ``limits.BODY_GRACE_S``).
 - :func:`current_session`: the session of the request being handled (Gradio's request context),
   so that the editor's canvas blobs are only usable by the session that uploaded them.
 
@@ -236,7 +243,9 @@ class RefineBudget:
 
     def __init__(self) -> None:
         self.held: dict[str, tuple[str, float]] = {}  # by event id: (client, GFLOP) of jobs queued or running
+        self.pending: dict[int, tuple[str, float]] = {}  # jobs admitted, not yet in the queue (by ticket)
         self.started: deque[tuple[float, str, float]] = deque()  # (time, client, GFLOP) admitted, last minute
+        self._tickets = 0
 
     def refusal(self, client: str, cost: float, live: Callable[[str], bool], now: float) -> str | None:
         """Why a job of ``cost`` GFLOP from ``client`` is refused now, or None (then it is charged by :meth:`admit`)."""
@@ -244,7 +253,7 @@ class RefineBudget:
             del self.held[key]
         while self.started and self.started[0][0] < now - 60:
             self.started.popleft()
-        held = sum(c for who, c in self.held.values() if who == client)
+        held = sum(c for who, c in [*self.held.values(), *self.pending.values()] if who == client)
         if held and held + cost > limits.MAX_CLIENT_REFINE_GFLOP:
             return (f"too much refinement from your address: {held:.0f} GFLOP are queued or running and this job is "
                     f"{cost:.0f} (steps x images x the model's GFLOP per step); the limit is "
@@ -257,9 +266,18 @@ class RefineBudget:
                     "or with fewer steps")
         return None
 
-    def admit(self, event_id: str, client: str, cost: float, now: float) -> None:
-        self.held[event_id] = (client, cost)
+    def admit(self, client: str, cost: float, now: float) -> int:
+        """Charge a job about to be queued (at once, so that concurrent calls see it); its ticket."""
+        self._tickets += 1
+        self.pending[self._tickets] = (client, cost)
         self.started.append((now, client, cost))
+        return self._tickets
+
+    def queued(self, ticket: int, event_id: str | None) -> None:
+        """The job of ``ticket`` is in the queue as ``event_id`` (None: it was not queued, nothing held)."""
+        charge = self.pending.pop(ticket, None)
+        if charge is not None and event_id is not None:
+            self.held[event_id] = charge
 
 
 def install_fair_queue(demo: Any, price: Callable[[Any, list[Any]], float] | None = None) -> None:
@@ -304,20 +322,24 @@ def install_fair_queue(demo: Any, price: Callable[[Any, list[Any]], float] | Non
                     "wait for one to finish"))
             cost = price(fn, body.data) if price is not None and fn is not None and isinstance(body.data, list) else 0.0
             now = time.monotonic()
+            ticket = None
             if cost > 0:
                 refused = budget.refusal(client, cost, lambda key: internals.is_live_event(queue, key), now)
                 if refused:
                     raise HTTPException(status_code=429, detail=refused)
+                ticket = budget.admit(client, cost, now)
             joining[session] += 1
             joining[client] += 1
+            event_id = None
             try:
                 answer = await original(body=body, request=request, username=username)
-                if cost > 0 and isinstance(answer, tuple) and answer and answer[0]:
+                if ticket is not None and isinstance(answer, tuple) and answer and answer[0]:
                     event_id = answer[1]
-                    budget.admit(event_id, client, cost, now)
                     internals.move_to_lane(queue, event_id, REFINE_LANE, limits.REFINE_CONCURRENCY)
                 return answer
             finally:
+                if ticket is not None:
+                    budget.queued(ticket, event_id)
                 for key in (session, client):
                     joining[key] -= 1
                     if joining[key] <= 0:

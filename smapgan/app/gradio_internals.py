@@ -18,6 +18,17 @@ rather than serving without the caps):
   one client's share of it, and a cap inside the handler would come after the job is queued.
 - :func:`event_function`, :func:`is_session_state` (``Blocks.fns``, ``Block.skip_api``): a queued
   job's event and which of its inputs are session states, to check and complete its values.
+- :func:`wrap_clean_events`, :func:`drop_queued`, :func:`running_event_ids`, :func:`current_event_id`,
+  :func:`current_event_gone` (``Queue.clean_events``, ``active_jobs``, ``Event.alive``,
+  ``LocalContext.event_id``): a running function is never told that its client left
+  (:mod:`.departures`).
+- :func:`move_to_lane` (``EventQueue``, ``Event.concurrency_id``): an event's lane is fixed when it
+  is declared; refinement, a setting of every op, needs a lane of its own (:mod:`.gate`).
+- :func:`server_connections`, :func:`awaiting_request`, :func:`close_connection` (``Blocks.server``,
+  uvicorn's ``ServerState.connections`` and h11 protocol): Gradio builds uvicorn's config itself,
+  with no timeout for a request's headers (:mod:`.timeouts`).
+- :func:`drop_idle_sessions` (``Blocks.state_holder``): Gradio never drops an idle session, only
+  State values with a time to live (:mod:`.sessions`).
 - :func:`replace_server_function` (the ``@server`` functions of custom components, documented for
   them, here on a built-in ``ImageEditor``'s ``accept_blobs``): Gradio keeps canvas blobs in one
   unbounded dict shared by every session, with no setting to bound it.
@@ -155,6 +166,14 @@ def current_event_id() -> str | None:
     from gradio.context import LocalContext
 
     return LocalContext.event_id.get(None)
+
+
+def is_current_event_live(event_id: str) -> bool:
+    """Is this job still queued or running in the app being served in this context?"""
+    from gradio.context import LocalContext
+
+    queue = getattr(LocalContext.blocks.get(None), "_queue", None)
+    return queue is not None and event_id in queue.event_ids_to_events
 
 
 def current_event_gone() -> bool:
