@@ -268,4 +268,15 @@ def drop_idle_sessions(demo: Any, idle_s: float) -> int:
                 holder.session_data.pop(session_id, None)
                 holder.time_last_used.pop(session_id, None)
                 dropped += 1
+    # The queue's own per-session message queues and event-id sets outlive their sessions too (one
+    # of each per session that ever joined): drop those of sessions no longer held and not busy.
+    if queue is not None:
+        messages = getattr(queue, "pending_messages_per_session", {})
+        ids = getattr(queue, "pending_event_ids_session", {})
+        for session_id in [k for k in list(messages) if k not in holder.session_data and k not in busy]:
+            pending = messages.get(session_id)
+            if pending is not None and not getattr(pending, "empty", lambda: True)():
+                continue  # messages not yet read: its stream may still come for them
+            messages.pop(session_id, None)
+            ids.pop(session_id, None)
     return dropped

@@ -80,9 +80,10 @@ BODY_GRACE_S = 10.0
 MIN_BODY_RATE = 10_000
 """Bytes per second a request body must average after :data:`BODY_GRACE_S`, and no pause in it may last
 longer than that grace: a slower body is dropped with HTTP 408 and its connection closed."""
-MAX_SESSIONS = 300
+MAX_SESSIONS = 100
 """Sessions whose state the server keeps (Gradio's ``state_session_capacity``; the least recently used
-is dropped past it): each holds its stylemap cache, its last results and a copy of the page's config."""
+is dropped past it): each holds its stylemap cache, its last results and a copy of the page's config
+(about 0.3 MB, much of which Python keeps after it is freed: 300 sessions left +66 MB)."""
 SESSION_IDLE_S = 600
 """Seconds after its last event that a session's state is dropped (none of its jobs queued or running)."""
 PREVIEW_CONCURRENCY = 1
