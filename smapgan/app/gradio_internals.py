@@ -230,10 +230,9 @@ def server_connections(demo: Any) -> list[Any]:
 def awaiting_request(connection: Any) -> tuple[int, int] | None:
     """For a connection still waiting for a complete request line and headers: a key for this wait
     (the connection and its request cycle: a new request is a new wait); None otherwise."""
-    import h11
-
-    conn = getattr(connection, "conn", None)
-    if not isinstance(conn, h11.Connection) or conn.their_state is not h11.IDLE:
+    conn = getattr(connection, "conn", None)  # an h11.Connection (uvicorn's h11 protocol), by duck typing:
+    state = getattr(conn, "their_state", None)  # h11's states are classes (h11.IDLE); h11 is not our dependency
+    if getattr(state, "__name__", None) != "IDLE":
         return None
     return id(connection), id(getattr(connection, "cycle", None))
 
