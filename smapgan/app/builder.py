@@ -26,7 +26,7 @@ from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
 from ..ops import OpContext, Registry, discover
 from ..ops.spec import Op, OpError, short_repr
-from . import gate
+from . import departures, gate
 from .examples import example_rows
 from .inputs import Tab, Widget, WidgetFactory, display_side, status_text
 from .outputs import Converter, OutputBinding, build_output
@@ -124,7 +124,9 @@ def build_demo(
                     )
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
-    gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
+    # Per-session and per-address caps on queued + running jobs; refinement priced and in a lane of its own.
+    gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, model))
+    departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
 
 
@@ -342,6 +344,8 @@ def _handler(
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    if departures.left():  # between frames: the client is gone, nobody will see the rest
+                        return
                     if "before" not in memo:  # the inputs were decoded by the op's first step
                         memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)

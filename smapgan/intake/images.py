@@ -87,7 +87,7 @@ def check_header(data: bytes, what: str = "the image data", max_pixels: int = MA
     """The headers of encoded ``data``, every frame checked against ``max_pixels`` and the frame cap."""
     try:
         header = headers.inspect(data, limits.MAX_FRAMES)
-    except headers.TooManyFrames as exc:
+    except headers.OverLimit as exc:
         raise ImageInputError(f"{what} is refused: {exc}") from None
     except headers.HeaderError as exc:
         if exc.unsupported:

@@ -255,6 +255,26 @@ def refine(
     return out[0] if space == "w" else out
 
 
+def step_gflop(model: StyleMapGAN) -> float:
+    """GFLOP of one refinement step in w (decoder forward and backward to the stylemap, batch 1): what
+    the app charges a client per step and image. Counted by torch's FlopCounterMode on a copy of the
+    model's architecture on the meta device (shapes only: no weights copied, nothing computed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = model.config
+    with torch.device("meta"):
+        shape = type(model)(config, with_discriminator=False)
+        code = torch.zeros(1, config.latent_channel_size, config.latent_spatial_size, config.latent_spatial_size)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        stack.enter_context(frozen(shape))
+        counter = stack.enter_context(FlopCounterMode(display=False))
+        code.requires_grad_(True)
+        shape.decode(code).pow(2).mean().backward()
+    return float(counter.get_total_flops()) / 1e9
+
+
 def psnr(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of ``y`` (clamped to [-1,1]) against ``x``, peak-to-peak 2."""
     mse = (y.clamp(-1, 1) - x).pow(2).flatten(1).mean(1)

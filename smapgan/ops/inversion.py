@@ -16,13 +16,14 @@ from typing import Callable
 
 import torch
 
+from ..intake import limits
 from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"
 REFINED = "refined"
 CHOICES = (ENCODER_ONLY, REFINED)
-MAX_STEPS = 500
+MAX_STEPS = limits.MAX_REFINE_STEPS
 
 
 @dataclass(frozen=True)
