@@ -194,7 +194,7 @@ def _invariant(found: Any, ctx: OpContext, values: dict[str, Any]) -> tuple[torc
         out = found.run(ctx, **{**values, "strength": 0.0})
         return out["image"], reconstruction(model, values["original"].image)
     if name == "random":
-        out = found.run(ctx, **{**values, "truncation": 0.0})
+        out = found.run(ctx, **{**values, "truncation": 0.0, "source": "mapping"})
         with torch.inference_mode():
             expected = model.decode(ctx.mean_stylemap())
         first = found.run(ctx, **values)["image"]
