@@ -64,8 +64,8 @@ def edit_cycle(stroke: str, direction: str | None) -> list[tuple[str, dict]]:
     ]
     if direction is not None:
         edits += [
-            ("semantic_edit", dict(original=editor(a), direction=direction, strength=2.0)),
-            ("semantic_edit", dict(original=editor(b, stroke), direction=direction, strength=-2.0)),
+            ("semantic_edit", dict(original=editor(a), direction=direction, strength=1.5)),
+            ("semantic_edit", dict(original=editor(b, stroke), direction=direction, strength=-1.5)),
         ]
     return edits
 

@@ -87,8 +87,8 @@ SLOTS = [
     Slot("unaligned_transplant.original", lambda f, s, s0: dict(original=_file(f), reference=editor(HEARTS, s0), box="", placements="0.5,0.6", api_name="/unaligned_transplant")),
     Slot("unaligned_transplant.reference", lambda f, s, s0: dict(original=_file(NEUTRAL), reference=editor(f, s), box="", placements="0.5,0.6", api_name="/unaligned_transplant"), background=True),
     Slot("unaligned_transplant.reference.mask", lambda f, s, s0: dict(original=_file(NEUTRAL), reference=editor(HEARTS, f), box="", placements="", api_name="/unaligned_transplant"), mask=True),
-    Slot("semantic_edit.original", lambda f, s, s0: dict(original=editor(f), direction="demo", strength=3, api_name="/semantic_edit")),
-    Slot("semantic_edit.original.mask", lambda f, s, s0: dict(original=editor(GRIN, f), direction="demo", strength=3, api_name="/semantic_edit"), mask=True),
+    Slot("semantic_edit.original", lambda f, s, s0: dict(original=editor(f), direction="demo", strength=1.5, api_name="/semantic_edit")),
+    Slot("semantic_edit.original.mask", lambda f, s, s0: dict(original=editor(GRIN, f), direction="demo", strength=1.5, api_name="/semantic_edit"), mask=True),
     Slot("style_mix.content", lambda f, s, s0: dict(content=_file(f), style=_file(HEARTS), api_name="/style_mix")),
     Slot("style_mix.style", lambda f, s, s0: dict(content=_file(GRIN), style=_file(f), api_name="/style_mix")),
 ]
@@ -228,7 +228,7 @@ def test_empty_full_and_resized_masks(client, files, tmp_path):
     assert np.array_equal(unaligned(paths["half"]), unaligned(files["stroke"]))
 
     def semantic(*layers: str) -> np.ndarray:
-        return first_image(client.predict(original=editor(GRIN, *layers), direction="demo", strength=3,
+        return first_image(client.predict(original=editor(GRIN, *layers), direction="demo", strength=1.5,
                                           api_name="/semantic_edit", **EXACT))
 
     everywhere = semantic()
