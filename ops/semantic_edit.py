@@ -28,7 +28,10 @@ def _directions(model: StyleMapGAN) -> list[str]:
     inputs=[
         ImageInput("original", mask="optional", label="Image (brush to edit locally)"),
         ChoiceInput("direction", choices=_directions, info="directions stored with the model"),
-        SliderInput("strength", minimum=-3.0, maximum=3.0, default=1.0, step=0.05, info="0: unchanged"),
+        SliderInput(
+            "strength", minimum=-3.0, maximum=3.0, default=1.0, step=0.05,
+            info="0: unchanged. Beyond ±1.5 the bundled model's directions show colour artifacts",
+        ),
     ],
     outputs=[ImageOutput("image")],
     order=50,

@@ -285,7 +285,8 @@ def test_cli_edit_invariants(tiny_model_dir, tmp_path, capsys, registry, model):
     capsys.readouterr()
     assert main([*args, "--mask", str(black), "--out", str(tmp_path / "empty.png")]) == 2
     assert main([*args, "--out", str(tmp_path / "empty.png")]) == 2  # no --mask: the same
-    assert capsys.readouterr().err.count("error: brush a region on the reference first") == 2
+    # named by its flags: the CLI has no brush (issue 27)
+    assert capsys.readouterr().err.count("error: --reference needs a region: give a --mask FILE") == 2
     assert not (tmp_path / "empty.png").exists()
     assert main([*args, "--mask", str(white), "--set", "space=w", "--out", str(tmp_path / "full.png")]) == 0
     assert np.array_equal(png(tmp_path / "full.png"), np.asarray(imageio.tensor_to_image(recon(ctx, ctx.picture(hearts)))))

@@ -217,7 +217,7 @@ def _build_tab(
     def succeeded(state: dict) -> list[Any]:
         memo = state.get(found.name) or {}
         shown = [v for o in outputs if o.show is not None for v in _views(o, memo)]
-        text = f"Done in {memo['elapsed']:.2f} s." if "elapsed" in memo else ""
+        text = inversion_control.done_text(memo)
         return [gr.update(interactive=True, value="Run"), status_text(text), *shown]
 
     def failed(state: dict) -> list[Any]:
@@ -287,7 +287,9 @@ def _handler(
     """
     params = {p for w in inputs for p in w.params}
 
-    def prepare(cache: Any, progress: Any, values: dict[str, Any]) -> tuple[OpContext, dict[str, Any]]:
+    def prepare(
+        cache: Any, progress: Any, values: dict[str, Any], memo: dict[str, Any]
+    ) -> tuple[OpContext, dict[str, Any]]:
         """The op context and the op's values, every one checked (the settings before any image is decoded)."""
         mode = values.pop("mode", None)
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
@@ -303,7 +305,8 @@ def _handler(
             else (inversion_control.Inversion(), None)
         )
         ctx = OpContext(
-            model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
+            model, renderer.with_mode(mode or renderer.mode), cache,
+            inversion_control.reporter(lambda f, d: progress(f, desc=d), stop, memo),
             inversion=inversion, stop=stop,
         )
 
@@ -320,7 +323,7 @@ def _handler(
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
-            ctx, kwargs = prepare(cache, progress, values)
+            ctx, kwargs = prepare(cache, progress, values, memo)
             memo["before"] = _first_image(found, kwargs)
             result = found.run(ctx, **kwargs)
             convert = Converter()
@@ -332,7 +335,7 @@ def _handler(
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
-            ctx, kwargs = prepare(cache, progress, values)
+            ctx, kwargs = prepare(cache, progress, values, memo)
             memo["before"] = _first_image(found, kwargs)
             shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
             memo["values"] = shown
@@ -409,8 +412,10 @@ def _reported(found: Op, memo: dict[str, Any]) -> Iterator[None]:
         memo["error"] = str(exc)
         raise
     except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
-        memo["error"] = str(exc)
-        raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
+        # An input named by its label, as the page shows it
+        labelled = isinstance(exc, OpError) and exc.field is not None
+        memo["error"] = exc.worded(repr(exc.field.title)) if labelled else str(exc)
+        raise gr.Error(memo["error"], print_exception=False) from None  # the user's mistake: no traceback in the log
     except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
         logger.exception("op %s failed", found.name)
         memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"

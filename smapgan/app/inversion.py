@@ -1,4 +1,5 @@
-"""The app's "Inversion" control: encoder only, or each input image refined per image (with a stop button).
+"""The app's "Inversion" control: encoder only, or each input image refined per image (with a stop button,
+shown by the page only while a refinement runs: ``ui.js``).
 
 One control above the tabs, applied by the op context to every image input of
 every op (:mod:`smapgan.ops.inversion`); refined stylemaps are cached per image
@@ -7,15 +8,20 @@ and setting in the session's cache, so the edits that follow start at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from ..latent.invert import DEFAULT_STEPS
 from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, Inversion, InversionSession
 
-__all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]
+__all__ = [
+    "DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "done_text", "reporter",
+    "settings",
+]
+_STEP = re.compile(r"step (\d+)/(\d+)")
 
 
 @dataclass
@@ -41,7 +47,7 @@ def build_controls() -> InversionControls:
         steps = gr.Slider(
             0, MAX_STEPS, value=DEFAULT_STEPS, step=10, label="Refinement steps", elem_id="inversion-steps",
         )
-        stop = gr.Button("Stop refinement", variant="stop", elem_id="inversion-stop", scale=0)
+        stop = gr.Button("Stop refinement", variant="stop", size="sm", elem_id="inversion-stop", scale=0)
     session = gr.State(InversionSession())
     stop.click(_stop, [session], None, queue=False, api_visibility="private")
     return InversionControls(choice, steps, stop, session)
@@ -61,3 +67,30 @@ def settings(choice: str | None, steps: Any, session: InversionSession | None) -
         return inversion, None
     session.stop.clear()
     return inversion, session.stop
+
+
+def reporter(
+    progress: Callable[[float, str], None], stop: Any, memo: dict[str, Any]
+) -> Callable[[float, str], None]:
+    """The op context's progress report: the page's progress, and in ``memo["stopped"]`` the step
+    (k, n) at which Stop ended a refinement (its first report once the stop is set: it ends there)."""
+
+    def report(fraction: float, desc: str) -> None:
+        if stop is not None and stop.is_set() and "stopped" not in memo and desc.startswith("refining"):
+            found = _STEP.search(desc)
+            if found:
+                memo["stopped"] = (int(found.group(1)), int(found.group(2)))
+        progress(fraction, desc)
+
+    return report
+
+
+def done_text(memo: dict[str, Any]) -> str:
+    """The status line after a run: its time, and where a Stop ended its refinement."""
+    if "elapsed" not in memo:
+        return ""
+    text = f"Done in {memo['elapsed']:.2f} s."
+    if "stopped" in memo:
+        step, steps = memo["stopped"]
+        text = f"Refinement stopped at step {step} of {steps} (the best fit so far is used). {text}"
+    return text

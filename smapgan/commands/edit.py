@@ -149,6 +149,12 @@ def on_device(value: Any, device: Any) -> Any:
     return value
 
 
+def cli_flag(item: Any) -> str:
+    """How the command line names an input: its own flag (the singular for several images), else ``--set``."""
+    flags = item.cli_flags() if hasattr(item, "cli_flags") else []
+    return flags[-1] if flags else f"--set {item.name}"
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
     from ..device import resolve_device
@@ -186,7 +192,12 @@ def run(args: argparse.Namespace) -> int:
     for item in found.inputs:
         if item.needs_context and item.name in raw:
             values[item.name] = on_device(item.parse_cli(ctx, raw[item.name]), device)
-    result = found.run(ctx, **values)
+    try:
+        result = found.run(ctx, **values)
+    except OpError as exc:  # the input it is about named by its flag
+        if exc.field is None:
+            raise
+        raise OpError(exc.worded(cli_flag(exc.field), cli=True)) from None
     out = Path(args.out) if args.out else None
     wrote_image = False
     for output in found.outputs:
