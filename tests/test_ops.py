@@ -296,6 +296,9 @@ def test_cli_edit_invariants(tiny_model_dir, tmp_path, capsys, registry, model):
     un = ["edit", "unaligned_transplant", "--model", m, "--original", neutral, "--reference", hearts, "--mask", str(eyes)]
     assert main([*un, "--out", str(tmp_path / "un.png")]) == 0
     assert np.array_equal(png(tmp_path / "un.png"), png(tmp_path / "lt.png"))
+    capsys.readouterr()
+    assert main([*un[:-2], "--out", str(tmp_path / "none.png")]) == 2  # neither a mask nor a box
+    assert "error: --reference needs a region: give a --mask FILE for it" in capsys.readouterr().err
 
     se = ["edit", "semantic_edit", "--model", m, "--original", neutral, "--set", "direction=demo"]
     assert main([*se, "--set", "strength=0", "--out", str(tmp_path / "se.png")]) == 0
