@@ -191,7 +191,6 @@ def test_fast_renderer_adds_a_mode_toggle(model):
 
     from smapgan.app import build_demo
     from smapgan.fast import FastRenderer
-    from smapgan.ops import StylemapCache
 
     demo = build_demo(model, renderer=FastRenderer(model), registry=discover(paths=[]), prefill=False)
     radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"]
@@ -203,7 +202,7 @@ def test_fast_renderer_adds_a_mode_toggle(model):
     assert [b.visible for b in shown.blocks.values() if isinstance(b, gr.Radio) and b.label == "Renderer"] == [True]
     fn = next(f for f in demo.fns.values() if f.api_name == "reconstruct")
     payload = {"path": NEUTRAL}
-    image_exact, _ = fn.fn(StylemapCache(), {}, lambda *a, **k: None, original=payload, mode="exact")
-    image_fast, metrics = fn.fn(StylemapCache(), {}, lambda *a, **k: None, original=payload, mode="fast")
+    image_exact, _ = fn.fn("session:a/", {}, lambda *a, **k: None, original=payload, mode="exact")
+    image_fast, metrics = fn.fn("session:a/", {}, lambda *a, **k: None, original=payload, mode="fast")
     difference = np.abs(np.asarray(image_exact, dtype=int) - np.asarray(image_fast, dtype=int))
     assert difference.mean() < 4 and metrics["psnr_db"] > 0

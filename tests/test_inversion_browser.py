@@ -73,7 +73,7 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             page.goto(url, wait_until="load")
             page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
             steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("500")
+            steps.fill("200")
             steps.press("Enter")
             page.wait_for_timeout(500)
             page.locator("#reconstruct-run").click()
@@ -84,8 +84,8 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             result.wait_for(state="visible", timeout=60_000)
         finally:
             browser.close()
-    assert len(runs) == 1 and runs[0]["steps"] == 500
-    assert 0 < runs[0]["done"] < 500, f"stopped after {runs[0]['done']} of 500 steps"
+    assert len(runs) == 1 and runs[0]["steps"] == 200
+    assert 0 < runs[0]["done"] < 200, f"stopped after {runs[0]['done']} of 200 steps"
 
 
 def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(app):
@@ -105,7 +105,7 @@ def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(
             assert not stop.is_visible()  # encoder only: nothing to stop
             page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
             steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("500")
+            steps.fill("200")
             steps.press("Enter")
             page.wait_for_timeout(500)
             assert not stop.is_visible()  # refined, but nothing runs yet
@@ -121,4 +121,4 @@ def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(
             browser.close()
     found = re.search(r"stopped at step (\d+) of (\d+)", text)
     assert found, text
-    assert int(found.group(2)) == 500 and int(found.group(1)) == runs[-1]["done"] < 500, (text, runs[-1])
+    assert int(found.group(2)) == 200 and int(found.group(1)) == runs[-1]["done"] < 200, (text, runs[-1])
