@@ -122,3 +122,31 @@ def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(
     found = re.search(r"stopped at step (\d+) of (\d+)", text)
     assert found, text
     assert int(found.group(2)) == 200 and int(found.group(1)) == runs[-1]["done"] < 200, (text, runs[-1])
+
+
+def test_a_refinement_stops_within_a_second_when_its_browser_closes(app):
+    """6 (issue 27; the cancellation is smapgan.app.departures): a person closes the page during a
+    refinement: the server takes no refinement step more than 1 s after, and never finishes it."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
+            steps = page.locator("#inversion-steps input[type=number]")
+            steps.fill("200")
+            steps.press("Enter")
+            page.wait_for_timeout(500)
+            before = len(runs)
+            page.locator("#reconstruct-run").click()
+            page.get_by_text("refining image: step", exact=False).first.wait_for(state="visible", timeout=60_000)
+        finally:
+            browser.close()  # the person has gone
+    time.sleep(1.0)
+    record = runs[before]
+    at_one_second = record["done"]
+    time.sleep(3.0)  # at 0.02 s or more a step, 150 steps more would be taken meanwhile
+    assert record["done"] == at_one_second < 200, (at_one_second, record)
