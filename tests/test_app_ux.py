@@ -157,7 +157,9 @@ def test_a_refused_upload_takes_the_old_result_with_it(page, files):
 
 # ------------------------------------------------------------------------------------- 8
 def test_semantic_strength_says_where_artifacts_begin(page):
-    """8: beside the strength slider, the strength past which edits show colour artifacts."""
+    """8: the strength slider stops where edits start to show colour artifacts, and says so beside it."""
     open_tab(page, "Semantic edit", "semantic_edit")
     text = page.locator("#semantic_edit-strength").inner_text()
-    assert re.search(r"±1\.5 .*artifacts", text), text
+    assert re.search(r"Capped at ±1\.5\b.*artifacts", text), text
+    slider = page.locator("#semantic_edit-strength input[type=range]")
+    assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("-1.5", "1.5")

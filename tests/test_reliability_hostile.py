@@ -206,7 +206,7 @@ def test_d_one_session_is_capped_before_its_address(app):
 def test_e_editor_layers_and_pixels_are_bounded(api):
     grin = api.upload_file(EXAMPLES / "grinning.png")
     big = api.upload("big_layer.png", bomb_png(6000))  # 36 megapixels, a few KB
-    edit = lambda value: api.args("semantic_edit", original=value, direction="demo", strength=3, mode="exact")  # noqa: E731
+    edit = lambda value: api.args("semantic_edit", original=value, direction="demo", strength=1.5, mode="exact")  # noqa: E731
     refused_quickly(api, "semantic_edit", edit(editor(grin, [big] * 16)),
                     f"16 layers; the limit is {limits.MAX_LAYERS}")
     refused_quickly(api, "semantic_edit", edit(editor(grin, [big] * limits.MAX_LAYERS)),
@@ -277,7 +277,7 @@ def test_g_editor_blobs_are_bounded_and_private(app, api):
     # A blob stored by one session is not usable by another's edit.
     assert blob(api, component, "owner", "shared", "background", "null", small.getvalue()).status_code == 200
     shared = {"id": "shared", "background": None, "layers": [], "composite": None}
-    event, text, _ = api.call("semantic_edit", api.args("semantic_edit", original=shared, direction="demo", strength=3))
+    event, text, _ = api.call("semantic_edit", api.args("semantic_edit", original=shared, direction="demo", strength=1.5))
     assert event == "error" and "needs an image" in text, (event, text)
 
 
@@ -381,7 +381,7 @@ def round_one_attacks(url: str, stop: threading.Event, counts: dict[str, int]) -
                 "unaligned_transplant", original=neutral, reference=editor(hearts), box="",
                 placements="0.5,0.45;" * 1_000_000, mode="fast")}))
             client.call("semantic_edit", client.args(
-                "semantic_edit", original=editor(neutral, [big] * limits.MAX_LAYERS), direction="", strength=3,
+                "semantic_edit", original=editor(neutral, [big] * limits.MAX_LAYERS), direction="", strength=1.5,
                 mode="fast"))
             counts["heavy"] += 3
 

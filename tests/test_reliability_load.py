@@ -65,8 +65,8 @@ def edits_for(client: int, images: list[Path], stroke: str, direction: str | Non
         edits.append((
             "semantic_edit",
             dict(original={"background": handle_file(str(reference)), "layers": [], "composite": None},
-                 direction=direction, strength=2.0),
-            dict(original=str(reference), direction=direction, strength=2.0),
+                 direction=direction, strength=1.5),
+            dict(original=str(reference), direction=direction, strength=1.5),
         ))
     return edits
 
