@@ -129,7 +129,7 @@ def crossover(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
         side = round(fraction ** 0.5 * size)
         edit = editing.blend_pyramid(pa, pb, square(size, fraction, (size - side) // 2, (size - side) // 2))
         entry = renderer.cache.get(a.key)
-        with renderer._engine.lock:
+        with renderer._engine.lock, torch.inference_mode():
             _, patches = renderer._patches(edit, entry)
         margin = max(1, round(renderer.local_margin * size))
         sizes = [tuple(m.shape[-2:]) for m in entry.pyramid]

@@ -9,6 +9,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
+from smapgan.preview import Previewer
 
 SIZE = 64
 NARROW = StyleMapGANConfig(
@@ -141,3 +142,48 @@ def test_features_are_bounded_with_the_cache(model, images):
         assert renderer.cache.nbytes <= budget
     newest, *older = renderer.cache.entries()
     assert newest.features and all(not e.features for e in older[1:])
+
+
+@torch.no_grad()
+def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, images):
+    renderer = FastRenderer(model, local_max_cost=1.0)
+    previewer = Previewer(renderer)
+    a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    pa, pb = renderer.pyramid(a), renderer.pyramid(b)
+    first = editing.blend_pyramid(pa, pb, box_mask(8, 24, 8, 24))
+    shown = list(previewer.render(first, a))
+    assert [s.exact for s in shown] == [False, True]
+    assert torch.equal(shown[-1].image, renderer.render(first, base=a))  # the last image shown is the exact one
+    assert not torch.equal(shown[0].image, shown[-1].image)
+    # A newer edit begun before the stale one's exact render: the stale one stops after its preview.
+    stale = previewer.render(first, a)
+    assert not next(stale).exact
+    moved = editing.blend_pyramid(pa, pb, box_mask(24, 40, 24, 40))
+    newer = previewer.render(moved, a)
+    assert not next(newer).exact
+    exact_renders = renderer.stats["renders"]
+    assert list(stale) == []
+    assert renderer.stats["renders"] == exact_renders  # no exact render was made for the stale edit
+    last = list(newer)
+    assert len(last) == 1 and last[0].exact and torch.equal(last[0].image, renderer.render(moved, base=a))
+    # Where the local render is the exact one (nothing pays), it is shown once, marked exact.
+    exact_only = Previewer(FastRenderer(model, local_max_cost=0.0))
+    assert [s.exact for s in exact_only.render(first, a)] == [True]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("normalize_mode", ["InstanceNorm2d", "BatchNorm2d"])
+def test_other_normalizations_are_never_rendered_locally(normalize_mode):
+    """The local path's error is measured for LayerNorm models only: the others get the exact render."""
+    config = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
+                               channel_base=256, channel_max=32, normalize_mode=normalize_mode)
+    torch.manual_seed(0)
+    model = StyleMapGAN(config, with_discriminator=False).eval()
+    renderer = FastRenderer(model, local_max_cost=1.0)
+    g = torch.Generator().manual_seed(2)
+    a, b = (renderer.encode(torch.rand(1, 3, 32, 32, generator=g) * 2 - 1) for _ in range(2))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :8, :8] = 1
+    edit = editing.blend_pyramid(renderer.pyramid(a), renderer.pyramid(b), mask)
+    image, exact = renderer.render_local(edit, base=a)
+    assert exact and float((image - model.synthesize(edit)).abs().max()) < ATOL
