@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("smapgan.commands.info", "describe a model (config, parameters, levels)"),
     "convert": ("smapgan.commands.convert", "convert an official release .pt to a smapgan folder"),
     "ops": ("smapgan.commands.ops", "list the registered editing ops and their inputs"),
+    "align": ("smapgan.commands.align", "crop a photo's face the way the training faces were aligned"),
     "edit": ("smapgan.commands.edit", "run an editing op headless"),
     "direction": ("smapgan.commands.direction", "learn a semantic direction from two image folders, or SeFa ones without labels"),
     "train": ("smapgan.commands.train", "train a StyleMapGAN on a folder of images"),

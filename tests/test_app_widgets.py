@@ -7,7 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from smapgan.app import widgets
+from smapgan.app import intake
+from smapgan.app.inputs import display_side
 
 
 def png(image: Image.Image) -> bytes:
@@ -19,7 +20,7 @@ def png(image: Image.Image) -> bytes:
 def test_preview_is_center_crop_at_display_size():
     wide = Image.new("RGBA", (300, 100), (0, 0, 255, 0))  # transparent blue: white after compositing
     wide.paste((255, 0, 0, 255), (100, 0, 200, 100))  # the central square is red
-    preview = widgets.preview_image(png(wide), 32, widgets.display_side(32))
+    preview = intake.preview_image(png(wide), 32, display_side(32))
     assert preview.size == (256, 256) and preview.mode == "RGB"
     assert np.asarray(preview)[..., 0].min() == 255 and np.asarray(preview)[..., 1].max() == 0
 
@@ -32,8 +33,8 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     background.save(bg_path)
     layer.save(layer_path)
 
-    sources = widgets.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": [{"path": str(layer_path)}]})
-    mask = widgets.editor_mask(sources, 16)
+    sources = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": [{"path": str(layer_path)}]})
+    mask = intake.editor_mask(sources, 16)
     assert mask.shape == (16, 16) and mask[:8, :8].all() and mask.sum() == 64
 
     bg_bytes, layer_bytes = png(background), png(layer.resize((128, 128)))
@@ -44,24 +45,31 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     blobs.STORE.put("session-1", "abc", "background", None, bg_bytes)
     blobs.STORE.put("session-1", "abc", "layer", 0, layer_bytes)
     monkeypatch.setattr(gate, "current_session", lambda: "session-2")
-    assert widgets.editor_sources(None, {"id": "abc", "background": None, "layers": []})["background"] is None
+    assert intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})["background"] is None
     monkeypatch.setattr(gate, "current_session", lambda: "session-1")
-    sources = widgets.editor_sources(None, {"id": "abc", "background": None, "layers": []})
-    assert widgets.editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
+    sources = intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})
+    assert intake.editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
     assert blobs.STORE.take("session-1", "abc") is None  # consumed once
 
-    empty = widgets.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": []})
-    assert widgets.editor_mask(empty, 16) is None
+    empty = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": []})
+    assert intake.editor_mask(empty, 16) is None
 
 
-def test_example_value_draws_the_mask_box(tmp_path):
+def test_an_image_example_starts_a_canvas_without_strokes(tmp_path):
+    """A mask input's example is an editor value: the image as the model sees it, no preset layer
+    (a layer given with the value could not be undone in the browser)."""
+    from types import SimpleNamespace
+
+    from smapgan.app.examples import EXAMPLE_FIELDS
+    from smapgan.app.inputs import WidgetFactory
     from smapgan.ops import ImageInput
 
-    Image.new("RGB", (64, 64), "white").save(tmp_path / "face.png")
-    value = widgets.example_value(ImageInput("ref", mask="required"), "face.png", (0.0, 0.0, 0.5, 0.5), 32, 256, tmp_path)
-    assert value["background"].size == (256, 256)
-    alpha = np.asarray(value["layers"][0])[..., 3]
-    assert alpha[:128, :128].all() and not alpha[128:, :].any()
+    Image.new("RGB", (64, 48), "white").save(tmp_path / "face.png")
+    model = SimpleNamespace(config=SimpleNamespace(size=32))
+    ui = WidgetFactory(model, 256, examples_dir=tmp_path)
+    fields = EXAMPLE_FIELDS[ImageInput](ui, ImageInput("refs", mask="required", count=2), ["face.png"])
+    assert list(fields) == ["refs_1", "refs_2"] and fields["refs_2"] is None
+    assert fields["refs_1"]["background"].size == (256, 256) and fields["refs_1"]["layers"] == []
 
 
 def test_an_example_whose_choice_the_model_lacks_is_skipped():
@@ -69,7 +77,8 @@ def test_an_example_whose_choice_the_model_lacks_is_skipped():
     example (not a dropdown set to a value outside its choices)."""
     import torch
 
-    from smapgan.app.builder import EXAMPLES_DIR, _example_rows
+    from smapgan.app.builder import EXAMPLES_DIR
+    from smapgan.app.examples import example_rows
     from smapgan.networks.config import StyleMapGANConfig
     from smapgan.model import StyleMapGAN
     from smapgan.ops import discover
@@ -79,7 +88,27 @@ def test_an_example_whose_choice_the_model_lacks_is_skipped():
     config = StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
                                channel_base=512, channel_max=32)
     model = StyleMapGAN(config, with_discriminator=False).eval()
-    assert _example_rows(op, model, 32, EXAMPLES_DIR) == []
+    assert example_rows(op, model, 32, EXAMPLES_DIR) == []
     model.directions[wanted] = torch.zeros(8, 4, 4)
-    rows = _example_rows(op, model, 32, EXAMPLES_DIR)
+    rows = example_rows(op, model, 32, EXAMPLES_DIR)
     assert len(rows) == 1 and rows[0]["direction"] == wanted
+
+
+def test_a_kind_gets_the_widget_of_its_nearest_known_kind():
+    """The table is looked up along the class's MRO: a subclass of a known kind gets that kind's widget,
+    a kind the table does not know gets the text box."""
+    from dataclasses import dataclass
+
+    from smapgan.app import inputs
+    from smapgan.ops import Input, SliderInput
+
+    @dataclass(frozen=True)
+    class Percent(SliderInput):
+        maximum: float = 100.0
+
+    @dataclass(frozen=True)
+    class Unknown(Input):
+        pass
+
+    assert inputs.for_kind(inputs.WIDGETS, Percent("p")) is inputs.slider
+    assert inputs.for_kind(inputs.WIDGETS, Unknown("u")) is inputs.text_field

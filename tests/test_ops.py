@@ -416,3 +416,23 @@ def test_entry_point_plugins(tmp_path, monkeypatch):
     messages = {e.plugin.split(" = ")[0]: e.message for e in found.errors}
     assert "already provided" in messages["brighten_op"]
     assert "ModuleNotFoundError" in messages["gone"]
+
+
+def test_op_specs_know_nothing_of_the_app():
+    """`smapgan.ops` imports without Gradio, and neither it nor a built-in op imports `smapgan.app`
+    (not even for type hints): the app holds the table from input kind to widget."""
+    import ast
+    import importlib.util
+    import subprocess
+    import sys
+
+    check = "import sys, smapgan.ops; assert not {'gradio', 'smapgan.app'} & set(sys.modules), 'imported'"
+    subprocess.run([sys.executable, "-c", check], check=True)
+    root = Path(__file__).resolve().parent.parent
+    for path in [*(root / "smapgan" / "ops").glob("*.py"), *(root / "ops").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [importlib.util.resolve_name("." * node.level + (node.module or ""), "smapgan.ops")]
+            else:
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            assert not [n for n in names if n.split(".")[:2] == ["smapgan", "app"]], f"{path.name} imports {names}"

@@ -119,13 +119,13 @@ def test_repeated_edits_keep_files_and_caches_bounded(tiny_model_dir, tmp_path, 
 
 
 def test_gif_folder_is_bounded(tmp_path):
-    from smapgan.app.widgets import _write_gif
+    from smapgan.app.outputs import write_file
 
     frames = [Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(3)]
-    first = _write_gif(frames, tmp_path, 80, keep=4)
-    assert _write_gif(frames, tmp_path, 80, keep=4) == first  # the same animation, the same file
+    first = write_file(frames, tmp_path, ".gif", 80, keep=4)
+    assert write_file(frames, tmp_path, ".gif", 80, keep=4) == first  # the same animation, the same file
     for i in range(10):
-        _write_gif([Image.new("RGB", (8, 8), (0, i, 0))] * 2, tmp_path, 80, keep=4)
+        write_file([Image.new("RGB", (8, 8), (0, i, 0))] * 2, tmp_path, ".gif", 80, keep=4)
     assert len(list(tmp_path.iterdir())) == 4
 
 

@@ -1,9 +1,11 @@
-"""A new input kind is one class in one file: the app, the API and the CLI take it with no other edit.
+"""A new input kind is one class in one file: the API and the CLI take it with no other edit, the app
+shows it as a text box, or with its own widget once that is one entry of the app's table.
 
 :class:`ColorInput` below is a kind no smapgan module names. An op plugin (written to a folder of
-``SMAPGAN_OPS_PATH``) declares it; the app shows it (a colour picker), the API lists it by name with
-its default and runs it (gradio_client, against a live app), ``smapgan edit`` takes it as
-``--set color=...``, and malformed values are one-line errors everywhere.
+``SMAPGAN_OPS_PATH``) declares it; the app shows it (a colour picker registered in
+``smapgan.app.inputs.WIDGETS``, else a text box), the API lists it by name with its default and runs
+it (gradio_client, against a live app), ``smapgan edit`` takes it as ``--set color=...``, and
+malformed values are one-line errors everywhere.
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ class ColorInput(Input):
     def describe(self) -> str:
         return f"colour #rrggbb, default {self.default}"
 
-    def widget(self, ui: Any) -> Any:
-        picker = ui.gr.ColorPicker(value=ui.start(self.name, self.default), label=self.title, elem_id=ui.elem_id(self.name))
-        return ui.single(self, picker)
+
+def color_picker(ui: Any, item: ColorInput) -> Any:
+    """The colour input's widget in the app (its entry in ``smapgan.app.inputs.WIDGETS``)."""
+    import gradio as gr
+
+    picker = gr.ColorPicker(value=ui.start(item.name, item.default), label=item.title, elem_id=ui.elem_id(item.name))
+    return ui.single(item, picker)
 
 
 TINT_OP = textwrap.dedent(
@@ -116,17 +122,20 @@ def test_cli_takes_the_new_kind(plugins, tiny_model_dir, tmp_path, capsys):
     assert main(["ops"]) == 0 and "color: colour #rrggbb" in capsys.readouterr().out
 
 
-def test_app_and_its_api_take_the_new_kind(plugins, tiny_model_dir):
+@pytest.mark.parametrize("registered", [True, False], ids=["own-widget", "text-box"])
+def test_app_and_its_api_take_the_new_kind(plugins, tiny_model_dir, monkeypatch, registered):
     import gradio as gr
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     from smapgan import StyleMapGAN
-    from smapgan.app import build_demo
+    from smapgan.app import build_demo, inputs
 
+    if registered:
+        monkeypatch.setitem(inputs.WIDGETS, ColorInput, color_picker)
     demo = build_demo(StyleMapGAN.from_pretrained(tiny_model_dir), registry=discover(), prefill=False)
-    pickers = [b for b in demo.blocks.values() if isinstance(b, gr.ColorPicker)]
-    assert [p.elem_id for p in pickers] == ["tint-color"]
+    shown = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "tint-color"]
+    assert [type(b) for b in shown] == [gr.ColorPicker if registered else gr.Textbox]
     params = {p["parameter_name"]: p for p in demo.get_api_info()["named_endpoints"]["/tint"]["parameters"]}
     assert list(params)[:3] == ["original", "color", "amount"]
     assert params["color"]["parameter_has_default"] and params["color"]["parameter_default"] == "#808080"

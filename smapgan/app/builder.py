@@ -1,10 +1,9 @@
 """``build_demo``: one Gradio tab and one API endpoint per registered op.
 
-Nothing here names an op or an input kind. Each input's kind makes its widget
-(``item.widget(ui)`` with a :class:`~smapgan.app.widgets.WidgetFactory`), the outputs
-come from :mod:`smapgan.app.widgets`; the Run button calls the op through an
-:class:`~smapgan.ops.OpContext` with the session's stylemap cache and the chosen
-renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
+Nothing here names an op or an input kind. Each input's widget is made by its kind's builder
+(:data:`smapgan.app.inputs.WIDGETS`), the outputs come from :mod:`smapgan.app.outputs`; the Run
+button calls the op through an :class:`~smapgan.ops.OpContext` with the session's stylemap cache
+and the chosen renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
 parameter name (Gradio's public ``inputs_kwargs``, which is also what names them in the API).
 """
 
@@ -26,7 +25,10 @@ from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
 from ..ops import OpContext, Registry, StylemapCache, discover
 from ..ops.spec import Op, OpError, short_repr
-from . import gate, widgets
+from . import gate
+from .examples import example_rows
+from .inputs import Tab, Widget, WidgetFactory, display_side, status_text
+from .outputs import Converter, OutputBinding, build_output
 from . import inversion as inversion_control
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ def build_demo(
     registry = discover() if registry is None else registry
     examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR
     size = model.config.size
-    display = widgets.display_side(size, display_size)
+    display = display_side(size, display_size)
     gif_dir = Path(tempfile.mkdtemp(prefix="smapgan-app-"))
     for error in registry.errors:
         logger.warning("skipped broken op plugin %s", error)
@@ -150,14 +152,14 @@ def _build_tab(
     """
     if found.description:
         gr.Markdown(found.description)
-    rows = _example_rows(found, model, display, examples_dir) if found.examples else []
+    rows = example_rows(found, model, display, examples_dir) if found.examples else []
     initial = rows[0] if rows and prefill else {}
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
-    ui = widgets.WidgetFactory(model, display, initial, found.name, status)
+    ui = WidgetFactory(model, display, initial, found.name, status)
     images = {i.name for i in found.image_inputs}
     compare = bool(images)  # single-image results are compared with the first input
-    built: dict[str, widgets.Widget] = {}
+    built: dict[str, Widget] = {}
     with gr.Row():
         with gr.Column():
             with gr.Row():
@@ -170,9 +172,9 @@ def _build_tab(
             run_button = gr.Button("Run", variant="primary", elem_id=f"{found.name}-run")
             status.render()
         with gr.Column():
-            outputs = [widgets.build_output(o, gif_dir, found.name, display, compare) for o in found.outputs]
+            outputs = [build_output(o, gif_dir, found.name, display, compare) for o in found.outputs]
     inputs = list(built.values())  # in the page's order (images first): the API's parameters
-    tab = widgets.Tab(found, built, outputs, session, status, overlays=[])
+    tab = Tab(found, built, outputs, session, status, overlays=[])
     for widget in inputs:
         if widget.connect is not None:
             widget.connect(tab)
@@ -200,7 +202,7 @@ def _build_tab(
     # Only Run is disabled while the op runs (the inputs stay editable), and it comes back when the
     # op has ended either way: Gradio does not follow a failed event with its `.then` steps.
     done = run_button.click(
-        lambda: (gr.update(interactive=False, value="Running..."), widgets.status_text("Running...")),
+        lambda: (gr.update(interactive=False, value="Running..."), status_text("Running...")),
         None, [run_button, status], queue=False, api_visibility="private",
     ).then(
         handler,
@@ -216,11 +218,11 @@ def _build_tab(
         memo = state.get(found.name) or {}
         shown = [v for o in outputs if o.show is not None for v in _views(o, memo)]
         text = f"Done in {memo['elapsed']:.2f} s." if "elapsed" in memo else ""
-        return [gr.update(interactive=True, value="Run"), widgets.status_text(text), *shown]
+        return [gr.update(interactive=True, value="Run"), status_text(text), *shown]
 
     def failed(state: dict) -> list[Any]:
         message = (state.get(found.name) or {}).get("error") or "the run did not complete"
-        return [gr.update(interactive=True, value="Run"), widgets.status_text(message, error=True)]
+        return [gr.update(interactive=True, value="Run"), status_text(message, error=True)]
 
     done.success(succeeded, [session], [run_button, status, *views], queue=False, api_visibility="private")
     done.failure(failed, [session], [run_button, status], queue=False, api_visibility="private")
@@ -228,7 +230,7 @@ def _build_tab(
     # A streaming run shows its image before it ends: an output's live views (the before/after slider)
     # follow its hidden component as each update changes it (Gradio fires `change` for hidden
     # components too; tests/test_app_stream_browser.py), and `succeeded` shows every view at the end.
-    def follow(output: widgets.OutputBinding) -> Callable[[dict], Any]:
+    def follow(output: OutputBinding) -> Callable[[dict], Any]:
         def live(state: dict) -> Any:
             memo = state.get(found.name) or {}
             value = (memo.get("values") or {}).get(output.item.name)
@@ -245,23 +247,7 @@ def _build_tab(
     return tab.overlays
 
 
-def _example_rows(found: Op, model: StyleMapGAN, display: int, examples_dir: Path) -> list[dict[str, Any]]:
-    """Each declared example as component values keyed by API parameter name (unusable ones are logged)."""
-    ui = widgets.WidgetFactory(model, display, examples_dir=examples_dir)
-    rows = []
-    for example in found.examples:
-        row: dict[str, Any] = {}
-        try:
-            for item in found.inputs:
-                row.update(item.example_fields(example.get(item.name), ui))
-        except (imageio.ImageInputError, OSError, ValueError) as exc:
-            logger.warning("op %s: example skipped (%s)", found.name, exc)
-            continue
-        rows.append(row)
-    return rows
-
-
-def _views(output: widgets.OutputBinding, memo: dict[str, Any]) -> list[Any]:
+def _views(output: OutputBinding, memo: dict[str, Any]) -> list[Any]:
     """The output's browser-only views (a before/after slider, a download) for what the run has shown."""
     assert output.show is not None
     value = (memo.get("values") or {}).get(output.item.name)
@@ -280,8 +266,8 @@ def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
 
 def _handler(
     found: Op,
-    inputs: list[widgets.Widget],
-    outputs: list[widgets.OutputBinding],
+    inputs: list[Widget],
+    outputs: list[OutputBinding],
     model: StyleMapGAN,
     renderer: Renderer,
     files: Path,
@@ -321,7 +307,7 @@ def _handler(
             inversion=inversion, stop=stop,
         )
 
-        def value(w: widgets.Widget) -> Any:
+        def value(w: Widget) -> Any:
             return w.to_value(ctx, [values.get(p) for p in w.params])
 
         kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
@@ -337,7 +323,7 @@ def _handler(
             ctx, kwargs = prepare(cache, progress, values)
             memo["before"] = _first_image(found, kwargs)
             result = found.run(ctx, **kwargs)
-            convert = widgets.Converter()
+            convert = Converter()
             sent = [o.to_values(result[o.item.name], convert) for o in outputs]
             memo.update(values=result, elapsed=time.perf_counter() - started)
             return _update(sent)
@@ -355,7 +341,7 @@ def _handler(
                 tempfile.TemporaryDirectory(dir=files, prefix="run-") as folder,
                 contextlib.closing(found.stream(ctx, **kwargs)) as states,
             ):
-                convert = widgets.Converter(Path(folder))
+                convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
                     due = _due(outputs, shown, previous, state)
@@ -379,7 +365,7 @@ _NOTHING = object()
 
 
 def _due(
-    outputs: list[widgets.OutputBinding], shown: dict[str, Any], previous: dict[str, Any], state: dict[str, Any]
+    outputs: list[OutputBinding], shown: dict[str, Any], previous: dict[str, Any], state: dict[str, Any]
 ) -> set[str]:
     """The outputs a streaming run sends in the update for ``state`` (after ``previous``): each one the
     op has given anew (a new value, not the one ``shown``), one it is extending only once it has grown."""

@@ -2,7 +2,7 @@
 
 Gradio (6.x) documents components, events, ``Blocks``, ``launch``/``queue`` and ``gr.Request``;
 the rest of :mod:`smapgan.app` uses only those. What the hardening layer (:mod:`.gate`,
-:mod:`.blobs`) and the upload check of :mod:`.widgets` need beyond them is here, so that a Gradio
+:mod:`.blobs`) and the upload check of :mod:`.intake` need beyond them is here, so that a Gradio
 upgrade is checked in this one file (:func:`event_queue` raises at startup when a name is gone,
 rather than serving without the caps):
 

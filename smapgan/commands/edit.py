@@ -7,6 +7,12 @@ singular, e.g. ``--reference``). Masks: ``--mask FILE`` is paired, in order, wit
 the given images that take a mask (any non-black or non-transparent pixel is
 selected). Outputs: the first image output to ``--out``; frames to
 ``<out stem>_<name>.gif``; numbers printed.
+
+Photos: ``--align face`` crops each image the way the model's training faces were aligned
+(:mod:`smapgan.intake.align`; ``auto``, the default, does so when the model's config says
+``alignment: ffhq``); masks are then in the aligned crop's coordinates (draw them on
+``smapgan align``'s crop). ``--photo-out`` puts the first image result back into the first
+image's photo, at the photo's resolution. ``--device`` picks where the model runs.
 """
 
 from __future__ import annotations
@@ -52,6 +58,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
         has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
         cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
+        if found.image_inputs:
+            cmd.add_argument(
+                "--align", choices=("auto", "face", "none"), default="auto",
+                help="how each image becomes the model's input: face (FFHQ alignment, needs smapgan[faces]), "
+                "none (center crop), auto (the model's config decides; default)",
+            )
+            cmd.add_argument(
+                "--face", type=int, default=0, metavar="I",
+                help="with face alignment: which face of the first image (0: the largest and surest)",
+            )
+            if has_image:
+                cmd.add_argument(
+                    "--photo-out", metavar="PATH",
+                    help="also write the image result pasted back into the first image's photo (full resolution)",
+                )
+        cmd.add_argument(
+            "--device", choices=("auto", "cpu", "cuda"), default="auto",
+            help="where the model runs: auto (CUDA when available), cpu or cuda",
+        )
         cmd.set_defaults(_op=found, _set_keys=tuple(keys))
     if registry.errors:
         parser.epilog = "broken plugins (skipped): " + "; ".join(str(e) for e in registry.errors)
@@ -79,28 +104,88 @@ def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def align_mode(choice: str, model: Any) -> str:
+    """``--align`` as a mode of :func:`smapgan.intake.align.align_photo`: "face" or "center"."""
+    if choice == "auto":
+        return "face" if model.config.alignment == "ffhq" else "center"
+    return "face" if choice == "face" else "center"
+
+
+def prepare_photos(found: Any, raw: dict[str, Any], size: int, mode: str, face: int, keep_first: bool) -> Any:
+    """Replace each image file of ``raw`` by its crop (in place) when aligning faces; return the first
+    image's :class:`~smapgan.intake.align.AlignedPhoto` when ``keep_first`` (for ``--photo-out``)."""
+    from ..intake.align import align_photo, open_photo
+
+    first = None
+    for item in found.image_inputs:
+        value = raw.get(item.name)
+        if value is None:
+            continue
+        pairs = value if isinstance(value, list) else [value]
+        for i, (path, mask) in enumerate(pairs):
+            for_photo_out = keep_first and first is None
+            if mode == "center" and not for_photo_out:
+                continue  # the op reads the file itself, as it always has
+            # --face chooses in the first image (the photo); every other image gives its best face.
+            aligned = align_photo(open_photo(path), size, align=mode, face=face if first is None else 0)
+            if aligned.note:
+                print(f"{Path(str(path)).name}: {aligned.note}", file=sys.stderr)
+            pairs[i] = (aligned.crop, mask)
+            if first is None:
+                first = aligned
+        raw[item.name] = pairs if isinstance(value, list) else pairs[0]
+    return first if keep_first else None
+
+
+def on_device(value: Any, device: Any) -> Any:
+    """Pictures (or lists of them) moved to ``device``: masks meet the model's pyramids there."""
+    from ..ops.spec import Picture
+
+    if isinstance(value, Picture):
+        mask = None if value.mask is None else value.mask.to(device)
+        return Picture(value.image.to(device), mask, value.key)
+    if isinstance(value, list):
+        return [on_device(v, device) for v in value]
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
+    from ..device import resolve_device
     from ..intake import images as imageio
     from ..defaults import default_model_path
-    from ..ops import OpContext
+    from ..ops import OpContext, OpError
     from ..ops.inversion import Inversion
     from ..ops.spec import FramesOutput, ImageOutput, NumbersOutput
+    from ..render import ReferenceRenderer
 
     found = args._op
     raw = collect_values(found, args)
-    model = StyleMapGAN.from_pretrained(args.model or default_model_path(), revision=args.revision)
+    device = resolve_device(args.device)
+    model = StyleMapGAN.from_pretrained(
+        args.model or default_model_path(), revision=args.revision, map_location=device
+    )
     inversion = Inversion(steps=getattr(args, "refine_steps", 0) or 0)
 
     def progress(fraction: float, desc: str) -> None:
         if desc.startswith("refining") and sys.stderr.isatty():
             print(f"\r{desc}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
 
-    ctx = OpContext(model, progress=progress, inversion=inversion)
+    # The CLI renders with plain model calls, on the CPU as on CUDA (smapgan.device).
+    ctx = OpContext(model, renderer=ReferenceRenderer(model), progress=progress, inversion=inversion)
     # Each kind reads its own value; every setting (defaults too) is checked before any image is decoded.
     values = {i.name: i.parse_cli(ctx, raw[i.name]) for i in found.inputs if not i.needs_context and i.name in raw}
     found.parse_settings(values, model)
-    values.update({i.name: i.parse_cli(ctx, raw[i.name]) for i in found.inputs if i.needs_context and i.name in raw})
+    photo = None
+    if found.image_inputs:
+        mode = align_mode(args.align, model)
+        keep_first = bool(getattr(args, "photo_out", None))
+        photo = prepare_photos(found, raw, model.config.size, mode, args.face, keep_first=keep_first)
+        if keep_first and photo is None:
+            raise OpError("--photo-out needs an image to put the result back into; none was given")
+    for item in found.inputs:
+        if item.needs_context and item.name in raw:
+            values[item.name] = on_device(item.parse_cli(ctx, raw[item.name]), device)
     result = found.run(ctx, **values)
     out = Path(args.out) if args.out else None
     wrote_image = False
@@ -110,8 +195,13 @@ def run(args: argparse.Namespace) -> int:
             path = out if not wrote_image else out.with_name(f"{out.stem}_{output.name}{out.suffix or '.png'}")
             path.parent.mkdir(parents=True, exist_ok=True)
             imageio.tensor_to_image(value).save(path)
-            wrote_image = True
             print(f"{output.name}: wrote {path}")
+            if photo is not None and not wrote_image:
+                photo_path = Path(args.photo_out)
+                photo_path.parent.mkdir(parents=True, exist_ok=True)
+                photo.paste_back(imageio.tensor_to_image(value)).save(photo_path)
+                print(f"{output.name} in the photo: wrote {photo_path}")
+            wrote_image = True
         elif isinstance(output, FramesOutput) and value:
             base = out if out is not None else Path(found.name)
             path = base.with_name(f"{base.stem}_{output.name}.gif")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,14 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; expected failures (bad data, missing LPIPS weights) print one line and return 2."""
-    from smapgan.train.data import DataError
-    from smapgan.train.options import TrainOptions
-    from smapgan.train.trainer import StartupError, run_training
+    from smapgan.train.trainer import run_from_args
 
-    try:
-        options = TrainOptions.from_args(args)
-        return run_training(options)
-    except (StartupError, DataError, ValueError) as exc:
-        print(f"smapgan train: error: {exc}", file=sys.stderr)
-        return 2
+    return run_from_args(args)

@@ -8,6 +8,7 @@ so a checkpoint that carries code is refused before anything runs (docs/release_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,17 @@ model = StyleMapGAN.from_pretrained("PATH_OR_REPO")
 """
 
 
+RELEASE_ALIGNMENT = {"celeba_hq": "ffhq", "ffhq": "ffhq"}
+"""The release's data sets whose images are FFHQ-aligned faces (CelebA-HQ was made the same way).
+AFHQ's animal faces, LSUN cars and churches have no landmark alignment: their photos are center-cropped."""
+
+
+def release_alignment(dataset: str | None) -> str:
+    """The ``alignment`` a release checkpoint of ``dataset`` wants ("celeba_hq", "CelebA-HQ", "afhq"...)."""
+    key = (dataset or "").strip().lower().replace("-", "_").replace(" ", "_")
+    return RELEASE_ALIGNMENT.get(key, "none")
+
+
 class UnsafeCheckpointError(RuntimeError):
     """The checkpoint's pickle wants to construct objects outside the allowlist (i.e. run code)."""
 
@@ -92,9 +104,15 @@ def config_from_train_args(train_args: Any) -> StyleMapGANConfig:
     return StyleMapGANConfig.from_dict(values)
 
 
-def model_from_release_checkpoint(checkpoint: dict[str, Any]) -> StyleMapGAN:
-    """Build a model and load the EMA weights (and the discriminator, when present) strictly."""
+def model_from_release_checkpoint(checkpoint: dict[str, Any], alignment: str | None = None) -> StyleMapGAN:
+    """Build a model and load the EMA weights (and the discriminator, when present) strictly.
+
+    ``alignment``: the config's (default: from the ``train_args``' data set, :func:`release_alignment`).
+    """
     config = config_from_train_args(checkpoint["train_args"])
+    if alignment is None:
+        alignment = release_alignment(getattr(checkpoint["train_args"], "dataset", None))
+    config = dataclasses.replace(config, alignment=alignment)
     has_d = isinstance(checkpoint.get("discriminator"), dict)
     model = StyleMapGAN(config, with_discriminator=has_d)
     try:
@@ -112,16 +130,21 @@ def convert_release_checkpoint(
     out_dir: str | Path,
     dataset: str | None = None,
     keep_discriminator: bool = True,
+    alignment: str | None = None,
 ) -> StyleMapGAN:
-    """Convert a release ``.pt`` to ``config.json`` + ``model.safetensors`` + a model card."""
+    """Convert a release ``.pt`` to ``config.json`` + ``model.safetensors`` + a model card.
+
+    ``alignment`` (the config's): default from the data set, ``dataset`` or the ``train_args``' one.
+    """
     checkpoint = load_release_checkpoint(path)
-    model = model_from_release_checkpoint(checkpoint)
+    args = checkpoint["train_args"]
+    dataset = dataset or getattr(args, "dataset", None)
+    model = model_from_release_checkpoint(checkpoint, alignment or release_alignment(dataset))
     if not keep_discriminator:
         model.discriminator = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = checkpoint["train_args"]
-    dataset = dataset or getattr(args, "dataset", None) or "unknown dataset"
+    dataset = dataset or "unknown dataset"
     cfg = model.config
     card = RELEASE_MODEL_CARD.format(
         dataset=dataset,

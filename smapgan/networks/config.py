@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 NORMALIZE_MODES = ("LayerNorm", "InstanceNorm2d", "BatchNorm2d")
+ALIGNMENTS = ("none", "ffhq")
+"""How a photo becomes a model's input: "ffhq", faces aligned by the FFHQ procedure (how CelebA-HQ and
+FFHQ were made: smapgan.intake.align); "none", the largest centered square."""
 
 
 def _field(default: Any, help: str, **argparse_kwargs: Any) -> Any:
@@ -23,7 +26,9 @@ class StyleMapGANConfig:
     Field names follow the release's ``train_args`` so a release checkpoint's
     namespace maps onto this dataclass one to one. ``channel_base`` and
     ``channel_max`` generalise the release's hard-coded width table (whose values
-    are the defaults) so that narrow models can be built and tested.
+    are the defaults) so that narrow models can be built and tested. ``alignment`` is
+    not the networks' but their data's: how a photo must be cropped to look like the
+    training images (configs written before it existed load as "none").
     """
 
     size: int = _field(256, "image side in pixels")
@@ -36,6 +41,11 @@ class StyleMapGANConfig:
     small_generator: bool = _field(False, "C channels everywhere in the stylemap resizer (the FFHQ 1024 release)")
     channel_base: int = _field(16384, "width table: ch[r] = min(channel_max, channel_base * multiplier // r)")
     channel_max: int = _field(512, "width table cap")
+    alignment: str = _field(
+        "none",
+        "how photos are cropped for this model: ffhq (faces aligned like FFHQ and CelebA-HQ) or none (center crop)",
+        choices=ALIGNMENTS,
+    )
 
     def __post_init__(self) -> None:
         for name in ("size", "latent_spatial_size"):
@@ -48,6 +58,8 @@ class StyleMapGANConfig:
             )
         if self.size < 8:
             raise ValueError(f"size must be at least 8 (the discriminator ends at 4x4), got {self.size}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.normalize_mode not in NORMALIZE_MODES:
             raise ValueError(f"normalize_mode must be one of {NORMALIZE_MODES}, got {self.normalize_mode!r}")
         if self.mapping_layer_num < 1:

@@ -1,6 +1,6 @@
 """An op's declared examples as the values ``Op.run`` takes (scripts, tests, notebooks).
 
-The app turns an example into widget values (``smapgan.app.builder``); outside the
+The app turns an example into widget values (``smapgan.app.examples``); outside the
 app the same example becomes :class:`Picture` objects built by
 :meth:`OpContext.picture` -- the path ``smapgan edit`` takes -- so a figure or a test
 made from an example shows exactly what a user gets from the CLI.

@@ -16,8 +16,9 @@ The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
 (:class:`Picture` for images) and plain Python values. A function may also be a
 generator that yields its outputs as they become ready (:meth:`Op.stream`): the app
 then shows the edited image while the animation's frames are still rendering. Each
-input kind is one :class:`Input` subclass that says how: its widget, how it reads API,
-Python and CLI values, its checks; the app, the API and the CLI never name a kind.
+input kind is one :class:`Input` subclass that says how it reads API, Python and CLI values
+and its checks; the API and the CLI never name a kind, and this package knows nothing of the
+app (which keeps a table from kind to widget, ``smapgan.app.inputs.WIDGETS``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from ..intake import limits
 if TYPE_CHECKING:
     import argparse
 
-    from ..app.widgets import Widget, WidgetFactory
     from ..model import StyleMapGAN
     from .context import OpContext
 
@@ -83,13 +83,12 @@ class Picture:
 class Input:
     """Base of every input kind: a name (a Python identifier), a label and a help text.
 
-    A kind is one subclass that owns its behaviour everywhere, so that adding a kind is one class:
-    the app asks it for its widget (:meth:`widget`, built with the app's widget factory, so this
-    package never imports Gradio), the API and Python callers for their value (:meth:`parse`, always
-    through :func:`parse_input`, which applies the limits first), the CLI for its flags and values
-    (:meth:`add_cli_arguments`, :meth:`cli_value`, :meth:`parse_cli`), and :class:`Op` for its
-    checks against the op that declares it (:meth:`check`). The defaults make a text field, a
-    ``--set NAME=VALUE`` and a value read by :meth:`parse`.
+    A kind is one subclass that owns its behaviour, so that adding a kind is one class: the API and
+    Python callers ask it for their value (:meth:`parse`, always through :func:`parse_input`, which
+    applies the limits first), the CLI for its flags and values (:meth:`add_cli_arguments`,
+    :meth:`cli_value`, :meth:`parse_cli`), and :class:`Op` for its checks against the op that
+    declares it (:meth:`check`). The defaults make a ``--set NAME=VALUE`` and a value read by
+    :meth:`parse`; the app shows a kind with no widget of its own as a text field.
     """
 
     name: str
@@ -120,15 +119,6 @@ class Input:
     def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
         """The op's value of a ``needs_context`` input, made with the op context."""
         return parse_input(self, value, ctx.model)
-
-    # ------------------------------------------------------------------------ the app
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        """This input's components in the app's tab, made with ``ui`` (inside the tab's layout)."""
-        return ui.text(self)
-
-    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
-        """Starting values of this input's components, by API parameter name, for an example's value."""
-        return {self.name: self.default_value() if value is None else value}
 
     # ------------------------------------------------------------------------ the CLI
     def add_cli_arguments(self, parser: "argparse.ArgumentParser") -> bool:
@@ -207,12 +197,6 @@ class ImageInput(Input):
         if not items and not self.optional:
             raise OpError(f"op {op_name!r} needs at least one image for {self.name!r}")
         return [one(v) for v in items]
-
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.images(self)
-
-    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
-        return ui.image_example(self, value)
 
     def cli_flags(self) -> list[str]:
         """``--<name>``, and the singular too for several images (``--reference`` for ``references``)."""
@@ -302,9 +286,6 @@ class SliderInput(Input):
         ):
             raise OpSpecError(f"op {op_.name!r}: {self.name} previews unknown frames output {self.previews!r}")
 
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.slider(self)
-
 
 @dataclass(frozen=True)
 class NumberInput(Input):
@@ -327,9 +308,6 @@ class NumberInput(Input):
 
     def describe(self) -> str:
         return f"{'integer' if self.integer else 'number'}, default {self.default:g}"
-
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.number(self)
 
 
 @dataclass(frozen=True)
@@ -361,20 +339,10 @@ class ChoiceInput(Input):
             raise OpError(f"{self.name} must be one of {', '.join(options)}; got {value!r}")
         return value
 
-    def example_fields(self, value: Any, ui: "WidgetFactory") -> dict[str, Any]:
-        """An example's choice, if this model offers it (a direction the bundled model learned may be
-        missing from another model: that example is skipped rather than shown with a choice not on the list)."""
-        if value is not None and value not in self.options(ui.model):
-            raise ValueError(f"{self.name} {value!r} is not one of this model's choices")
-        return super().example_fields(value, ui)
-
     def describe(self) -> str:
         if callable(self.choices):
             return "choice (depends on the model)"
         return "one of " + "|".join(self.choices) + (f", default {self.default}" if self.default else "")
-
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.dropdown(self, self.options(ui.model))
 
 
 def short_repr(value: Any, limit: int = 40) -> str:
@@ -446,9 +414,6 @@ class PointsInput(Input):
     def check(self, op_: "Op") -> None:
         _check_placed_on(self, self.on, op_)
 
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.points(self)
-
 
 @dataclass(frozen=True)
 class BoxInput(Input):
@@ -475,9 +440,6 @@ class BoxInput(Input):
 
     def check(self, op_: "Op") -> None:
         _check_placed_on(self, self.on, op_)
-
-    def widget(self, ui: "WidgetFactory") -> "Widget":
-        return ui.box(self)
 
 
 def _check_placed_on(item: Input, on: str, op_: "Op") -> None:

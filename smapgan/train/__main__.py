@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from smapgan.commands import train as command
     from smapgan.train.options import build_parser
+    from smapgan.train.trainer import run_from_args
 
     parser = build_parser(prog="python -m smapgan.train")
-    return command.run(parser.parse_args(argv))
+    return run_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,19 @@ import os
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import argparse
 
 from . import checkpoint as ckpt
 from . import evaluate
@@ -69,6 +73,15 @@ class TrainData:
     val_images: torch.Tensor | None  # uint8 (N,3,S,S), held out
     preview_images: torch.Tensor  # uint8, the fixed images of the reconstruction grid
     preview_is_val: bool
+
+
+def run_from_args(args: "argparse.Namespace") -> int:
+    """Train from parsed flags; expected failures (bad data, missing LPIPS weights) print one line and return 2."""
+    try:
+        return run_training(TrainOptions.from_args(args))
+    except (StartupError, DataError, ValueError) as exc:
+        print(f"smapgan train: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def run_training(opts: TrainOptions) -> int:
