@@ -126,7 +126,7 @@ def window(conv: Conv, out: Box) -> Box:
     """The input cells (unclipped: beyond the image they are zeros) that output box ``out`` depends on."""
     y0, y1, x0, x1 = out
     if _doubles(conv):
-        return y0 // 2 - 2, -(-y1 // 2) + 2, x0 // 2 - 2, -(-x1 // 2) + 2
+        return y0 // 2 - 1, -(-y1 // 2) + 1, x0 // 2 - 1, -(-x1 // 2) + 1
     p = conv.padding
     return y0 - p, y1 + p, x0 - p, x1 + p
 
