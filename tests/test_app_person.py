@@ -263,17 +263,17 @@ def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
 @pytest.fixture
 def masks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The masks the server reads from brush canvases, in order (None: no strokes): what a run was sent."""
-    from smapgan.app import intake
+    from smapgan.intake import images as imageio
 
     seen: list[Any] = []
-    read = intake.editor_mask
+    read = imageio.layers_mask
 
-    def recording(sources: dict[str, Any], model_size: int) -> Any:
-        mask = read(sources, model_size)
+    def recording(layers: Any, image: Any, model_size: int) -> Any:
+        mask = read(layers, image, model_size)
         seen.append(mask)
         return mask
 
-    monkeypatch.setattr(intake, "editor_mask", recording)  # the server runs in this process
+    monkeypatch.setattr(imageio, "layers_mask", recording)  # the server runs in this process
     return seen
 
 

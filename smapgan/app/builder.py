@@ -255,7 +255,8 @@ def _views(output: OutputBinding, memo: dict[str, Any]) -> list[Any]:
 
 
 def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
-    """The op's first input image as the model saw it (the "before" of a comparison), or None."""
+    """The op's first input image as the model saw it (the "before" of a comparison), or None
+    (``kwargs``: the inputs as the op got them, ``OpContext.inputs``)."""
     for item in found.image_inputs:
         value = kwargs.get(item.name)
         value = value[0] if isinstance(value, list) and value else value
@@ -288,7 +289,8 @@ def _handler(
     params = {p for w in inputs for p in w.params}
 
     def prepare(cache: Any, progress: Any, values: dict[str, Any]) -> tuple[OpContext, dict[str, Any]]:
-        """The op context and the op's values, every one checked (the settings before any image is decoded)."""
+        """The op context and the op's raw values (files and brush layers; ``Op.run`` parses the settings,
+        then decodes the images)."""
         mode = values.pop("mode", None)
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
         unknown = set(values) - params
@@ -306,23 +308,15 @@ def _handler(
             model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
             inversion=inversion, stop=stop,
         )
-
-        def value(w: Widget) -> Any:
-            return w.to_value(ctx, [values.get(p) for p in w.params])
-
-        kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
-        found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
-        with limits.pixel_budget():
-            kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
-        return ctx, kwargs
+        return ctx, {w.item.name: w.to_value([values.get(p) for p in w.params]) for w in inputs}
 
     def run(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Any:
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
             ctx, kwargs = prepare(cache, progress, values)
-            memo["before"] = _first_image(found, kwargs)
             result = found.run(ctx, **kwargs)
+            memo["before"] = _first_image(found, ctx.inputs)
             convert = Converter()
             sent = [o.to_values(result[o.item.name], convert) for o in outputs]
             memo.update(values=result, elapsed=time.perf_counter() - started)
@@ -333,7 +327,6 @@ def _handler(
         started = time.perf_counter()
         with _reported(found, memo):
             ctx, kwargs = prepare(cache, progress, values)
-            memo["before"] = _first_image(found, kwargs)
             shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
             memo["values"] = shown
             state: dict[str, Any] = {}
@@ -344,6 +337,8 @@ def _handler(
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    if "before" not in memo:  # the inputs were decoded by the op's first step
+                        memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)
                     if due:
                         for o in outputs:
