@@ -78,7 +78,8 @@ def frozen_affine(x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor],
     return y.to(x.dtype).contiguous(memory_format=CL)
 
 
-def frozen_normalize(base: BaseFeatures, i: int, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+def frozen_normalize(base: BaseFeatures, i: int, x: torch.Tensor,
+                     gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Styled layer ``i``'s normalization with the base's statistics (a ``prepared.Normalize`` once bound)."""
     return frozen_affine(x, base.stats[i], gamma, beta)
 
@@ -168,7 +169,8 @@ class Patched:
             x0, x1 = max(c[2], self.box[2]), min(c[3], self.box[3])
             if y0 < y1 and x0 < x1:
                 b = self.box
-                out[..., y0 - c[0]:y1 - c[0], x0 - c[2]:x1 - c[2]] = self.values[..., y0 - b[0]:y1 - b[0], x0 - b[2]:x1 - b[2]]
+                new = self.values[..., y0 - b[0]:y1 - b[0], x0 - b[2]:x1 - b[2]]
+                out[..., y0 - c[0]:y1 - c[0], x0 - c[2]:x1 - c[2]] = new
         return out, c
 
     def read_padded(self, win: Box) -> torch.Tensor:
@@ -212,7 +214,8 @@ class LocalPlan:
     cost: float
 
 
-def footprint(sizes: Sequence[tuple[int, int]], mod_boxes: Sequence[Box | None], image_size: tuple[int, int]) -> Box | None:
+def footprint(sizes: Sequence[tuple[int, int]], mod_boxes: Sequence[Box | None],
+              image_size: tuple[int, int]) -> Box | None:
     """Where the edit changes the finest pyramid level it changes, in image pixels (a brushed mask, in a w+ blend)."""
     for size, box in reversed(list(zip(sizes, mod_boxes))):
         if box is not None:
