@@ -117,22 +117,22 @@ def percentile(values: list[float], q: float) -> float:
 
 def in_process_ms(model_arg: str | None, original: Path, reference: Path, stroke: Path, calls: int,
                   naive: bool) -> list[float]:
-    """The same op in this process, no HTTP: the app's renderer and one session cache, or (``naive``)
+    """The same op in this process, no HTTP: the app's renderer and its caches, or (``naive``)
     the reference renderer with nothing cached (every call encodes both images and decodes in full)."""
     from smapgan.app.builder import default_renderer
     from smapgan.app.launcher import load_model
-    from smapgan.ops import OpContext, StylemapCache, discover
+    from smapgan.ops import OpContext, discover
     from smapgan.render import ReferenceRenderer
 
     model = load_model(model_arg)
     op = discover()["local_transplant"]
-    renderer, cache = default_renderer(model), StylemapCache()
+    renderer = default_renderer(model)
     times = []
     with torch.no_grad():
         for i in range(calls + 2):
             if naive:
-                renderer, cache = ReferenceRenderer(model), StylemapCache()
-            ctx = OpContext(model, renderer, cache)
+                renderer = ReferenceRenderer(model)
+            ctx = OpContext(model, renderer)
             t0 = time.perf_counter()
             op.run(ctx, original=ctx.picture(str(original)), references=[ctx.picture(str(reference), str(stroke))],
                    space="w+", strength=1.0, pooling="max", frames=0)

@@ -144,6 +144,11 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
         out = fn()
         return out, renderer.stats["modulation_flops"] - before + fl["synthesis"]
 
+    def forget_images() -> None:
+        """Forget the cached codes and images, keeping the prepared networks (``clear_cache`` drops those too)."""
+        renderer.codes.stylemaps.clear()
+        renderer.cache.clear()
+
     tasks: dict[str, dict[str, Any]] = {}
 
     def task(name: str, fn: Callable[[], Any], setup: Callable[[], Any] | None = None,
@@ -152,18 +157,18 @@ def part_timing(args: argparse.Namespace) -> dict[str, Any]:
 
     task("encode/base", lambda: model.encode(x[:1]), flops=enc_flops)
     # (The renderer keeps each key's stylemap: clear it first, outside the timing, to time the encoder.)
-    task("encode/ours", lambda: renderer.encode(x[:1]), setup=renderer.clear_cache, flops=enc_flops,
+    task("encode/ours", lambda: renderer.encode(x[:1]), setup=forget_images, flops=enc_flops,
          check=lambda y: {"max_err": float((y.stylemap - sa).abs().max())})
     task("encode+expand/base", lambda: model.expand(model.encode(x[1:])), flops=enc_flops + fl["resizer"])
     # An encoded image's gamma/beta maps are made with its pyramid (a per-image cache; float32 in exact
     # mode when they fit the budget, bfloat16 in fast mode).
-    task("encode+expand/exact", lambda: renderer.pyramid(renderer.encode(x[1:])), setup=renderer.clear_cache,
+    task("encode+expand/exact", lambda: renderer.pyramid(renderer.encode(x[1:])), setup=forget_images,
          flops=enc_flops + fl["resizer"] + fl["modulation"])
-    task("encode+expand/fast", lambda: fast.pyramid(fast.encode(x[1:])), setup=renderer.clear_cache,
+    task("encode+expand/fast", lambda: fast.pyramid(fast.encode(x[1:])), setup=forget_images,
          flops=enc_flops + fl["resizer"] + fl["modulation"])
     task("decode/base", lambda: model.decode(sb), flops=dec_flops)
     # A full decode of a stylemap not seen before: clear the cache first (outside the timing).
-    task("decode/ours", lambda: renderer.decode(sb), setup=renderer.clear_cache, flops=dec_flops,
+    task("decode/ours", lambda: renderer.decode(sb), setup=forget_images, flops=dec_flops,
          check=lambda y: {"max_err": float((y - model.decode(sb)).abs().max())})
 
     def restore_pair() -> None:
@@ -275,13 +280,12 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
     """The app (Gradio blocks built) with the 256 model; ``--app-edits`` ops through the registry."""
     from smapgan.app import build_demo
     from smapgan.app.builder import default_renderer
-    from smapgan.ops import OpContext, StylemapCache, discover
+    from smapgan.ops import OpContext, discover
 
     model = build_model()
     renderer = default_renderer(model)
     demo = build_demo(model, renderer=renderer)  # noqa: F841  (what the app process holds)
     registry = discover()
-    cache = StylemapCache()
     pics_src = test_images(6, seed=3)
     g = torch.Generator().manual_seed(0)
     rss_start = rss_mb()
@@ -291,7 +295,7 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.app_edits):
             mode = "fast" if i % 3 == 2 else "exact"
             r = renderer.with_mode(mode) if mode in renderer.modes else renderer
-            ctx = OpContext(model, r, cache)
+            ctx = OpContext(model, r)
             a, b = torch.randperm(6, generator=g)[:2].tolist()
             y0, x0 = torch.randint(0, SIZE - 128, (2,), generator=g).tolist()
             mask = torch.zeros(1, 1, SIZE, SIZE)

@@ -30,7 +30,7 @@ def build_model(args: argparse.Namespace):
 
 def main() -> None:
     from smapgan.app.builder import default_renderer
-    from smapgan.ops import OpContext, StylemapCache, discover
+    from smapgan.ops import OpContext, discover
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model")
@@ -48,7 +48,7 @@ def main() -> None:
     print(f"model {size} px, {model.config.latent_spatial_size}x{model.config.latent_spatial_size} stylemap, "
           f"{args.threads} threads, torch {torch.__version__}")
     for mode in ("exact", "fast"):
-        ctx = OpContext(model, base.with_mode(mode), StylemapCache(8))
+        ctx = OpContext(model, base.with_mode(mode))
         original = ctx.picture(EXAMPLES / "neutral_face.png")
         reference = ctx.picture(EXAMPLES / "heart_eyes.png")
         from smapgan.ops.spec import Picture

@@ -50,7 +50,7 @@ def main() -> int:
     from smapgan.latent import editing
     from smapgan.fast import FastRenderer
     from smapgan.fast.prepared import flops_decoder, flops_encoder
-    from smapgan.ops import OpContext, StylemapCache, discover
+    from smapgan.ops import OpContext, discover
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -87,14 +87,14 @@ def main() -> int:
         # warm-up (oneDNN primitives, first allocations) on a pair not used below
         warm = test_images(2, seed=99)
         for mode in ("exact", "fast"):
-            ctx = OpContext(model, renderer.with_mode(mode), StylemapCache())
+            ctx = OpContext(model, renderer.with_mode(mode))
             transplant.run(ctx, original=ctx.picture(warm[:1]), references=[ctx.picture(warm[1:], first_mask)],
                            space="w+", strength=1.0, pooling="max", frames=0)
         model.synthesize(model.expand(model.encode(warm[:1])))
         for r in range(args.rounds):
             for mode in ("exact", "fast"):
                 x = test_images(2, seed=1000 + 10 * r + (mode == "fast"))  # a new pair: nothing cached
-                ctx = OpContext(model, renderer.with_mode(mode), StylemapCache())
+                ctx = OpContext(model, renderer.with_mode(mode))
 
                 def edit(mask: torch.Tensor) -> torch.Tensor:
                     out = transplant.run(ctx, original=ctx.picture(x[:1]), references=[ctx.picture(x[1:], mask)],
@@ -105,7 +105,7 @@ def main() -> int:
                 second = timed(f"next/{mode}", lambda: edit(next_mask))
                 # the same in the app's renderer: a person looks at the first result before moving the mask
                 x2 = test_images(2, seed=3000 + 10 * r + (mode == "fast"))
-                fctx = OpContext(model, filled.with_mode(mode), StylemapCache())
+                fctx = OpContext(model, filled.with_mode(mode))
                 filled.wait_idle()
 
                 def fedit(mask: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ def main() -> int:
                     checks["next/fast psnr"] = min(checks.get("next/fast psnr", 99.0), psnr(second, want_next))
                 # the first lerp frame of a new pair (the image at t = 0.5, before any frame of its path)
                 y = test_images(2, seed=5000 + 10 * r + (mode == "fast"))
-                lctx = OpContext(model, renderer.with_mode(mode), StylemapCache())
+                lctx = OpContext(model, renderer.with_mode(mode))
                 stream = getattr(lerp, "stream", None)
                 kwargs = dict(first=lctx.picture(y[:1]), second=lctx.picture(y[1:]), frames=8, position=0.5)
                 if stream is not None:

@@ -42,6 +42,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig  # noqa: E402
 from smapgan.latent import editing
 from smapgan.intake import images as imageio
 from smapgan.defaults import default_model_path  # noqa: E402
+from smapgan.fast import FastRenderer  # noqa: E402
 from smapgan.latent.invert import DEFAULT_PROXIMITY, psnr, refine  # noqa: E402
 from smapgan.latent.metrics import local_editing_figures, local_editing_masks  # noqa: E402
 
@@ -75,9 +76,10 @@ def decode(model: StyleMapGAN, s: torch.Tensor, batch: int = 16) -> torch.Tensor
 
 def speed(model: StyleMapGAN, x: torch.Tensor, steps: int, threads: int, fast: bool) -> dict[str, float]:
     torch.set_num_threads(threads)
-    refine(model, x, steps=2, fast=fast)  # warm up (prepared weights, allocator)
+    decoder = FastRenderer(model).gradient_decoder() if fast else None
+    refine(model, x, steps=2, decoder=decoder)  # warm up (allocator)
     wall, cpu = time.perf_counter(), time.process_time()
-    refine(model, x, steps=steps, fast=fast)
+    refine(model, x, steps=steps, decoder=decoder)
     return {
         "threads": threads, "fast": fast, "steps": steps, "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu, "load": load_avg(),
@@ -242,14 +244,15 @@ def release(args: argparse.Namespace, out: dict[str, Any]) -> None:
         big = StyleMapGAN(config, with_discriminator=False).eval()
     x = torch.rand(1, 3, config.size, config.size) * 2 - 1
     flops = step_flops(big)
-    refine(big, x, steps=1)
+    decoder = FastRenderer(big).gradient_decoder()
+    refine(big, x, steps=1, decoder=decoder)
     rows = []
     for threads in sorted({args.threads, 1}, reverse=True):
         torch.set_num_threads(threads)
         timing = {}
         for steps in (1, 3):  # the difference cancels the encoder pass and the final evaluation
             wall, cpu = time.perf_counter(), time.process_time()
-            refine(big, x, steps=steps)
+            refine(big, x, steps=steps, decoder=decoder)
             timing[steps] = (time.perf_counter() - wall, time.process_time() - cpu)
         rows.append({"threads": threads, "seconds_per_step": (timing[3][0] - timing[1][0]) / 2,
                      "cpu_s_per_step": (timing[3][1] - timing[1][1]) / 2, "load": load_avg()})

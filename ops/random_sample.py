@@ -1,33 +1,44 @@
-"""random: generate an image from noise, with truncation."""
+"""random: generate an image from the model's prior (or its mapping network), with truncation."""
 
 from __future__ import annotations
 
 import torch
 
-from smapgan.latent import editing
-from smapgan.ops import ImageOutput, NumberInput, OpContext, SliderInput, op
+from smapgan import StyleMapGAN
+from smapgan.ops import ChoiceInput, ImageOutput, NumberInput, OpContext, OpError, SliderInput, op
+
+PRIOR = "prior"
+MAPPING = "mapping"
+
+
+def _sources(model: StyleMapGAN) -> list[str]:
+    """The prior first (the default) when the model has one; the mapping network always."""
+    return [PRIOR, MAPPING] if model.prior is not None else [MAPPING]
 
 
 @op(
     name="random",
     title="Random",
     description=(
-        "Sample z ~ N(0, I), map it to a stylemap and truncate it toward the average stylemap: "
-        "mean + psi * (w - mean). psi 1 is the raw sample, smaller values are tamer."
+        "Draw a new stylemap. 'prior' (the default when the model has one) samples the density fitted to "
+        "the encoder's stylemaps of real images (`smapgan prior fit`), truncated toward the mean of the "
+        "face type drawn; 'mapping' maps z ~ N(0, I) through the mapping network, truncated toward the "
+        "average stylemap: mean + psi * (w - mean). psi 1 is the raw sample, smaller values are tamer."
     ),
     inputs=[
         NumberInput("seed", default=0, integer=True),
         SliderInput("truncation", minimum=0.0, maximum=1.0, default=0.7, step=0.05, info="psi"),
+        ChoiceInput("source", choices=_sources, info="prior: the encoded prior (default when the model has one)"),
     ],
     outputs=[ImageOutput("image")],
     order=60,
     examples=[{"seed": 3, "truncation": 0.7}],
 )
-def random(ctx: OpContext, seed: int, truncation: float) -> dict:
+def random(ctx: OpContext, seed: int, truncation: float, source: str) -> dict:
+    if source == PRIOR and ctx.model.prior is None:
+        raise OpError("this model has no prior; choose source 'mapping', or fit one with `smapgan prior fit`")
     generator = torch.Generator().manual_seed(int(seed) % 2**63)
-    z = torch.randn(1, ctx.model.config.latent_channel_size, generator=generator).to(ctx.model.device)
+    mean = ctx.mean_stylemap() if source == MAPPING and truncation != 1.0 else None
     with torch.inference_mode():
-        stylemap = ctx.model.map(z)
-    if truncation != 1.0:
-        stylemap = editing.truncate(stylemap, ctx.mean_stylemap().to(stylemap), truncation)
+        stylemap = ctx.model.sample(1, truncation, source=source, generator=generator, mean_stylemap=mean)
     return {"image": ctx.render(ctx.expand(stylemap, base=None), base=None)}

@@ -28,7 +28,8 @@ def _directions(model: StyleMapGAN) -> list[str]:
     inputs=[
         ImageInput("original", mask="optional", label="Image (brush to edit locally)"),
         ChoiceInput("direction", choices=_directions, info="directions stored with the model"),
-        SliderInput("strength", minimum=-3.0, maximum=3.0, default=1.0, step=0.05, info="0: unchanged"),
+        # +-1.5: where the bundled model's directions start to smear colour (its card shows 2 for comparison)
+        SliderInput("strength", minimum=-1.5, maximum=1.5, default=1.0, step=0.05, info="0: unchanged"),
     ],
     outputs=[ImageOutput("image")],
     order=50,

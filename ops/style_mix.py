@@ -1,4 +1,4 @@
-"""style_mix: take some pyramid levels from a second image."""
+"""style_mix: one image's layout in another's colours, by swapping pyramid levels."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture
     name="style_mix",
     title="Style mix",
     description=(
-        "Combine two images level by level in the w+ pyramid: 'coarse' keeps the first image's two "
-        "coarsest levels (layout) and takes every finer level (texture, colour) from the second; "
-        "'fine' takes only the two coarsest levels from the second (the release's two modes)."
+        "Combine two images level by level in the w+ pyramid. 'coarse' takes the second image's coarse "
+        "levels: the first image's layout (silhouette, eyes, mouth) in the second's colours. 'fine' takes its "
+        "finer levels: the second image's layout in the first's colours."
     ),
     inputs=[
         ImageInput("content", label="First image"),
         ImageInput("style", label="Second image"),
-        ChoiceInput("mix", choices=("coarse", "fine"), default="coarse"),
+        ChoiceInput("mix", choices=("coarse", "fine"), default="coarse",
+                    info="coarse: first's layout, second's colours; fine: second's layout, first's colours"),
     ],
     outputs=[ImageOutput("image")],
     order=70,
@@ -26,6 +27,6 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture
 def style_mix(ctx: OpContext, content: Picture, style: Picture, mix: str) -> dict:
     base = ctx.encode(content)
     pyramid = ctx.pyramid(base)
-    levels = range(2, len(pyramid)) if mix == "coarse" else range(0, 2)
-    mixed = editing.style_mix(pyramid, ctx.pyramid(ctx.encode(style)), list(levels))
+    levels = editing.style_mix_levels([level.shape[-1] for level in pyramid], mix)
+    mixed = editing.style_mix(pyramid, ctx.pyramid(ctx.encode(style)), levels)
     return {"image": ctx.render(mixed, base=base)}

@@ -5,7 +5,8 @@
 1. copies the run's EMA export (``RUN/model``: config.json, model.safetensors with the
    discriminator, training.json) into a staging folder;
 2. learns the semantic directions from emoji keywords (``scripts/emoji_directions.py``);
-3. measures it (``scripts/evaluate_model.py``) into ``figures.json``;
+   fits the encoded prior to the training split (``smapgan prior fit``);
+3. measures it (``scripts/evaluate_model.py``, ``scripts/evaluate_prior.py``) into ``figures.json``;
 4. writes the model card (``README.md``) and the figure (``figure.png``, also ``docs/figure.png``);
 5. replaces ``smapgan/assets/default_model/`` with the staging folder.
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 import emoji_directions  # noqa: E402  (sibling scripts)
 import evaluate_model  # noqa: E402
+import evaluate_prior  # noqa: E402
 import make_readme_figure  # noqa: E402
 
 MAX_MODEL_BYTES = 30 * 1024 * 1024
@@ -86,6 +88,20 @@ def last_metrics(run: Path, step: int) -> dict[str, Any]:
         if row.get("step", 0) <= step and "val/mse" in row:
             found = {"step": row["step"], "val_mse": row["val/mse"]}
     return found
+
+
+def fit_prior(model_dir: Path, data: Path) -> None:
+    """``smapgan prior fit`` on the training split (a folder of symlinks), in place."""
+    import tempfile
+
+    from smapgan.cli import main as smapgan_main
+
+    with tempfile.TemporaryDirectory(prefix="smapgan-prior-") as tmp:
+        for row in evaluate_model.read_rows(data):
+            if row["split"] == "train":
+                (Path(tmp) / f"{row['source']}_{Path(row['file']).name}").symlink_to((data / row["file"]).resolve())
+        if smapgan_main(["prior", "fit", "--model", str(model_dir), "--data", tmp]) != 0:
+            raise RuntimeError("smapgan prior fit failed")
 
 
 def folder_bytes(folder: Path) -> int:
@@ -169,6 +185,21 @@ def comparison_section(summary: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def direction_grids_section(directions: list[dict[str, Any]]) -> list[str]:
+    """Each shipped direction on 8 held-out faces (columns: strength 0, 1 (the default), 1.5, 2, -1)."""
+    if not directions:
+        return []
+    lines = [
+        f"Each direction on {emoji_directions.GRID_FACES} held-out faces, through the semantic edit op; columns: "
+        f"strength {', '.join(f'{s:g}' for s in (0.0, *emoji_directions.GRID_STRENGTHS))} (1 is the op's "
+        f"default; its slider stops at +-{emoji_directions.MAX_STRENGTH:g}, where artifacts start):",
+        "",
+    ]
+    for d in directions:
+        lines += [f"`{d['name']}`:", "", f"![{d['name']}](direction_{d['name']}.png)", ""]
+    return lines
+
+
 def model_card(
     figures: dict[str, Any], directions: list[dict[str, Any]], training: dict[str, Any], run_metrics: dict[str, Any],
     config: dict[str, Any], weights_bytes: int, trained_on: str | None = None,
@@ -215,6 +246,7 @@ def model_card(
         "a realism score.",
         "* `config.json`: the network configuration; `training.json`: the trainer's options, step and images seen.",
         "* `directions.safetensors`: the semantic directions below.",
+        "* `prior.safetensors`: the encoded prior that random generation samples (below); its basis in float16.",
         "* `figures.json`: every figure of this card, with the held-out pairs and per-image errors.",
         "",
         "## Training data and licenses",
@@ -311,11 +343,17 @@ def model_card(
         "distinct emoji (the two renderings of an emoji are near-duplicates), the logistic normal otherwise. "
         "Leave-one-emoji-out: balanced accuracy on each training emoji's images of a direction learned without it.",
         "",
-        "## Random samples",
+        *direction_grids_section(directions),
+        *evaluate_prior.card_section(figures["generation"]),
+        "## Style mix",
         "",
-        "16 samples of `generate(z, truncation=0.7)` (z from seed 0):",
+        "The Style mix op on pairs whose layouts differ (first image, second image, `coarse`, `fine`). Measured "
+        "on this model, the pyramid levels at the image's own resolution carry the layout (silhouette, where "
+        "the eyes and mouth are) and the coarser levels the colours: `coarse` takes the second image's coarse "
+        "levels (the first image's layout in the second's colours), `fine` its finer levels (the second "
+        "image's layout in the first's colours).",
         "",
-        "![16 random samples](samples.png)",
+        "![style mix](style_mix.png)",
         "",
         "## Limitations",
         "",
@@ -348,6 +386,8 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
         directions = emoji_directions.learn(staging, data, method=method)
     for d in directions:
         print(emoji_directions.describe(d))
+    emoji_directions.save_grids(staging, data)
+    fit_prior(staging, data)
     # `smapgan direction` saves through save_pretrained, which writes a generic card: ours replaces it
     if measured is not None:  # figures scripts/train_candidates.py measured on this export (same evaluate())
         summary = json.loads(measured.read_text())
@@ -361,8 +401,8 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     image.save(staging / "figure.png", optimize=True)
     from smapgan import StyleMapGAN
 
-    model = StyleMapGAN.from_pretrained(staging)
-    make_readme_figure.samples_grid(model).save(staging / "samples.png", optimize=True)
+    figures["generation"] = evaluate_prior.evaluate(staging, data, staging, with_compare=False)
+    (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     config = json.loads((staging / "config.json").read_text())
     card = model_card(
         figures, directions, training, last_metrics(run, int(training.get("step", 0))), config,

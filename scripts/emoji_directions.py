@@ -8,8 +8,8 @@ and ``smapgan direction`` learns the direction and stores it with the model. The
 each direction is measured: the fraction of training and of held-out images that
 fall on the right side of it, and a leave-one-emoji-out accuracy of both methods.
 
-Negatives are *matched* to the positives (smiling faces without hearts against
-heart eyes, sad or laughing faces without tears against tears) so that the two
+Negatives are *matched* to the positives (sad or laughing faces without tears against
+tears, frowning faces against smiling ones) so that the two
 sets differ mostly in the attribute itself: with a handful of emoji per side there
 is too little data for a classifier to discount confounders on its own.
 """
@@ -50,7 +50,9 @@ TEARS = {
     "joy", "rolling_on_the_floor_laughing", "cry", "sob", "joy_cat", "crying_cat_face", "smiling_face_with_tear",
     "face_holding_back_tears",
 }
-HEARTS = {"heart_eyes", "heart_eyes_cat", "smiling_face_with_3_hearts", "kissing_heart"}
+# No `heart_eyes` direction: learned from every heart-eyed emoji of every training style (20 images),
+# it put pink smudges all over the face at any strength and hearts nowhere (issue 25). Heart eyes
+# transplant well instead: local_transplant with heart_eyes.png's eyes as the reference.
 OPEN_MOUTH = {
     "open_mouth", "hushed", "astonished", "scream", "scream_cat", "fearful", "anguished", "frowning", "cold_sweat",
     "exploding_head",
@@ -70,14 +72,6 @@ DIRECTIONS: tuple[DirectionSpec, ...] = (
                    "frowning", "anguished", "worried", "white_frowning_face", "slightly_frowning_face", "pleading_face",
                    "weary", "tired_face", "pouting_cat"}),
         "tears (of joy or sadness) vs the same moods without tears",
-    ),
-    DirectionSpec(
-        "heart_eyes",
-        frozenset(HEARTS),
-        # smiling and kissing faces: everything a heart-eyed face has except the hearts
-        frozenset({"grinning", "smile", "grin", "blush", "relaxed", "slightly_smiling_face", "smiley_cat", "smile_cat",
-                   "kissing", "kissing_closed_eyes", "kissing_smiling_eyes", "kissing_cat"}),
-        "hearts (heart-shaped eyes, a blown kiss) vs smiling and kissing faces without them",
     ),
     DirectionSpec(
         "open_mouth", frozenset(OPEN_MOUTH), frozenset(CLOSED_MOUTH), "open, surprised mouths vs closed ones"
@@ -283,6 +277,52 @@ def describe(result: dict[str, Any]) -> str:
         loo = result["leave_one_emoji_out"]
         text += f"; leave-one-emoji-out mean {loo['mean']:.0%} logistic {loo['logistic']:.0%}"
     return text + f"; strength {result['strength_neg_to_pos']:.2f} moves negatives to positives"
+
+
+GRID_FACES = 8
+GRID_STRENGTHS = (1.0, 1.5, 2.0, -1.0)
+# The semantic edit op's slider limit (ops/semantic_edit.py): colour fringes start past it (grids in the card).
+MAX_STRENGTH = 1.5
+
+
+def held_out_faces(data: Path, count: int = GRID_FACES) -> list[Path]:
+    """``count`` held-out smiley faces (distinct emoji, the training styles alternating), for the grids."""
+    rows = [r for r in read_metadata(data) if r["split"] == "val" and r["subcategory"].startswith("face-")]
+    by_emoji: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r["unified"], r["source"])):
+        by_emoji.setdefault(row["unified"], []).append(row)
+    picked = [renderings[i % len(renderings)] for i, renderings in enumerate(by_emoji.values())][:count]
+    return [data / r["file"] for r in picked]
+
+
+def direction_grid(model: Any, faces: Sequence[Path], name: str, strengths: Sequence[float]) -> "Image.Image":
+    """One row per face: the reconstruction, then the face pushed along ``name`` at each strength (semantic_edit)."""
+    from PIL import Image
+
+    from smapgan.ops import OpContext, discover
+
+    op, ctx = discover(paths=[])["semantic_edit"], OpContext(model)
+    side = model.config.size * 2
+    canvas = Image.new("RGB", (side * (len(strengths) + 1), side * len(faces)), (255, 255, 255))
+    from smapgan.intake import images as imageio
+
+    for r, face in enumerate(faces):
+        picture = ctx.picture(face)
+        images = [op.run(ctx, original=picture, direction=name, strength=s)["image"] for s in [0.0, *strengths]]
+        for c, image in enumerate(images):
+            tile = imageio.tensor_to_image(image).resize((side, side), Image.Resampling.NEAREST)
+            canvas.paste(tile, (c * side, r * side))
+    return canvas
+
+
+def save_grids(model_dir: Path, data: Path) -> None:
+    """``direction_NAME.png`` in the model folder for every stored direction (the card shows them)."""
+    from smapgan import StyleMapGAN
+
+    model = StyleMapGAN.from_pretrained(model_dir)
+    faces = held_out_faces(Path(data))
+    for name in sorted(model.directions):
+        direction_grid(model, faces, name, GRID_STRENGTHS).save(Path(model_dir) / f"direction_{name}.png", optimize=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

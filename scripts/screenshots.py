@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
     parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--ops", nargs="*", help="only these tabs (op names; default: every tab)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from playwright.sync_api import sync_playwright
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             page = browser.new_page(viewport={"width": args.width, "height": 1000})
             page.goto(demo.local_url, wait_until="load")
             for found in registry.sorted():
+                if args.ops and found.name not in args.ops:
+                    continue
                 page.get_by_role("tab", name=found.title, exact=True).click()
                 page.locator(f"#{found.name}-run").wait_for(state="visible", timeout=60_000)
                 editors = [

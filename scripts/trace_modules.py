@@ -33,7 +33,6 @@ def main() -> int:
     from smapgan.app import build_demo
     from smapgan.defaults import default_model_path
     from smapgan.model import StyleMapGAN
-    from smapgan.ops import StylemapCache
 
     model = StyleMapGAN.from_pretrained(default_model_path())
     demo = build_demo(model, prefill=False)
@@ -46,7 +45,7 @@ def main() -> int:
         """The endpoint's call as Gradio makes it (a session's states, the values by parameter name)."""
         values = dict(original={"path": str(EXAMPLES / original)},
                       references_1={"background": {"path": str(EXAMPLES / reference)}, "layers": [{"path": layer}]})
-        states = (StylemapCache(), {}, lambda *a, **k: None)
+        states = ("trace-session", {}, lambda *a, **k: None)
         return lambda: list(endpoint(*states, **values, frames=0))
 
     call("grinning.png", "blush.png")()  # warm-up: first-call work (preparing the renderer) is not the path

@@ -12,15 +12,9 @@ from collections import OrderedDict
 from typing import Callable, Generic, Hashable, Iterator, TypeVar
 
 import torch
-from torch import nn
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-def param_signature(module: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Identity and in-place version of every parameter: changes when weights are loaded or trained."""
-    return tuple((id(p), p._version) for p in module.parameters())
 
 
 def tensor_nbytes(value: object) -> int:

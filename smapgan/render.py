@@ -8,6 +8,10 @@ only what changed. Every cache (stylemaps, pyramids, maps, images) is the
 renderer's own, keyed by handle key and bounded; the renderers of one model's
 modes share it.
 
+A renderer treats its model's weights as fixed for its lifetime: whoever loads
+or trains new weights into the model calls :meth:`Renderer.clear_cache` (or
+makes a new renderer), or it keeps rendering with what it cached and prepared.
+
 :class:`Renderer` is the contract; :class:`ReferenceRenderer` the exact
 reference with plain model calls; ``smapgan.fast.FastRenderer`` the CPU fast
 paths. ``tests/test_render_contract.py`` runs every implementation against it.
@@ -22,13 +26,16 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .cache import LRUCache, param_signature, tensor_digest
+from .cache import LRUCache, tensor_digest
+from .latent.invert import Differentiable
 from .model import StyleMapGAN
 
 Pyramid = list[torch.Tensor]
-# Stylemaps (encoded and refined codes) kept per renderer family: C*L*L values each (16 KB at 256 px).
+# Encoder codes kept per renderer family: C*L*L values each (16 KB at 256 px).
 MAX_CODES = 256
 MAX_CODE_BYTES = 64 << 20
+# Refined codes, kept apart: each took seconds to minutes of optimisation, an encoder code a fraction of a second.
+MAX_REFINED_CODES = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,39 +51,35 @@ class Encoded:
 
 
 class Codes:
-    """Stylemaps by handle key (encoded and refined), for every mode of one model's renderer.
+    """The stylemaps of one model's renderer (every mode), by handle key: the one cache of codes.
 
-    Dropped when the model's weights change (``generation`` then counts up, so
-    that prepared networks are rebuilt); ``on_clear`` callbacks drop the
-    renderer's other caches with them.
+    Encoder codes are shared by every caller (the same pixels give the same code). Refined codes
+    are kept under their caller's session prefix, in a cache of their own: encoder-only uploads,
+    cheap to redo, never evict a refinement. ``on_clear`` callbacks drop the renderer's other
+    caches with them.
     """
 
-    def __init__(self, model: StyleMapGAN) -> None:
-        self.model = model
+    def __init__(self) -> None:
         self.lock = threading.RLock()
         self.stylemaps: LRUCache[str, torch.Tensor] = LRUCache(MAX_CODES, MAX_CODE_BYTES)
+        self.refined: LRUCache[str, torch.Tensor] = LRUCache(MAX_REFINED_CODES, MAX_CODE_BYTES)
         self.mean: torch.Tensor | None = None
         self.on_clear: list[Callable[[], None]] = []
-        self.generation = 0
-        self._signature: tuple | None = None
-
-    def check(self) -> None:
-        """Forget everything when the model's parameters changed (loaded, trained)."""
-        sig = param_signature(self.model)
-        if sig != self._signature:
-            self.clear()
-            self._signature = sig
-            self.generation += 1
 
     def clear(self) -> None:
         self.stylemaps.clear()
+        self.refined.clear()
         self.mean = None
         for clear in self.on_clear:
             clear()
 
 
 class Renderer(ABC):
-    """What ops and the app render with: handles in, images out, in one of ``modes``."""
+    """What ops and the app render with: handles in, images out, in one of ``modes``.
+
+    The model's weights are fixed for the renderer's life (see the module's docstring):
+    after changing them, call :meth:`clear_cache`.
+    """
 
     modes: tuple[str, ...] = ("exact",)
 
@@ -110,7 +113,6 @@ class Renderer(ABC):
             raise ValueError(f"encode takes one image, got a batch of {image.shape[0]}")
         key = (key if key is not None else "image:" + tensor_digest(image)) + self.code_tag
         with self.codes.lock:
-            self.codes.check()
             stylemap = self.codes.stylemaps.get(key)
             if stylemap is None:
                 stylemap = self.encode_stylemaps(image)
@@ -118,25 +120,30 @@ class Renderer(ABC):
         return Encoded(key, stylemap)
 
     def refined(
-        self, image: Encoded, settings: str, refine: Callable[[torch.Tensor], tuple[torch.Tensor, bool]]
+        self, image: Encoded, settings: str, refine: Callable[[torch.Tensor], tuple[torch.Tensor, bool]],
+        session: str = "",
     ) -> tuple[Encoded, bool]:
         """The handle of ``image`` refined under ``settings``; ``refine(stylemap)`` -> (code, complete).
 
-        A complete code is kept under ``key|settings``; one stopped early is
-        returned (keyed by its content) but not kept.
+        A complete code is kept under ``session + key|settings`` (``session``: the caller's prefix,
+        so that each browser session keeps its own); one stopped early is returned (keyed by its
+        content) but not kept.
         """
-        key = f"{image.key}|{settings}"
+        key = f"{session}{image.key}|{settings}"
         with self.codes.lock:
-            self.codes.check()
-            code = self.codes.stylemaps.get(key)
+            code = self.codes.refined.get(key)
         if code is not None:
             return Encoded(key, code), True
         code, complete = refine(image.stylemap)
         if not complete:
             return Encoded("stylemap:" + tensor_digest(code), code), False
         with self.codes.lock:
-            self.codes.stylemaps.put(key, code)
+            self.codes.refined.put(key, code)
         return Encoded(key, code), True
+
+    def gradient_decoder(self) -> Differentiable:
+        """What a refinement back-propagates through: the model's own modules here."""
+        return self.model
 
     @abstractmethod
     def encode_stylemaps(self, images: torch.Tensor) -> torch.Tensor:
@@ -186,7 +193,6 @@ class Renderer(ABC):
     def mean_stylemap(self) -> torch.Tensor:
         """The model's average mapping output (1,C,L,L) (truncation's centre), computed once."""
         with self.codes.lock:
-            self.codes.check()
             if self.codes.mean is None:
                 self.codes.mean = self.model.mean_stylemap()
             return self.codes.mean
@@ -196,7 +202,8 @@ class Renderer(ABC):
         return self.render(self.expand(stylemap))
 
     def clear_cache(self) -> None:
-        """Forget every cached code, pyramid and image (all modes)."""
+        """Forget every cached code, pyramid, image and prepared network (all modes): call it after
+        changing the model's weights."""
         with self.codes.lock:
             self.codes.clear()
 
@@ -206,7 +213,7 @@ class ReferenceRenderer(Renderer):
 
     def __init__(self, model: StyleMapGAN, mode: str = "exact", *, max_pyramids: int = 8,
                  max_cache_bytes: int | None = 256 << 20) -> None:
-        super().__init__(model, mode, Codes(model))
+        super().__init__(model, mode, Codes())
         self.pyramids: LRUCache[str, Pyramid] = LRUCache(max_pyramids, max_cache_bytes)
         self.codes.on_clear.append(self.pyramids.clear)
 
@@ -222,7 +229,6 @@ class ReferenceRenderer(Renderer):
     @torch.inference_mode()
     def pyramid(self, image: Encoded) -> Pyramid:
         with self.codes.lock:
-            self.codes.check()
             pyramid = self.pyramids.get(image.key)
             if pyramid is None:
                 pyramid = self.model.expand(image.stylemap.to(self.model.device))

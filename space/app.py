@@ -55,16 +55,17 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from smapgan.app.gate import launch_kwargs
-    from smapgan.app.launcher import tune_gradio
+    from smapgan.app.launcher import guard, tune_gradio
 
     cpus = cpu_quota()
     if cpus is not None and cpus < torch.get_num_threads():
         torch.set_num_threads(cpus)
     tune_gradio()
     # Spaces route to 0.0.0.0 on GRADIO_SERVER_PORT (7860), which Gradio reads itself; no share link.
-    # launch_kwargs: the upload cap (HTTP 413 before storing) and the request-body limit.
-    build_demo(args.model).launch(server_name="0.0.0.0", **launch_kwargs())
+    # guard: the upload cap (HTTP 413 before storing), the request-body limit, the sessions kept, and
+    # the watches over connections (read timeouts) and idle sessions.
+    demo = build_demo(args.model)
+    demo.launch(server_name="0.0.0.0", **guard(demo))
 
 
 if __name__ == "__main__":

@@ -107,3 +107,26 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- process exit
+# In-process live servers (tests/reliability.live_app) leave Gradio's worker threads behind; one may
+# still be inside torch when the interpreter finalizes, and torch's C++ thread pools then abort the
+# process ("terminate called without an active exception", exit 134) after every result was
+# reported. The test process therefore ends with pytest's own status, without the finalizers.
+_EXIT_STATUS = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS)

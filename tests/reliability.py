@@ -93,6 +93,27 @@ def bomb_png(side: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
+def many_scans_jpeg(side: int, repeats: int) -> bytes:
+    """A flat ``side`` x ``side`` progressive JPEG whose last scan is repeated ``repeats`` more times
+    (each repeat a few dozen bytes, each one more pass over every pixel when decoded)."""
+    import re
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 60, 200)).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, last + 2 + struct.unpack(">H", data[last + 2 : last + 4])[0]).start()
+    return data[:end] + data[last:end] * repeats + data[end:]
+
+
+def many_chunks_png(side: int, chunks: int) -> bytes:
+    """A flat ``side`` x ``side`` RGB PNG with ``chunks`` empty IDAT chunks before its pixels (12 bytes each)."""
+    rows = b"".join(b"\x00" + b"\x80" * (side * 3) for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", b"") * chunks
+            + _png_chunk(b"IDAT", zlib.compress(rows, 9)) + _png_chunk(b"IEND", b""))
+
+
 def pattern(side: int = 48, seed: int = 0) -> np.ndarray:
     """An RGB test picture with no symmetry (so rotations and frame mix-ups change the result)."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from smapgan import StyleMapGAN
 from smapgan.intake import images as imageio
-from smapgan.ops import OpContext, Registry, StylemapCache, discover
+from smapgan.ops import OpContext, Registry, discover
 from smapgan.render import ReferenceRenderer
 
 from tests.reliability import free_port
@@ -174,7 +174,7 @@ def test_the_first_update_is_the_image_and_its_view_is_ready(app, eyes_layer):
     run, view = endpoint_and_view(demo, "local_transplant", "image")
     session: dict[str, Any] = {}
     editor = {"background": {"path": HEARTS}, "layers": [{"path": eyes_layer}], "composite": None}
-    updates = run(StylemapCache(), session, lambda *a, **k: None, original={"path": NEUTRAL}, references_1=editor,
+    updates = run("session:a/", session, lambda *a, **k: None, original={"path": NEUTRAL}, references_1=editor,
                   space="w+", frames=8)
     image, gallery, gif = next(updates)
     assert gallery is None and gif is None  # no frame yet (the last run's frames are cleared)

@@ -129,7 +129,7 @@ def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(
 
     from smapgan import StyleMapGAN
     from smapgan.app import build_demo
-    from smapgan.ops import ImageInput, ImageOutput, Op, Picture, Registry, SliderInput, StylemapCache, op
+    from smapgan.ops import ImageInput, ImageOutput, Op, Picture, Registry, SliderInput, op
     from smapgan.render import ReferenceRenderer
 
     got: list[dict] = []
@@ -177,7 +177,7 @@ def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(
     canvas = {"background": {"path": str(background)}, "layers": [{"path": str(layer)}], "composite": None}
     values = dict(original={"path": str(original)}, reference=canvas)
 
-    endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=0.25)
+    endpoint("session-1", {}, lambda *a, **k: None, **values, amount=0.25)
     assert len(handed) == 1
     assert not any(isinstance(v, (Picture, torch.Tensor, Image.Image)) for v in handed[0].values())  # raw sources
     assert sorted(opened) == sorted([(str(original), True), (str(background), True), (str(layer), True)])
@@ -185,5 +185,5 @@ def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(
 
     opened.clear()
     with pytest.raises(gr.Error, match="amount must be in"):  # a bad setting: refused before any image is decoded
-        endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=5)
+        endpoint("session-1", {}, lambda *a, **k: None, **values, amount=5)
     assert opened == []

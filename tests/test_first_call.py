@@ -20,7 +20,7 @@ import torch
 from smapgan import StyleMapGAN
 from smapgan.fast import FastRenderer
 from smapgan.fast.precision import Precision
-from smapgan.ops import OpContext, StylemapCache, discover
+from smapgan.ops import OpContext, discover
 from smapgan.render import ReferenceRenderer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
@@ -111,8 +111,8 @@ def test_first_and_next_call_equal_the_reference(model, registry, case, renderer
     op = registry[case.split("/")[0]]
     fast = FastRenderer(model, fill_when_idle=renderer_kind.endswith("idle-fill"),
                         fast_precision=Precision(torch.bfloat16, torch.bfloat16))
-    ours = OpContext(model, fast.with_mode("fast" if renderer_kind == "fast" else "exact"), StylemapCache())
-    reference = OpContext(model, ReferenceRenderer(model), StylemapCache())
+    ours = OpContext(model, fast.with_mode("fast" if renderer_kind == "fast" else "exact"))
+    reference = OpContext(model, ReferenceRenderer(model))
     for call in CALLS[case]:
         got = images_of(op.run(ours, **{k: resolve(ours, v) for k, v in call.items()}))
         want = images_of(op.run(reference, **{k: resolve(reference, v) for k, v in call.items()}))

@@ -17,7 +17,7 @@ from PIL import Image
 from smapgan.intake import headers
 from smapgan.intake import images as imageio
 from smapgan.intake import limits
-from tests.reliability import _png_chunk
+from tests.reliability import _png_chunk, many_chunks_png, many_scans_jpeg
 
 
 def png_header(width: int, height: int, extra: bytes = b"") -> bytes:
@@ -134,6 +134,22 @@ def test_apng_frame_count_and_webp_canvas_are_checked():
     at = webp.index(b"VP8X") + 8
     webp[at + 4 : at + 10] = (10000 - 1).to_bytes(3, "little") * 2
     refused(bytes(webp), "is 10000x10000 pixels")
+
+
+def test_decoding_cost_is_counted_before_decoding():
+    """Issue 29 row 4-5: a JPEG's scans and a PNG's chunks are counted from the headers, one past the cap."""
+    assert headers.inspect(many_scans_jpeg(64, 0), limits.MAX_FRAMES).size == (64, 64)  # 10 scans: libjpeg's default
+    at_cap = many_scans_jpeg(64, limits.MAX_JPEG_SCANS - 10)
+    assert imageio.open_image(at_cap).size == (64, 64)
+    took = refused(many_scans_jpeg(64, 50_000), f"more than {limits.MAX_JPEG_SCANS} JPEG scans")
+    assert took < 0.2
+    assert imageio.open_image(many_chunks_png(64, limits.MAX_SEGMENTS - 4)).size == (64, 64)
+    took = refused(many_chunks_png(64, 1_000_000), f"more than {limits.MAX_SEGMENTS} PNG chunks")
+    assert took < 0.2
+    segments = saved(SMALL, "JPEG")
+    sos = segments.index(b"\xff\xda")
+    segments = segments[:sos] + b"\xff\xfe\x00\x02" * (limits.MAX_SEGMENTS + 1) + segments[sos:]  # empty comments
+    refused(segments, f"more than {limits.MAX_SEGMENTS} JPEG segments")
 
 
 def test_mpo_second_image_is_checked():

@@ -72,7 +72,7 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             page.goto(url, wait_until="load")
             page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
             steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("500")
+            steps.fill("200")
             steps.press("Enter")
             page.wait_for_timeout(500)
             page.locator("#reconstruct-run").click()
@@ -83,5 +83,5 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             result.wait_for(state="visible", timeout=60_000)
         finally:
             browser.close()
-    assert len(runs) == 1 and runs[0]["steps"] == 500
-    assert 0 < runs[0]["done"] < 500, f"stopped after {runs[0]['done']} of 500 steps"
+    assert len(runs) == 1 and runs[0]["steps"] == 200
+    assert 0 < runs[0]["done"] < 200, f"stopped after {runs[0]['done']} of 200 steps"

@@ -13,7 +13,7 @@ import torch
 import smapgan.ops.inversion as inversion_module
 from smapgan import StyleMapGAN
 from smapgan.cli import main
-from smapgan.ops import OpContext, StylemapCache, discover
+from smapgan.ops import OpContext, discover
 from smapgan.ops.inversion import Inversion
 from smapgan.render import ReferenceRenderer
 
@@ -54,7 +54,7 @@ def test_refined_inversion_fits_better_and_is_cached(model, registry, refine_cal
     op = registry["reconstruct"]
     plain = op.run(OpContext(model), original=NEUTRAL)["metrics"]["mse"]
     messages: list[str] = []
-    ctx = OpContext(model, cache=StylemapCache(), progress=lambda f, d: messages.append(d),
+    ctx = OpContext(model, progress=lambda f, d: messages.append(d),
                     inversion=Inversion(steps=20))
     refined = op.run(ctx, original=NEUTRAL)["metrics"]["mse"]
     assert refined < plain

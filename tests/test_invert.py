@@ -131,10 +131,10 @@ def test_stop_early_returns_the_best_so_far(model, image):
 
 
 def test_fast_decoder_matches_the_model(model, image):
-    from smapgan.fast.graph import grad_decoder
+    from smapgan.fast import FastRenderer
 
-    graph = grad_decoder(model.generator.decoder)
-    assert graph is not None
+    graph = FastRenderer(model).gradient_decoder()
+    assert graph is not model
     with torch.no_grad():
         s0 = model.encode(image)
     grads, outs = [], []
@@ -146,8 +146,8 @@ def test_fast_decoder_matches_the_model(model, image):
         outs.append(y.detach())
     torch.testing.assert_close(outs[1], outs[0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-3)
-    a = refine(model, image, steps=5, fast=True)
-    b = refine(model, image, steps=5, fast=False)
+    a = refine(model, image, steps=5, decoder=graph)
+    b = refine(model, image, steps=5)
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 

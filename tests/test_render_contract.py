@@ -180,20 +180,49 @@ def test_refined_codes_are_kept_by_key_and_settings(images, renderer):
 
 
 @torch.no_grad()
-def test_caches_follow_the_weights(images):
+def test_refined_codes_are_kept_per_session_and_outlive_encoder_uploads(images, renderer):
+    a = renderer.encode(images[:1])
+    calls = []
+
+    def refine(stylemap: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        calls.append(1)
+        return stylemap + 0.5, True
+
+    mine, _ = renderer.refined(a, "s1", refine, session="session:a/")
+    assert mine.key.startswith("session:a/") and len(calls) == 1
+    theirs, _ = renderer.refined(a, "s1", refine, session="session:b/")
+    assert theirs.key != mine.key and len(calls) == 2  # another session refines its own
+    renderer.codes.stylemaps.max_entries = 4  # (a small cache, filled quickly)
+    uploads = torch.rand(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    for upload in uploads:  # others' encoder-only uploads overfill the encoder codes' cache
+        renderer.encode(upload[None])
+    assert renderer.codes.stylemaps.evictions > 0
+    again, _ = renderer.refined(a, "s1", refine, session="session:a/")
+    assert again.key == mine.key and torch.equal(again.stylemap, mine.stylemap) and len(calls) == 2
+
+
+@torch.no_grad()
+def test_new_weights_are_used_after_clear_cache(images):
+    """Weights are fixed for a renderer's life; whoever changes them calls clear_cache()."""
     torch.manual_seed(2)
     model = StyleMapGAN(CONFIG, with_discriminator=False).eval()
     for cls in RENDERERS.values():
         renderer = cls(model)
         a = renderer.encode(images[:1])
         renderer.render(a)
+        renderer.render(renderer.expand(a.stylemap * 0.5, base=a), base=a)
+        renderer.gradient_decoder()
         mean = renderer.mean_stylemap()
         assert renderer.mean_stylemap() is mean
-        model.generator.decoder.to_rgb.activate.bias.add_(1.0)  # retrained in place: every cache is stale
+        model.generator.decoder.to_rgb.activate.bias.add_(1.0)  # retrained in place
         for p in model.encoder.parameters():
             p.add_(0.01)
+        renderer.clear_cache()
         again = renderer.encode(images[:1])
         assert float((again.stylemap - model.encode(images[:1])).abs().max()) < ATOL
         assert float((renderer.render(again) - model.decode(again.stylemap)).abs().max()) < ATOL
-        renderer.clear_cache()
-        assert float((renderer.render(again) - model.decode(again.stylemap)).abs().max()) < ATOL
+        edited = renderer.expand(again.stylemap * 0.5, base=again)
+        assert float((renderer.render(edited, base=again) - model.synthesize(edited)).abs().max()) < ATOL
+        grad = renderer.gradient_decoder()
+        assert float((grad.synthesize(grad.expand(again.stylemap)) - model.decode(again.stylemap)).abs().max()) < ATOL
+        assert renderer.mean_stylemap() is not mean

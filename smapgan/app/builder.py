@@ -2,8 +2,8 @@
 
 Nothing here names an op or an input kind. Each input's widget is made by its kind's builder
 (:data:`smapgan.app.inputs.WIDGETS`), the outputs come from :mod:`smapgan.app.outputs`; the Run
-button calls the op through an :class:`~smapgan.ops.OpContext` with the session's stylemap cache
-and the chosen renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
+button calls the op through an :class:`~smapgan.ops.OpContext` with the session's prefix for its refined
+codes and the chosen renderer, and is exposed to ``gradio_client`` as ``/<op name>``, its values passed by
 parameter name (Gradio's public ``inputs_kwargs``, which is also what names them in the API).
 """
 
@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +24,9 @@ from ..intake import images as imageio
 from ..intake import limits
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
-from ..ops import OpContext, Registry, StylemapCache, discover
+from ..ops import OpContext, Registry, discover
 from ..ops.spec import Op, OpError, short_repr
-from . import gate
+from . import departures, gate
 from .examples import example_rows
 from .inputs import Tab, Widget, WidgetFactory, display_side, status_text
 from .outputs import Converter, OutputBinding, build_output
@@ -47,6 +48,11 @@ def default_renderer(model: StyleMapGAN) -> Renderer:
     return FastRenderer(model, fill_when_idle=True)
 
 
+def _session_prefix() -> str:
+    """A new session's prefix for the codes refined for it: random, so that no session reads another's."""
+    return f"session:{secrets.token_hex(8)}/"
+
+
 def build_demo(
     model: StyleMapGAN,
     *,
@@ -55,7 +61,6 @@ def build_demo(
     title: str = "StyleMapGAN",
     examples_dir: str | Path | None = None,
     prefill: bool = True,
-    cache_size: int = 8,
     display_size: int = 256,
     offer_modes: bool | None = None,
 ) -> gr.Blocks:
@@ -89,8 +94,8 @@ def build_demo(
                 + "\n".join(f"- `{e.plugin}` ({e.source}): {e.message}" for e in registry.errors),
                 elem_id="plugin-errors",
             )
-        # Per session (Gradio deep-copies it: StylemapCache starts empty for each); dropped after an idle hour.
-        cache = gr.State(StylemapCache(cache_size), time_to_live=3600)
+        # Per session (Gradio calls it for each): the prefix of its refined codes in the renderer's cache.
+        cache = gr.State(_session_prefix, time_to_live=3600)
         # Per session, per op: the last run's first input, results and error (what the browser shows).
         session = gr.State({}, time_to_live=3600)
         mode_input = None
@@ -119,7 +124,9 @@ def build_demo(
                     )
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
-    gate.install_fair_queue(demo)  # per-session and per-address caps on queued + running jobs
+    # Per-session and per-address caps on queued + running jobs; refinement priced and in a lane of its own.
+    gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, model))
+    departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
 
 
@@ -298,7 +305,7 @@ def _handler(
             raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
         if mode not in (None, "") and mode not in renderer.modes:
             raise OpError(f"mode must be one of {', '.join(renderer.modes)}; got {short_repr(mode)}")
-        if not isinstance(cache, StylemapCache):
+        if not isinstance(cache, str):
             raise OpError("this call has no session state; call the app's named endpoints")
         inversion, stop = (
             inversion_control.settings(*settings) if settings[0] is not None
@@ -337,6 +344,8 @@ def _handler(
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    if departures.left():  # between frames: the client is gone, nobody will see the rest
+                        return
                     if "before" not in memo:  # the inputs were decoded by the op's first step
                         memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)

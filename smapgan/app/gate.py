@@ -15,7 +15,14 @@ each for a stated reason, and each tested in ``tests/test_reliability_hostile.py
   already has ``limits.MAX_SESSION_JOBS`` queued or running, or its client address
   ``limits.MAX_CLIENT_JOBS``, and with HTTP 422 when it carries more values than the event takes
   (extra positional parameters); inputs left out at the end take their defaults
-  (:func:`complete_values`). Other clients' jobs are still accepted and served.
+  (:func:`complete_values`). Other clients' jobs are still accepted and served. Refinement is
+  priced like pixels (issue 29): a job's GFLOP are charged to its address's
+  :class:`RefineBudget` (at once and per minute, HTTP 429 past either) and it runs in a lane of
+  its own (:data:`REFINE_LANE`), so that encoder-only edits never queue behind it.
+- :func:`client_key`: the address those caps count, ``X-Forwarded-For`` believed only from a
+  trusted proxy (``SMAPGAN_TRUSTED_PROXIES``; docs/limits.md says what a deployer sets).
+- :class:`BodyLimit` also drops a request body that pauses or trickles (HTTP 408, connection
+  closed: ``limits.MIN_BODY_RATE`` after ``limits.BODY_GRACE_S``).
 - :func:`current_session`: the session of the request being handled (Gradio's request context),
   so that the editor's canvas blobs are only usable by the session that uploaded them.
 
@@ -26,10 +33,12 @@ reached through :mod:`.gradio_internals`, which says why for each; if a Gradio u
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any, Awaitable, Callable
 
 from ..intake import limits
@@ -41,25 +50,55 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 TRUST_FORWARDED_ENV = "SMAPGAN_TRUST_FORWARDED_FOR"
 """Set to 1 behind a proxy that sets X-Forwarded-For (a Hugging Face Space: set when SPACE_ID is)."""
+TRUSTED_PROXIES_ENV = "SMAPGAN_TRUSTED_PROXIES"
+"""Comma-separated addresses or networks of the proxies whose X-Forwarded-For entries are believed
+(default: loopback; on a Space, loopback and the private networks its proxy connects from)."""
+LOOPBACK = "127.0.0.0/8,::1/128"
+PRIVATE = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 
 def _trust_forwarded() -> bool:
     return os.environ.get(TRUST_FORWARDED_ENV, "1" if os.environ.get("SPACE_ID") else "0") == "1"
 
 
-def client_key(request: Any) -> str:
-    """The client's address: the peer's or, behind a trusted proxy, the address that proxy saw.
+def trusted_proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of :data:`TRUSTED_PROXIES_ENV` (a malformed entry is a clear error at the first request)."""
+    default = f"{LOOPBACK},{PRIVATE}" if os.environ.get("SPACE_ID") else LOOPBACK
+    text = os.environ.get(TRUSTED_PROXIES_ENV, default)
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{TRUSTED_PROXIES_ENV}: {exc}") from None
 
-    That is the *last* X-Forwarded-For entry (the one the proxy appended): earlier entries come
-    from the client and could be anything.
+
+def _is_trusted(address: str, proxies: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_key(request: Any) -> str:
+    """The client's address: the peer's or, when the peer is a trusted proxy, the address it saw.
+
+    X-Forwarded-For is read only from a peer in :func:`trusted_proxies` (any client can write the
+    header), and from the right: each trusted proxy appends the address it was connected from, so
+    the first entry from the right that is not itself a trusted proxy is the client. Entries to its
+    left were written by the client and could be anything.
     """
-    headers = getattr(request, "headers", None) or {}
-    if _trust_forwarded():
-        forwarded = headers.get("x-forwarded-for", "")
-        if forwarded.strip():
-            return _network(forwarded.split(",")[-1].strip())
     client = getattr(request, "client", None)
-    return _network(getattr(client, "host", None) or "unknown")
+    peer = getattr(client, "host", None) or "unknown"
+    if _trust_forwarded():
+        proxies = trusted_proxies()
+        headers = getattr(request, "headers", None) or {}
+        forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",") if part.strip()]
+        if forwarded and _is_trusted(peer, proxies):
+            for hop in reversed(forwarded):
+                if not _is_trusted(hop, proxies):
+                    return _network(hop)
+            return _network(forwarded[0])
+    return _network(peer)
 
 
 def _network(address: str) -> str:
@@ -88,7 +127,8 @@ def body_limit_for(path: str) -> int | None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it."""
+    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it, and drop a
+    body that trickles (HTTP 408, connection closed: :data:`limits.MIN_BODY_RATE`)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
@@ -98,56 +138,72 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = body_limit_for(scope.get("path", ""))
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, 413, f"the request body is {int(declared)} bytes; the limit is {limit}")
             return
-        # No (or a false) length: count what arrives, and stop reading past the limit.
+        # Count what arrives, stop reading past the limit (no or a false length), and drop a body
+        # that trickles: after the grace period it must average MIN_BODY_RATE, and never pause longer.
         seen = 0
-        refused = False
+        refused: tuple[int, str] | None = None
+        start = time.monotonic()
+        complete = False
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen, refused
-            message = await receive()
+            nonlocal seen, refused, complete
+            if complete:  # the body is in: later reads only wait for the client to disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), limits.BODY_GRACE_S)
+            except asyncio.TimeoutError:
+                refused = (408, f"the request body paused for over {limits.BODY_GRACE_S:.0f} s; send it at once")
+                raise _Refused() from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    refused = True
-                    raise _TooLarge()
+                elapsed = time.monotonic() - start
+                if limit is not None and seen > limit:
+                    refused = (413, f"the request body is over the limit of {limit} bytes")
+                    raise _Refused()
+                if message.get("more_body") and elapsed > limits.BODY_GRACE_S and seen < limits.MIN_BODY_RATE * elapsed:
+                    refused = (408, f"the request body arrives at {seen / elapsed:.0f} bytes/s; "
+                                    f"the least accepted is {limits.MIN_BODY_RATE} after {limits.BODY_GRACE_S:.0f} s")
+                    raise _Refused()
             return message
 
         try:
             await self.app(scope, counted, send)
-        except _TooLarge:
-            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
         except Exception:
-            if not refused:
+            if refused is None:
                 raise
-            await _refuse(send, 413, f"the request body is over the limit of {limit} bytes")
+            await _refuse(send, *refused, close=True)
 
 
-class _TooLarge(Exception):
+class _Refused(Exception):
     pass
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str, close: bool = False) -> None:
+    """Answer ``status`` with ``detail``; ``close``: and close the connection (a body left unread)."""
     body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     try:
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": headers + ([(b"connection", b"close")] if close else [])})
         await send({"type": "http.response.body", "body": body})
     except Exception:  # a response had already started: nothing more to say
         pass
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch`` that put :class:`BodyLimit` in front of the app."""
+    """Keyword arguments for ``Blocks.launch`` that put :class:`BodyLimit` in front of the app (and, in
+    front of it, :class:`.departures.QuietDepartures`)."""
     from starlette.middleware import Middleware
 
-    return {"max_file_size": limits.MAX_BYTES, "app_kwargs": {"middleware": [Middleware(BodyLimit)]}}
+    from .departures import QuietDepartures
+
+    middleware = [Middleware(QuietDepartures), Middleware(BodyLimit)]
+    return {"max_file_size": limits.MAX_BYTES, "app_kwargs": {"middleware": middleware}}
 
 
 # ------------------------------------------------------------------------------ fair queue
@@ -178,12 +234,63 @@ def complete_values(data: list[Any], inputs: list[Any]) -> list[Any] | None:
 _MISSING = object()
 
 
-def install_fair_queue(demo: Any) -> None:
-    """Wrap ``demo``'s queue so that no session or client address holds more than its share."""
+REFINE_LANE = "smapgan-refinement"
+"""The queue lane (Gradio concurrency id) every refinement job runs in, whatever its event."""
+
+
+class RefineBudget:
+    """Refinement work (GFLOP) per client address: queued or running at once, and started per minute."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[str, float]] = {}  # by event id: (client, GFLOP) of jobs queued or running
+        self.pending: dict[int, tuple[str, float]] = {}  # jobs admitted, not yet in the queue (by ticket)
+        self.started: deque[tuple[float, str, float]] = deque()  # (time, client, GFLOP) admitted, last minute
+        self._tickets = 0
+
+    def refusal(self, client: str, cost: float, live: Callable[[str], bool], now: float) -> str | None:
+        """Why a job of ``cost`` GFLOP from ``client`` is refused now, or None (then it is charged by :meth:`admit`)."""
+        for key in [k for k in self.held if not live(k)]:
+            del self.held[key]
+        while self.started and self.started[0][0] < now - 60:
+            self.started.popleft()
+        held = sum(c for who, c in [*self.held.values(), *self.pending.values()] if who == client)
+        if held and held + cost > limits.MAX_CLIENT_REFINE_GFLOP:
+            return (f"too much refinement from your address: {held:.0f} GFLOP are queued or running and this job is "
+                    f"{cost:.0f} (steps x images x the model's GFLOP per step); the limit is "
+                    f"{limits.MAX_CLIENT_REFINE_GFLOP} at once; wait for one to finish")
+        recent = [(t, c) for t, who, c in self.started if who == client]
+        if recent and sum(c for _, c in recent) + cost > limits.MAX_CLIENT_REFINE_GFLOP_PER_MINUTE:
+            wait = max(1, int(recent[0][0] + 60 - now) + 1)
+            return (f"too much refinement from your address: the limit is {limits.MAX_CLIENT_REFINE_GFLOP_PER_MINUTE} "
+                    f"GFLOP started per minute (steps x images x the model's GFLOP per step); try again in {wait} s "
+                    "or with fewer steps")
+        return None
+
+    def admit(self, client: str, cost: float, now: float) -> int:
+        """Charge a job about to be queued (at once, so that concurrent calls see it); its ticket."""
+        self._tickets += 1
+        self.pending[self._tickets] = (client, cost)
+        self.started.append((now, client, cost))
+        return self._tickets
+
+    def queued(self, ticket: int, event_id: str | None) -> None:
+        """The job of ``ticket`` is in the queue as ``event_id`` (None: it was not queued, nothing held)."""
+        charge = self.pending.pop(ticket, None)
+        if charge is not None and event_id is not None:
+            self.held[event_id] = charge
+
+
+def install_fair_queue(demo: Any, price: Callable[[Any, list[Any]], float] | None = None) -> None:
+    """Wrap ``demo``'s queue so that no session or client address holds more than its share.
+
+    ``price(event, values)`` is a job's refinement work in GFLOP (0: none): such a job is charged
+    to its address's :class:`RefineBudget` (HTTP 429 past it) and runs in :data:`REFINE_LANE`.
+    """
     from fastapi import HTTPException
 
     queue = internals.event_queue(demo)
     joining: Counter[str] = Counter()  # pushes under way (not yet in the queue), by key
+    budget = RefineBudget()
 
     def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def push(body: Any, request: Any, username: Any) -> Any:
@@ -213,11 +320,26 @@ def install_fair_queue(demo: Any) -> None:
                 raise HTTPException(status_code=429, detail=(
                     f"too many requests from your address: {limits.MAX_CLIENT_JOBS} are already queued or running; "
                     "wait for one to finish"))
+            cost = price(fn, body.data) if price is not None and fn is not None and isinstance(body.data, list) else 0.0
+            now = time.monotonic()
+            ticket = None
+            if cost > 0:
+                refused = budget.refusal(client, cost, lambda key: internals.is_live_event(queue, key), now)
+                if refused:
+                    raise HTTPException(status_code=429, detail=refused)
+                ticket = budget.admit(client, cost, now)
             joining[session] += 1
             joining[client] += 1
+            event_id = None
             try:
-                return await original(body=body, request=request, username=username)
+                answer = await original(body=body, request=request, username=username)
+                if ticket is not None and isinstance(answer, tuple) and answer and answer[0]:
+                    event_id = answer[1]
+                    internals.move_to_lane(queue, event_id, REFINE_LANE, limits.REFINE_CONCURRENCY)
+                return answer
             finally:
+                if ticket is not None:
+                    budget.queued(ticket, event_id)
                 for key in (session, client):
                     joining[key] -= 1
                     if joining[key] <= 0:

@@ -2,18 +2,19 @@
 
 One control above the tabs, applied by the op context to every image input of
 every op (:mod:`smapgan.ops.inversion`); refined stylemaps are cached per image
-and setting in the session's cache, so the edits that follow start at once.
+and setting under the session's prefix in the renderer's cache, so the edits that follow start at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
-from ..latent.invert import DEFAULT_STEPS
-from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, Inversion, InversionSession
+from ..latent.invert import DEFAULT_STEPS, step_gflop
+from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, REFINED, Inversion, InversionSession
+from . import departures
 
 __all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]
 
@@ -47,6 +48,29 @@ def build_controls() -> InversionControls:
     return InversionControls(choice, steps, stop, session)
 
 
+def pricing(controls: InversionControls, model: Any) -> Callable[[Any, list[Any]], float]:
+    """``price(event, values)``: a queued job's refinement work in GFLOP (steps x images x the model's
+    GFLOP per step, counted once here), 0 for encoder-only jobs; for the fair queue's budget and lane."""
+    per_step = step_gflop(model)
+    image_kinds = (gr.Image, gr.ImageEditor, gr.Gallery, gr.File)
+
+    def price(event: Any, values: list[Any]) -> float:
+        inputs = list(getattr(event, "inputs", []))
+        if controls.choice not in inputs or controls.steps not in inputs or len(values) != len(inputs):
+            return 0.0
+        if values[inputs.index(controls.choice)] != REFINED:
+            return 0.0
+        try:
+            steps = min(max(float(values[inputs.index(controls.steps)]), 0.0), MAX_STEPS)
+        except (TypeError, ValueError):
+            return 0.0  # refused by the op's own check, with its message
+        images = sum(len(value) if isinstance(value, list) else 1
+                     for block, value in zip(inputs, values) if isinstance(block, image_kinds) and value)
+        return steps * max(images, 1) * per_step
+
+    return price
+
+
 def _stop(session: InversionSession) -> None:
     session.stop.set()
 
@@ -60,4 +84,5 @@ def settings(choice: str | None, steps: Any, session: InversionSession | None) -
     if session is None:
         return inversion, None
     session.stop.clear()
+    departures.stop_on_leave(session.stop)  # a client that leaves stops its refinement between steps
     return inversion, session.stop

@@ -39,15 +39,25 @@ def tune_gradio() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 
+def guard(demo: Any) -> dict[str, Any]:
+    """Start the watches over ``demo``'s connections and sessions (they wait for its server, so call
+    this before ``launch``, which blocks while serving) and return the ``launch`` keyword arguments
+    of its limits: the upload cap (413 before storing), the request-body limit, the sessions kept."""
+    from . import sessions, timeouts
+    from .gate import launch_kwargs as guarded
+
+    timeouts.watch(demo)
+    sessions.expire(demo)
+    return {**guarded(), **sessions.launch_kwargs()}
+
+
 def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
     """Build and start the app; extra keyword arguments go to ``Blocks.launch``."""
     from .builder import build_demo
 
-    from .gate import launch_kwargs as guarded
-
     tune_gradio()
     demo = build_demo(load_model(args.model, args.revision))
-    for key, value in guarded().items():  # upload cap (413 before storing) and the request-body limit
+    for key, value in guard(demo).items():
         launch_kwargs.setdefault(key, value)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)
     return demo

@@ -1,7 +1,8 @@
 """A differentiable twin of :class:`~smapgan.fast.prepared.PreparedDecoder`, for optimising codes.
 
 :func:`smapgan.latent.invert.refine` back-propagates through the decoder to the
-stylemap (or pyramid) a hundred times per image, with the weights frozen. The
+stylemap (or pyramid) a hundred times per image, with the weights frozen; the
+fast renderer hands it this decoder (``FastRenderer.gradient_decoder``). The
 prepared decoder's folded, channels-last weights make that 1.2-1.6x cheaper
 than the model's modules on a CPU, but its in-place activations and residual
 sums would overwrite what autograd needs; :class:`GradDecoder` runs the same
@@ -11,13 +12,11 @@ float tolerance (tests/test_invert.py).
 
 from __future__ import annotations
 
-import weakref
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..cache import param_signature
 from ..networks.decoder import Decoder
 from .prepared import CL, PlainConv, PreparedDecoder, UpConv, layer_norm_affine, supports
 
@@ -38,7 +37,6 @@ class GradDecoder:
         if not supports(decoder):
             raise ValueError("only LayerNorm decoders can be prepared")
         self.prepared = PreparedDecoder(decoder, torch.float32, keep_weights=True)
-        self.signature = param_signature(decoder)
 
     def expand(self, stylemap: torch.Tensor) -> list[torch.Tensor]:
         x = stylemap.float().contiguous(memory_format=CL)
@@ -62,18 +60,3 @@ class GradDecoder:
             s = F.conv_transpose2d(s, skip.blur, stride=2, padding=1, groups=s.shape[1])
             x = h + s
         return _conv(p.steps[-1].conv, layer_norm_affine(x, *next(mods))).contiguous()
-
-
-_DECODERS: "weakref.WeakKeyDictionary[Decoder, GradDecoder]" = weakref.WeakKeyDictionary()
-
-
-def grad_decoder(decoder: Decoder) -> GradDecoder | None:
-    """The decoder's :class:`GradDecoder` (rebuilt when its weights change), or None when unsupported."""
-    if not supports(decoder):
-        return None
-    found = _DECODERS.get(decoder)
-    if found is None or found.signature != param_signature(decoder):
-        with torch.no_grad():
-            found = GradDecoder(decoder)
-        _DECODERS[decoder] = found
-    return found

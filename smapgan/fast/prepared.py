@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cache import param_signature
 from ..networks.layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
 from ..networks.decoder import Decoder, StyledConv
 from ..networks.encoder import Encoder
@@ -244,7 +243,6 @@ class PreparedDecoder:
             raise ValueError("only LayerNorm decoders can be prepared")
         self.dtype = dtype
         keep = keep_weights
-        self.signature = param_signature(decoder)
         with torch.no_grad():
             self.resizer = [_resizer_step(layer, dtype, keep) for layer in decoder.convs_latent]
             self.input = to_cl(decoder.input.input.detach(), dtype)
@@ -333,7 +331,6 @@ class PreparedEncoder:
     def __init__(self, encoder: Encoder, dtype: torch.dtype = torch.float32, keep_weights: bool = True) -> None:
         self.dtype = dtype
         self.keep = keep_weights
-        self.signature = param_signature(encoder)
         with torch.no_grad():
             self.from_rgb = self._plain(encoder.from_rgb, SQRT2)
             self.blocks: list[tuple[PlainConv, PlainConv, PlainConv]] = []

@@ -13,7 +13,6 @@ tensors (N,1,S,S) in {0,1}.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import warnings
@@ -87,7 +86,7 @@ def check_header(data: bytes, what: str = "the image data", max_pixels: int = MA
     """The headers of encoded ``data``, every frame checked against ``max_pixels`` and the frame cap."""
     try:
         header = headers.inspect(data, limits.MAX_FRAMES)
-    except headers.TooManyFrames as exc:
+    except headers.OverLimit as exc:
         raise ImageInputError(f"{what} is refused: {exc}") from None
     except headers.HeaderError as exc:
         if exc.unsupported:
@@ -315,14 +314,6 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
         tensor = tensor[0]
     array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).numpy())
-
-
-def tensor_hash(tensor: torch.Tensor) -> str:
-    """A content hash used as a cache key for an image (shape and values)."""
-    data = tensor.detach().cpu().contiguous()
-    digest = hashlib.blake2b(str(tuple(data.shape)).encode(), digest_size=16)
-    digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
 
 
 def preview(image: Image.Image, display: int) -> Image.Image:

@@ -24,6 +24,12 @@ MAX_PIXELS = 40_000_000
 MAX_FRAMES = 64
 """Most frames/pages/sub-images a file may declare (only the first is used). Counting them walks
 at most this many headers: a longer chain is refused when the walk reaches the cap."""
+MAX_JPEG_SCANS = 32
+"""Most scans a JPEG may have (baseline: 1; a progressive file: about 10). Each scan is a pass over
+the whole image: 50,000 repeats of one tiny scan cost a minute of CPU for a 1.4 MB file."""
+MAX_SEGMENTS = 20_000
+"""Most chunks of a PNG (a 50 MiB file in 4 KiB IDATs has 12,800) or segments of a JPEG. Pillow
+reads them one by one: 4 million empty IDAT chunks cost half a minute."""
 MAX_REQUEST_PIXELS = 64_000_000
 """Pixels decoded for one request in all (every image, brush layer and preview it reads)."""
 MAX_DECODING_PIXELS = 48_000_000
@@ -53,6 +59,33 @@ MAX_CLIENT_JOBS = 8
 """Jobs one client address (an IPv6 client: its /64) may have queued or running at once, over all its sessions."""
 MAX_QUEUE = 64
 """Jobs queued in all (every client together); past it calls get HTTP 503."""
+MAX_REFINE_STEPS = 200
+"""Most refinement steps per image. The gain comes early: 100 steps fit the bundled model's held-out
+faces +9.1 dB PSNR over the encoder (docs/refine_sweep.json); past 200 steps a run costs minutes of a
+core for little more."""
+MAX_CLIENT_REFINE_GFLOP = 10_000
+"""Refinement work one client address may have queued or running at once, in GFLOP (steps x images x
+the model's GFLOP per step, counted once per model): about 480 steps of the bundled 64 px model
+(20.8 GFLOP a step). A single job over it is admitted when the address has none queued."""
+MAX_CLIENT_REFINE_GFLOP_PER_MINUTE = 10_000
+"""Refinement work one client address may start per minute (the jobs admitted in the last 60 s),
+in GFLOP; a single job over it is admitted when the address admitted none in that minute."""
+REFINE_CONCURRENCY = 1
+"""Refinement jobs run at once, in a lane of their own: encoder-only edits never queue behind them."""
+REQUEST_HEADER_TIMEOUT_S = 10.0
+"""A connection whose request line and headers are not complete this long after it opened (or after
+its previous response) is closed: uvicorn waits for them forever (a slow-headers attack)."""
+BODY_GRACE_S = 10.0
+"""Seconds a request body may take before :data:`MIN_BODY_RATE` applies."""
+MIN_BODY_RATE = 10_000
+"""Bytes per second a request body must average after :data:`BODY_GRACE_S`, and no pause in it may last
+longer than that grace: a slower body is dropped with HTTP 408 and its connection closed."""
+MAX_SESSIONS = 100
+"""Sessions whose state the server keeps (Gradio's ``state_session_capacity``; the least recently used
+is dropped past it): each holds its stylemap cache, its last results and a copy of the page's config
+(about 0.3 MB, much of which Python keeps after it is freed: 300 sessions left +66 MB)."""
+SESSION_IDLE_S = 600
+"""Seconds after its last event that a session's state is dropped (none of its jobs queued or running)."""
 PREVIEW_CONCURRENCY = 1
 """Upload previews and point clicks decoded at once (they share one queue lane)."""
 MAX_BLOB_BYTES = 12 * 2**20

@@ -189,11 +189,37 @@ def style_mix(
 ) -> list[torch.Tensor]:
     """Take the listed pyramid levels from ``style``, the others from ``content``.
 
-    The release's "coarse" mix takes levels 2.. from the second image, "fine"
-    takes levels 0-1.
+    :func:`style_mix_levels` says which levels each of the two modes takes.
     """
     chosen = set(levels)
     return [s if i in chosen else c for i, (c, s) in enumerate(zip(content, style))]
+
+
+StyleMixMode = Literal["coarse", "fine"]
+
+
+def style_mix_levels(resolutions: Sequence[int], mode: StyleMixMode) -> list[int]:
+    """The pyramid levels the second image gives in a style mix, from each level's side in cells.
+
+    Measured on the bundled model (scripts/evaluate_prior.py --style-mix): the levels at the
+    image's own resolution carry the layout (silhouette, where the eyes and mouth are: they
+    feed the full-resolution convs and ``to_rgb`` directly), the coarser ones the colours.
+    ``coarse`` takes the second image's levels below the image resolution: the first image's
+    layout in the second's colours. ``fine`` takes every level finer than the stylemap: the
+    second image's layout in the first's colours. (The release's rule of "the first two
+    levels" is the other way round in this sense, and on a 64 px model with a 16x16 stylemap
+    it moved the second image's layout, not its colours.)
+    """
+    if not resolutions:
+        return []
+    top, bottom = max(resolutions), min(resolutions)
+    if mode == "coarse":
+        levels = [i for i, r in enumerate(resolutions) if r < top]
+    elif mode == "fine":
+        levels = [i for i, r in enumerate(resolutions) if r > bottom]
+    else:
+        raise ValueError(f"mode must be 'coarse' or 'fine', got {mode!r}")
+    return levels or list(range(len(resolutions)))
 
 
 def feather(mask: torch.Tensor, pixels: float) -> torch.Tensor:

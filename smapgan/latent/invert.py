@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Callable, Iterator, Literal, Protocol, Sequence
 
 import torch
 
@@ -81,6 +81,15 @@ class RefineTrace:
 
 
 ProgressCallback = Callable[[RefineStep], "bool | None"]
+
+
+class Differentiable(Protocol):
+    """What :func:`refine` back-propagates through: the model's own modules, or a renderer's faster twin of
+    them (``Renderer.gradient_decoder()``)."""
+
+    def expand(self, stylemap: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def synthesize(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
 
 @contextlib.contextmanager
@@ -140,7 +149,7 @@ def refine(
     seed: int = 0,
     init: torch.Tensor | None = None,
     trace: RefineTrace | None = None,
-    fast: bool = True,
+    decoder: Differentiable | None = None,
 ) -> Code:
     """Refine the encoder's code of ``images`` (N,3,S,S in [-1,1]) by ``steps`` Adam steps.
 
@@ -153,10 +162,9 @@ def refine(
     every step; returning False stops, like setting ``stop``: the best code per
     image so far is returned. ``init`` replaces ``model.encode(images)`` as the
     start and anchor (e.g. an encoding already cached). Deterministic for a fixed
-    ``seed`` on a given device and thread count. ``fast`` runs the decoder with
-    folded channels-last weights (:mod:`smapgan.fast.graph`, LayerNorm models;
-    1.2-1.6x less CPU time, equal within float tolerance); False uses the
-    model's modules.
+    ``seed`` on a given device and thread count. ``decoder``: what the image is
+    made with, differentiably (default: the model); ``renderer.gradient_decoder()``
+    gives the fast renderer's (1.2-1.6x less CPU time, equal within float tolerance).
     """
     if space not in ("w", "w+"):
         raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
@@ -176,13 +184,7 @@ def refine(
     if steps == 0:
         return start if space == "w" else anchors
     loss_fn = _perceptual_module(perceptual, device)
-    graph = None
-    if fast:
-        from ..fast.graph import grad_decoder
-
-        graph = grad_decoder(model.generator.decoder)
-    expand = graph.expand if graph is not None else model.expand
-    synthesize = graph.synthesize if graph is not None else model.synthesize
+    decoder = model if decoder is None else decoder
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode(False))
@@ -203,8 +205,8 @@ def refine(
         numel = sum(a[0].numel() for a in anchors)
 
         def objective() -> tuple[torch.Tensor, torch.Tensor]:
-            pyramid = codes if space == "w+" else expand(codes[0])
-            y = synthesize(pyramid)
+            pyramid = codes if space == "w+" else decoder.expand(codes[0])
+            y = decoder.synthesize(pyramid)
             fit = _masked_mse(y, images, mask)
             if loss_fn is not None and perceptual_weight:
                 y_in, x_in = y, images
@@ -253,6 +255,26 @@ def refine(
     return out[0] if space == "w" else out
 
 
+def step_gflop(model: StyleMapGAN) -> float:
+    """GFLOP of one refinement step in w (decoder forward and backward to the stylemap, batch 1): what
+    the app charges a client per step and image. Counted by torch's FlopCounterMode on a copy of the
+    model's architecture on the meta device (shapes only: no weights copied, nothing computed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = model.config
+    with torch.device("meta"):
+        shape = type(model)(config, with_discriminator=False)
+        code = torch.zeros(1, config.latent_channel_size, config.latent_spatial_size, config.latent_spatial_size)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        stack.enter_context(frozen(shape))
+        counter = stack.enter_context(FlopCounterMode(display=False))
+        code.requires_grad_(True)
+        shape.decode(code).pow(2).mean().backward()
+    return float(counter.get_total_flops()) / 1e9
+
+
 def psnr(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of ``y`` (clamped to [-1,1]) against ``x``, peak-to-peak 2."""
     mse = (y.clamp(-1, 1) - x).pow(2).flatten(1).mean(1)
@@ -269,6 +291,7 @@ __all__ = [
     "DEFAULT_LR",
     "DEFAULT_PROXIMITY",
     "DEFAULT_STEPS",
+    "Differentiable",
     "RefineStep",
     "RefineTrace",
     "frozen",

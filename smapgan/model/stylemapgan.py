@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
+from ..latent.prior import PRIOR_NAME, StylemapPrior, read_prior
 from ..networks.config import StyleMapGANConfig
 from ..networks import Discriminator, Encoder, Generator
 
@@ -57,6 +58,8 @@ class StyleMapGAN(
         self.directions: dict[str, torch.Tensor] = {}
         # String metadata stored in directions.safetensors (e.g. SeFa eigenvalues as JSON).
         self.directions_metadata: dict[str, str] = {}
+        # A density fitted to the encoder's stylemaps (smapgan.latent.prior), saved next to the weights.
+        self.prior: StylemapPrior | None = None
         self._hub_mixin_config = config
 
     # ------------------------------------------------------------------ compute
@@ -104,6 +107,36 @@ class StyleMapGAN(
         return self.decode(w)
 
     @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        truncation: float = 1.0,
+        source: str | None = None,
+        generator: torch.Generator | None = None,
+        mean_stylemap: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``n`` random stylemaps (n,C,L,L); decode them with :meth:`decode`.
+
+        ``source="prior"`` draws from the encoded prior (:attr:`prior`; truncation pulls
+        toward the drawn component's mean), ``"mapping"`` maps z ~ N(0, I) (truncation
+        pulls toward the average mapping output, ``mean_stylemap`` if given). The default
+        is the prior when the model has one. Draws come from ``generator`` on the CPU.
+        """
+        source = source or ("prior" if self.prior is not None else "mapping")
+        if source == "prior":
+            if self.prior is None:
+                raise ValueError("this model has no prior: fit one with `smapgan prior fit`, or use source='mapping'")
+            return self.prior.sample(n, truncation, generator).to(self.device)
+        if source != "mapping":
+            raise ValueError(f"source must be 'prior' or 'mapping', got {source!r}")
+        z = torch.randn(n, self.config.latent_channel_size, generator=generator).to(self.device)
+        w = self.map(z)
+        if truncation != 1.0:
+            mean = self.mean_stylemap() if mean_stylemap is None else mean_stylemap.to(w)
+            w = mean.reshape(1, *w.shape[1:]) + truncation * (w - mean.reshape(1, *w.shape[1:]))
+        return w
+
+    @torch.no_grad()
     def mean_stylemap(self, num_samples: int = 4096, seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
         """Average mapping output (1,C,L,L) over ``num_samples`` random z."""
         gen = torch.Generator().manual_seed(seed)
@@ -138,6 +171,15 @@ class StyleMapGAN(
     def _save_pretrained(self, save_directory: Path) -> None:
         save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
         self.save_directions(save_directory)
+        self.save_prior(save_directory)
+
+    def save_prior(self, save_directory: str | os.PathLike) -> None:
+        """Write (or remove) ``prior.safetensors``, leaving the weights alone."""
+        path = Path(save_directory) / PRIOR_NAME
+        if self.prior is not None:
+            self.prior.save(path)
+        elif path.exists():
+            path.unlink()
 
     def save_directions(self, save_directory: str | os.PathLike) -> None:
         """Write (or remove) ``directions.safetensors`` with its metadata, leaving the weights alone."""
@@ -163,7 +205,7 @@ class StyleMapGAN(
         """Load from a local folder or a Hub repo id (strictly: every tensor must match).
 
         Unlike the mixin's default this loads with ``strict=True``, prints
-        nothing, and also brings the stored semantic directions.
+        nothing, and also brings the stored semantic directions and prior.
         """
         if Path(pretrained_model_name_or_path).is_dir():
             return cls._load_folder(Path(pretrained_model_name_or_path), map_location)
@@ -172,7 +214,7 @@ class StyleMapGAN(
         folder = resolve_model_dir(
             pretrained_model_name_or_path,
             revision=revision,
-            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, DIRECTIONS_NAME, "README.md"],
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, DIRECTIONS_NAME, PRIOR_NAME, "README.md"],
             required_files=(CONFIG_NAME, WEIGHTS_NAME),  # a repo without weights: say so, naming repo and file
         )
         return cls._load_folder(Path(folder), map_location)
@@ -208,6 +250,16 @@ class StyleMapGAN(
                     model.directions_metadata = dict(f.metadata() or {})
             except (SafetensorError, OSError, ValueError) as exc:
                 raise ModelLoadError(f"{directions_path} is unreadable or mismatched ({exc})") from exc
+        try:
+            model.prior = read_prior(folder)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelLoadError(f"{folder / PRIOR_NAME} is unreadable or mismatched ({exc})") from exc
+        side, channels = config.latent_spatial_size, config.latent_channel_size
+        if model.prior is not None and model.prior.shape != (channels, side, side):
+            raise ModelLoadError(
+                f"{folder / PRIOR_NAME} is for stylemaps of shape {model.prior.shape}, the model's are "
+                f"{(channels, side, side)}: refit it with `smapgan prior fit`"
+            )
         return model.to(map_location).eval()
 
     def push_to_hub(  # type: ignore[override]
@@ -220,7 +272,7 @@ class StyleMapGAN(
         revision: str | None = None,
         extra_files: dict[str, str | os.PathLike] | None = None,
     ) -> str:
-        """Save to a temporary folder and upload it (config, safetensors, directions, card)."""
+        """Save to a temporary folder and upload it (config, safetensors, directions, prior, card)."""
         from .hub import push_folder
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ from the registry it returns.
 """
 
 from ..render import Encoded
-from .context import OpContext, StylemapCache
+from .context import OpContext
 from .picture import Picture, PictureSource
 from .registry import ENTRY_POINT_GROUP, PATH_ENV, PluginError, Registry, discover
 from .spec import (
@@ -54,7 +54,6 @@ __all__ = [
     "PointsInput",
     "Registry",
     "SliderInput",
-    "StylemapCache",
     "discover",
     "growing",
     "op",

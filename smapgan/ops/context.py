@@ -1,9 +1,10 @@
 """What an op computes with: the model, a renderer, progress reporting and the session's handles.
 
 Ops never call the networks directly; they go through :class:`OpContext`, which
-turns each picture into an :class:`~smapgan.render.Encoded` handle once per
-session (:class:`StylemapCache`, encoded and refined per ``inversion``) and
-renders through the renderer the caller chose (any :class:`smapgan.render.Renderer`).
+turns each picture into an :class:`~smapgan.render.Encoded` handle (encoded, and
+refined per ``inversion``: the renderer keeps both, a refined code under the
+caller's ``session`` prefix) and renders through the renderer the caller chose
+(any :class:`smapgan.render.Renderer`).
 Every edit names the image it starts from (``base=``), or says ``base=None``.
 """
 
@@ -15,7 +16,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ..cache import LRUCache
 from ..model import StyleMapGAN
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
@@ -28,54 +28,14 @@ def _no_progress(fraction: float, desc: str) -> None:
     return None
 
 
-class StylemapCache:
-    """Per session: which handle each picture (and inversion setting) has; handles only.
-
-    The stylemaps, pyramids and maps behind them are the renderer's (one bounded
-    cache for every session). Bounded to ``maxsize`` handles.
-    """
-
-    def __init__(self, maxsize: int = 8) -> None:
-        self.maxsize = maxsize
-        # Bounded by count only: a handle's tensors are the renderer's, counted there.
-        self._handles: LRUCache[tuple[str, str, str], Encoded] = LRUCache(maxsize, sizeof=lambda _handle: 0)
-
-    def get(self, key: tuple[str, str, str]) -> Encoded | None:
-        return self._handles.get(key)
-
-    def put(self, key: tuple[str, str, str], handle: Encoded) -> None:
-        self._handles.put(key, handle)
-
-    @property
-    def hits(self) -> int:
-        return self._handles.hits
-
-    @property
-    def misses(self) -> int:
-        return self._handles.misses
-
-    def __len__(self) -> int:
-        return len(self._handles)
-
-    def __iter__(self) -> Iterator[tuple[str, str, str]]:
-        """The keys held (picture digest, inversion settings, ...), least recently used first."""
-        return iter(self._handles)
-
-    def clear(self) -> None:
-        self._handles.clear()
-
-    def __deepcopy__(self, memo: dict) -> "StylemapCache":
-        # gr.State deep-copies its initial value for every session: give each a fresh, empty cache.
-        return StylemapCache(self.maxsize)
-
-
 @dataclass
 class OpContext:
     """Everything an op function may use besides its inputs."""
 
     model: StyleMapGAN
     renderer: Renderer | None = None
-    cache: StylemapCache = field(default_factory=StylemapCache)
+    # Prefixes the keys of the codes refined for this caller (an app's browser session: its own).
+    session: str = ""
     progress: ProgressFn = _no_progress
     # How pictures become stylemaps (encoder only, or refined per image: smapgan.ops.inversion);
     # ``stop`` ends a refinement early (the best code so far is used, not cached).
@@ -103,25 +63,17 @@ class OpContext:
 
     # ------------------------------------------------------------------ compute
     def encode(self, picture: Picture) -> Encoded:
-        """The picture's handle: encoded (and refined, per ``inversion``) once per session."""
-        key = ("handle", picture.key + self.renderer.code_tag, self.inversion.key)  # a bf16 encoder's codes apart
-        handle = self.cache.get(key)
-        if handle is None:
-            handle, complete = self._encode(picture)
-            if complete:  # a refinement stopped early is used, not kept
-                self.cache.put(key, handle)
-        return handle
-
-    def _encode(self, picture: Picture) -> tuple[Encoded, bool]:
+        """The picture's handle: encoded (and refined, per ``inversion``) once; the renderer keeps it."""
         handle = self.renderer.encode(picture.image, key=picture.key)
         if not self.inversion.active:
-            return handle, True
+            return handle
 
         def refine(stylemap: torch.Tensor) -> tuple[torch.Tensor, bool]:
-            outcome = invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop)
+            outcome = invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop,
+                             decoder=self.renderer.gradient_decoder())
             return outcome.stylemap, outcome.complete
 
-        return self.renderer.refined(handle, self.inversion.key, refine)
+        return self.renderer.refined(handle, self.inversion.key, refine, self.session)[0]
 
     def pyramid(self, image: Encoded) -> Pyramid:
         """The image's w+ pyramid (the renderer's cached tensors: edit them out of place)."""

@@ -16,13 +16,14 @@ from typing import Callable
 
 import torch
 
-from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, RefineStep, refine
+from ..intake import limits
+from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"
 REFINED = "refined"
 CHOICES = (ENCODER_ONLY, REFINED)
-MAX_STEPS = 500
+MAX_STEPS = limits.MAX_REFINE_STEPS
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,10 @@ def invert(
     report: Callable[[float, str], None],
     stop: threading.Event | None = None,
     label: str = "image",
+    decoder: Differentiable | None = None,
 ) -> Outcome:
-    """The stylemap of ``image`` under ``inversion``, starting from its encoder code ``encoded``."""
+    """The stylemap of ``image`` under ``inversion``, starting from its encoder code ``encoded``;
+    ``decoder``: what it back-propagates through (``refine``'s, the model by default)."""
     if not inversion.active:
         return Outcome(encoded, True)
     stopped = False
@@ -99,6 +102,6 @@ def invert(
 
     code = refine(
         model, image, steps=inversion.steps, proximity=inversion.proximity, lr=inversion.lr,
-        progress=progress, init=encoded,
+        progress=progress, init=encoded, decoder=decoder,
     )
     return Outcome(code, not stopped)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..cache import tensor_digest
 from ..intake import images as imageio
 
 
@@ -66,7 +67,7 @@ def load_picture(value: Any, size: int) -> Picture:
             raise imageio.ImageInputError(f"an image tensor must be (1,3,{size},{size}), got {tuple(image.shape)}")
     else:
         tensor = imageio.image_to_tensor(imageio.load_image(image, size))
-    return Picture(tensor, mask, imageio.tensor_hash(tensor))
+    return Picture(tensor, mask, tensor_digest(tensor))
 
 
 def _mask(source: PictureSource, size: int) -> torch.Tensor | None:

@@ -1,0 +1,92 @@
+"""``smapgan prior fit``: fit the encoded prior of a model to a folder of images and store it with the model.
+
+Every image under ``--data`` (and its mirror image, as the trainer flips) is encoded, and
+a density is fitted to the stylemaps (:class:`smapgan.latent.prior.StylemapPrior`), saved
+as ``prior.safetensors`` beside the weights: random generation then samples from it. A
+converted release checkpoint gets one the same way, from the images of its domain.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from .direction import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import StyleMapGAN
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="prior_command", metavar="ACTION", required=True)
+    fit = sub.add_parser("fit", help="fit a prior to the stylemaps of a folder of images (recursive)")
+    fit.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    fit.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
+    fit.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    fit.add_argument("--out", help="folder to save the model with its prior (default: the model folder)")
+    fit.add_argument("--rank", type=int, default=64, help="PCA dimensions the mixture lives in (default: %(default)s)")
+    fit.add_argument("--components", type=int, default=24, help="Gaussians in the mixture (default: %(default)s)")
+    fit.add_argument("--iterations", type=int, default=60, help="EM iterations (default: %(default)s)")
+    fit.add_argument("--no-mirror", action="store_true", help="do not add each image's mirror image")
+    fit.add_argument("--max-images", type=int, default=20000, help="at most this many files (default: %(default)s)")
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--seed", type=int, default=0)
+
+
+def image_files(folder: str, limit: int) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted), at most ``limit``."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"{folder} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files[:limit]
+
+
+def encode_with_mirrors(model: "StyleMapGAN", files: list[Path], batch_size: int, mirror: bool) -> "torch.Tensor":
+    """Stylemaps (N,C,L,L) of image files, followed by those of their mirror images when ``mirror``."""
+    import torch
+
+    from ..intake import images as imageio
+
+    codes, mirrored = [], []
+    with torch.inference_mode():
+        for start in range(0, len(files), batch_size):
+            batch = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size))
+                               for f in files[start:start + batch_size]]).to(model.device)
+            codes.append(model.encode(batch).cpu())
+            if mirror:
+                mirrored.append(model.encode(batch.flip(-1)).cpu())
+    return torch.cat(codes + mirrored)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import StyleMapGAN
+    from ..defaults import default_model_path
+    from ..latent.prior import StylemapPrior
+
+    source = args.model or default_model_path()
+    out = args.out or (source if Path(source).is_dir() else None)
+    if out is None:
+        raise ValueError(f"{source} is not a local folder: pass --out DIR to save the model with its prior")
+    files = image_files(args.data, args.max_images)
+    model = StyleMapGAN.from_pretrained(source, revision=args.revision)
+    stylemaps = encode_with_mirrors(model, files, args.batch_size, mirror=not args.no_mirror)
+    model.prior = StylemapPrior.fit(
+        stylemaps, rank=args.rank, components=args.components, iterations=args.iterations, seed=args.seed
+    )
+    in_place = Path(source).is_dir() and Path(out).resolve() == Path(source).resolve()
+    if in_place:
+        model.save_prior(out)  # only the prior file changes
+    else:
+        model.save_pretrained(out)
+    print(
+        f"prior fitted to {len(stylemaps)} stylemaps of {len(files)} images: {model.prior.components} Gaussians in "
+        f"{model.prior.rank} PCA dimensions. Saved with the model in {out}"
+    )
+    return 0

@@ -1,0 +1,68 @@
+"""Style mix on the bundled model: each mode keeps the layout its description says.
+
+Pairs with different outlines (a round smiley and an animal head with ears). Layout is
+compared on edge maps (the outline and the features' contours): a non-white mask would
+follow colour instead, since the panda's face is white and the dog's cream.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import smapgan
+from smapgan import StyleMapGAN
+from smapgan.ops import OpContext, discover
+from smapgan.ops.examples import EXAMPLES_DIR
+
+SMILEYS = ("grinning.png", "slightly_smiling_face.png")
+ANIMALS = ("panda_face.png", "cat.png", "bear.png", "dog.png")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
+
+
+@pytest.fixture(scope="module")
+def ctx() -> OpContext:
+    return OpContext(StyleMapGAN.from_pretrained(smapgan.DEFAULT_MODEL))
+
+
+def outline(image: torch.Tensor) -> torch.Tensor:
+    """Sobel edge magnitude of the grey image, lightly blurred, flattened: where the contours are."""
+    grey = image.clamp(-1, 1).mean(1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])[None, None]
+    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    edges = (F.conv2d(padded, kx) ** 2 + F.conv2d(padded, kx.transpose(2, 3)) ** 2).sqrt()
+    return F.avg_pool2d(edges, 3, 1, 1).flatten()
+
+
+def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Correlation of two outlines."""
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("smiley", SMILEYS)
+@pytest.mark.parametrize("animal", ANIMALS)
+@pytest.mark.parametrize("mix", ["coarse", "fine"])
+def test_style_mix_keeps_the_layout_it_says(ctx: OpContext, smiley: str, animal: str, mix: str) -> None:
+    op = discover(paths=[])["style_mix"]
+    a, b = ctx.picture(EXAMPLES_DIR / smiley), ctx.picture(EXAMPLES_DIR / animal)
+    result = outline(op.run(ctx, content=a, style=b, mix=mix)["image"])
+    kept, other = (a, b) if mix == "coarse" else (b, a)  # coarse: the first's layout; fine: the second's
+    assert overlap(result, outline(kept.image)) > overlap(result, outline(other.image)) + 0.1
+
+
+def test_coarse_takes_the_second_images_colours(ctx: OpContext) -> None:
+    op = discover(paths=[])["style_mix"]
+    smiley, bear = ctx.picture(EXAMPLES_DIR / "slightly_smiling_face.png"), ctx.picture(EXAMPLES_DIR / "bear.png")
+    centre = (slice(None), slice(None), slice(24, 40), slice(12, 20))  # a cheek: face colour in both images
+
+    def colour(image: torch.Tensor) -> torch.Tensor:
+        return image[centre].mean((2, 3))[0]
+
+    mixed = colour(op.run(ctx, content=smiley, style=bear, mix="coarse")["image"])
+    assert (mixed - colour(bear.image)).norm() < (mixed - colour(smiley.image)).norm()
