@@ -262,18 +262,19 @@ def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
 
 @pytest.fixture
 def masks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The masks the server reads from brush canvases, in order (None: no strokes): what a run was sent."""
+    """The masks the server reads from brush canvases (at the canvas image's size), in order (None: no
+    strokes): what a run was sent."""
     from smapgan.app import intake
 
     seen: list[Any] = []
-    read = intake.editor_mask
+    read = intake.editor_union
 
-    def recording(sources: dict[str, Any], model_size: int) -> Any:
-        mask = read(sources, model_size)
+    def recording(sources: dict[str, Any]) -> Any:
+        mask = read(sources)
         seen.append(mask)
         return mask
 
-    monkeypatch.setattr(intake, "editor_mask", recording)  # the server runs in this process
+    monkeypatch.setattr(intake, "editor_union", recording)  # the server runs in this process
     return seen
 
 

@@ -79,9 +79,12 @@ class WidgetFactory:
 
     def __init__(
         self, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "", status: Any = None,
-        examples_dir: Path | None = None,
+        examples_dir: Path | None = None, photo_upload: Callable[[Any, Any], None] | None = None,
     ) -> None:
         self.model = model
+        # The app's photo intake (smapgan.app.builder): wires an image upload's preview itself, given the
+        # component and the status line (aligned crops shown beside the photo, which stays as uploaded).
+        self.photo_upload = photo_upload
         self.size = model.config.size
         self.display = display
         self.initial = initial or {}
@@ -206,7 +209,10 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
                 return (shown, "") if status is not None else shown
 
             outputs = [comp, status] if status is not None else comp
-            comp.upload(on_upload, comp, outputs, preprocess=False, api_visibility="private", **PREVIEW_EVENT)
+            if ui.photo_upload is not None:
+                ui.photo_upload(comp, status)
+            else:
+                comp.upload(on_upload, comp, outputs, preprocess=False, api_visibility="private", **PREVIEW_EVENT)
         else:
             # An optional canvas starts empty rather than None: Gradio lists a parameter whose component
             # has a value as optional, with that value as its default (gradio_client may leave it out).

@@ -86,6 +86,12 @@ def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
 
 def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
     """Union of an editor's layers as a boolean mask at the model's size (None: no strokes)."""
+    union = editor_union(sources)
+    return None if union is None else imageio.fit_mask(union, model_size)
+
+
+def editor_union(sources: dict[str, Any]) -> np.ndarray | None:
+    """Union of an editor's layers at its image's size (None: no strokes)."""
     layers = sources.get("layers") or []
     if not layers:
         return None
@@ -101,7 +107,7 @@ def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
             del image
         union = selected if union is None else (union | selected)
     assert union is not None
-    return imageio.fit_mask(union, model_size) if union.any() else None
+    return union if union.any() else None
 
 
 def picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:
@@ -115,5 +121,6 @@ def picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any)
     image = sources.get("background") or sources.get("composite")
     if image is None:
         return None
-    mask = editor_mask(sources, ctx.size)
-    return ctx.picture(image, None if mask is None else imageio.mask_to_tensor(mask))
+    # At the photo's size: the context cuts the mask as it cuts the photo (a center or aligned crop).
+    union = editor_union(sources)
+    return ctx.picture(image, None if union is None else Image.fromarray(union.astype(np.uint8) * 255, "L"))
