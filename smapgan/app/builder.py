@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gradio as gr
+from PIL import Image
+
 from ..intake import images as imageio
 from ..intake import limits
 from ..intake.align import FaceNotFound
@@ -367,17 +369,25 @@ def _build_tab(
             values.append(gr.update(choices=options, value=w.item.default_value(served.model)))
         if dataset is not None:
             key = f"examples:{found.name}"
-            if key not in served.derived:
-                served.derived[key] = [
-                    [row.get(p) for p in by_param]
-                    for row in example_rows(found, served.model, display, examples_dir)
-                ]
-            samples = served.derived[key]
-            values.append(gr.Dataset(samples=samples or [[None] * len(by_param)], visible=bool(samples)))
+            if key not in served.derived:  # made once per model: a Dataset stores its images when made
+                samples = [[_as_files(row.get(p), gif_dir) for p in by_param]
+                           for row in example_rows(found, served.model, display, examples_dir)]
+                served.derived[key] = gr.Dataset(samples=samples or [[None] * len(by_param)], visible=bool(samples))
+            values.append(served.derived[key])
         return values
 
     switched = [unavailable, *(w.components[0] for w in choices), *([dataset] if dataset is not None else [])]
     return tab.overlays, TabSwitch(switched, for_model)
+
+
+def _as_files(value: Any, folder: Path) -> Any:
+    """An example's images as PNG files: Gradio re-encodes an image value each time the examples are
+    sent (a model switch), but only hashes a file's bytes."""
+    if isinstance(value, Image.Image):  # a folder of their own: results' files are pruned, these must stay
+        return str(write_file(value, folder / "examples", ".png", keep=100_000))
+    if isinstance(value, dict):
+        return {k: _as_files(v, folder) for k, v in value.items()}
+    return value
 
 
 def _photo_views(found: Op) -> list[Any]:
