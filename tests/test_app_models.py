@@ -207,3 +207,25 @@ def test_choosing_a_model_shows_its_directions_examples_and_notices(two_model_ap
     assert not back[notice._id]["visible"]
     own = discover(paths=[]).ops["semantic_edit"].input("direction").options(models.get(str(tiny_model_dir)).model)
     assert own and back[direction._id]["choices"] == own
+
+
+def test_several_faces_the_face_parameter_chooses(two_model_app, tmp_path):
+    pytest.importorskip("dlib")
+    from smapgan.intake.align import align_photo, open_photo
+
+    client, models, *_ = two_model_app
+    astronaut = Image.fromarray(skimage_data.astronaut())
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(astronaut, (0, 0))
+    pair.paste(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((400, 400)), (600, 56))
+    path = tmp_path / "two.png"
+    pair.save(path)
+    photo = open_photo(path)
+    found = len(align_photo(photo, 32).faces)
+    assert found >= 2  # the two astronauts (dlib's HOG also reports weak spurious ones, ranked last)
+    face_model = models.get(FACES).model
+    for face in (0, 1):
+        got = reconstruct(client, path, model=FACES, face=face)
+        assert np.array_equal(got, expected(face_model, align_photo(photo, 32, face=face).crop)), face
+    with pytest.raises(Exception, match=f"face {found} was asked for, but the photo has {found}"):
+        reconstruct(client, path, model=FACES, face=found)
