@@ -203,6 +203,13 @@ def test_choosing_a_model_shows_its_directions_examples_and_notices(two_model_ap
     assert shown[notice._id]["visible"] and "not available for this model" in shown[notice._id]["value"]
     direction = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "semantic_edit-direction")
     assert shown[direction._id]["choices"] == []
+    import gradio as gr
+
+    datasets = {o._id: o for o in fn.outputs if isinstance(o, gr.Dataset)}
+    assert datasets
+    for block_id, dataset in datasets.items():  # each model's examples, in the columns the page shows
+        sent = shown[block_id]
+        assert all(len(sample) == len(dataset._components) for sample in sent.raw_samples), dataset
     back = dict(zip(ids, fn.fn(str(tiny_model_dir))))
     assert not back[notice._id]["visible"]
     own = discover(paths=[]).ops["semantic_edit"].input("direction").options(models.get(str(tiny_model_dir)).model)

@@ -140,6 +140,7 @@ def test_photo_flow_in_the_browser(page, photos, tmp_path):
     print(json.dumps({"switch_ms": {"first_use": round(first), "to_loaded": round(back), "to_loaded_again":
                                     round(again)}}))
     assert "aligned on the face" not in page.locator("#header").inner_text()
+    assert page.locator("#local_transplant-original-crop").is_hidden()  # that crop was the other model's
     assert "Done" in run(page, "local_transplant")
     shot(page, "3-other-model", folder)
     result = page.locator("#local_transplant-image-download")

@@ -65,6 +65,8 @@ class AppInputs:
     model: Any
     crop: Any
     face: Any
+    crop_views: list[Any] = dataclasses.field(default_factory=list)
+    """The aligned crops shown beside uploads: another model crops differently, so a switch hides them."""
 
 
 def build_demo(
@@ -194,7 +196,7 @@ class TabSwitch:
 
 def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: list[TabSwitch]) -> None:
     """Choosing a model loads it (first use only) and shows its header, examples, choices and notices."""
-    outputs = [header, app.crop, app.face, *(c for s in switches for c in s.components)]
+    outputs = [header, app.crop, app.face, *app.crop_views, *(c for s in switches for c in s.components)]
 
     def switch(name: str) -> list[Any]:
         try:
@@ -205,6 +207,7 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
         aligns = served.model.config.alignment == "ffhq"
         return [
             _header(title, served.model), gr.update(visible=aligns), gr.update(visible=False, value=0),
+            *(gr.update(visible=False, value=None) for _ in app.crop_views),
             *(v for s in switches for v in s.values(served)),
         ]
 
@@ -285,7 +288,7 @@ def _build_tab(
             widget.connect(tab)
     by_param = {p: c for w in inputs for p, c in zip(w.params, w.components)}
     output_components = [c for o in outputs for c in o.components]
-    dataset = None
+    dataset, columns = None, list(by_param)
     if rows:
         dataset = gr.Examples(
             [[row.get(p) for p in by_param] for row in rows],
@@ -294,6 +297,9 @@ def _build_tab(
             examples_per_page=4,
             cache_examples=False,
         ).dataset
+        # The columns Gradio shows: inputs that some example gives (another model's rows are sent so).
+        shown_ids = {c._id for c in dataset._components}
+        columns = [p for p, c in by_param.items() if c._id in shown_ids]
     has_inversion = inversion is not None and bool(found.image_inputs)
     handler = _handler(found, inputs, outputs, app.models, gif_dir)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
@@ -370,9 +376,9 @@ def _build_tab(
         if dataset is not None:
             key = f"examples:{found.name}"
             if key not in served.derived:  # made once per model: a Dataset stores its images when made
-                samples = [[_as_files(row.get(p), gif_dir) for p in by_param]
+                samples = [[_as_files(row.get(p), gif_dir) for p in columns]
                            for row in example_rows(found, served.model, display, examples_dir)]
-                served.derived[key] = gr.Dataset(samples=samples or [[None] * len(by_param)], visible=bool(samples))
+                served.derived[key] = gr.Dataset(samples=samples or [[None] * len(columns)], visible=bool(samples))
             values.append(served.derived[key])
         return values
 
@@ -416,6 +422,7 @@ def _photo_upload(app: AppInputs, comp: Any, status: Any, display: int) -> None:
     face-aligned crop is shown beside the photo, which stays as uploaded (the result goes back into it)."""
     view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False, visible=False,
                     elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, height=display + 60)
+    app.crop_views.append(view)
     hidden = gr.update(visible=False, value=None)
 
     def on_upload(payload: Any, name: str | None, crop: str | None, face: Any) -> list[Any]:
