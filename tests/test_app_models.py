@@ -236,3 +236,24 @@ def test_several_faces_the_face_parameter_chooses(two_model_app, tmp_path):
         assert np.array_equal(got, expected(face_model, align_photo(photo, 32, face=face).crop)), face
     with pytest.raises(Exception, match=f"face {found} was asked for, but the photo has {found}"):
         reconstruct(client, path, model=FACES, face=found)
+
+
+def test_a_mask_drawn_on_the_photo_is_cut_like_the_photo(faces_model_dir, astronaut):
+    """A brushed region on the photo lands where that region is in the aligned crop (not the center crop's)."""
+    pytest.importorskip("dlib")
+    from smapgan.app.photos import PhotoContext
+    from smapgan.intake.align import align_photo, open_photo
+
+    model = StyleMapGAN.from_pretrained(faces_model_dir)
+    photo = open_photo(astronaut)
+    face = align_photo(photo, 32).faces[0]
+    left, top, right, bottom = (int(v) for v in face.box)
+    brushed = np.zeros((photo.size[1], photo.size[0]), dtype=bool)
+    brushed[top:(top + bottom) // 2, left:right] = True  # the face's upper half: eyes and brows
+    mask = Image.fromarray(brushed.astype(np.uint8) * 255, "L")
+    picture = PhotoContext(model, align="face").picture(astronaut, mask)
+    rows, cols = np.nonzero(picture.mask[0, 0].numpy())
+    assert len(rows) > 20
+    assert 8 <= rows.mean() <= 16 and 12 <= cols.mean() <= 20  # the eyes' band of an FFHQ crop (32 px)
+    centered = PhotoContext(model, align="center").picture(astronaut, mask)
+    assert torch.equal(centered.mask, imageio.mask_to_tensor(imageio.fit_mask(brushed, 32)))

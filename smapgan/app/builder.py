@@ -211,7 +211,10 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
             *(v for s in switches for v in s.values(served)),
         ]
 
-    app.model.change(switch, [app.model], outputs, queue=False, api_visibility="private", show_progress="minimal")
+    # Queued (a first use loads a model: work a client must not start outside the queue's caps), in a
+    # lane of its own, so that a switch never waits for an edit that is running.
+    app.model.change(switch, [app.model], outputs, api_visibility="private", show_progress="minimal",
+                     concurrency_id="models", concurrency_limit=1)
 
 
 def _unavailable(found: Op, model: StyleMapGAN) -> str:

@@ -83,6 +83,8 @@ class PhotoContext(OpContext):
             if mask.size != aligned.photo.size:
                 mask = mask.resize(aligned.photo.size, Image.Resampling.NEAREST)
             selected = imageio.mask_pixels(mask)
+            if aligned.transform.method == "center":  # exactly as masks were always fitted
+                return imageio.mask_to_tensor(imageio.fit_mask(selected, self.size))
             cut = crop(Image.fromarray(selected.astype(np.uint8) * 255).convert("RGB"), aligned.transform)
             return imageio.mask_to_tensor(np.asarray(cut.convert("L")) >= 128)
         return mask  # a mask file: fitted to the model's size as any mask file is
