@@ -242,6 +242,7 @@ def test_a_mask_drawn_on_the_photo_is_cut_like_the_photo(faces_model_dir, astron
     """A brushed region on the photo lands where that region is in the aligned crop (not the center crop's)."""
     pytest.importorskip("dlib")
     from smapgan.app.photos import PhotoContext
+    from smapgan.ops.picture import PictureSource
     from smapgan.intake.align import align_photo, open_photo
 
     model = StyleMapGAN.from_pretrained(faces_model_dir)
@@ -251,9 +252,9 @@ def test_a_mask_drawn_on_the_photo_is_cut_like_the_photo(faces_model_dir, astron
     brushed = np.zeros((photo.size[1], photo.size[0]), dtype=bool)
     brushed[top:(top + bottom) // 2, left:right] = True  # the face's upper half: eyes and brows
     mask = Image.fromarray(brushed.astype(np.uint8) * 255, "L")
-    picture = PhotoContext(model, align="face").picture(astronaut, mask)
+    picture = PhotoContext(model, align="face").load_picture(PictureSource(astronaut, mask=mask))
     rows, cols = np.nonzero(picture.mask[0, 0].numpy())
     assert len(rows) > 20
     assert 8 <= rows.mean() <= 16 and 12 <= cols.mean() <= 20  # the eyes' band of an FFHQ crop (32 px)
-    centered = PhotoContext(model, align="center").picture(astronaut, mask)
+    centered = PhotoContext(model, align="center").load_picture(PictureSource(astronaut, mask=mask))
     assert torch.equal(centered.mask, imageio.mask_to_tensor(imageio.fit_mask(brushed, 32)))

@@ -262,19 +262,18 @@ def test_a_stroke_drawn_after_a_run_is_sent_with_the_next_run(page):
 
 @pytest.fixture
 def masks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The masks the server reads from brush canvases (at the canvas image's size), in order (None: no
-    strokes): what a run was sent."""
-    from smapgan.app import intake
+    """The masks the server reads from brush canvases, in order (None: no strokes): what a run was sent."""
+    from smapgan.intake import images as imageio
 
     seen: list[Any] = []
-    read = intake.editor_union
+    read = imageio.layers_mask
 
-    def recording(sources: dict[str, Any]) -> Any:
-        mask = read(sources)
+    def recording(layers: Any, image: Any, model_size: int) -> Any:
+        mask = read(layers, image, model_size)
         seen.append(mask)
         return mask
 
-    monkeypatch.setattr(intake, "editor_union", recording)  # the server runs in this process
+    monkeypatch.setattr(imageio, "layers_mask", recording)  # the server runs in this process
     return seen
 
 

@@ -9,12 +9,18 @@ from PIL import Image
 
 from smapgan.app import intake
 from smapgan.app.inputs import display_side
+from smapgan.intake import images as imageio
 
 
 def png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def editor_mask(sources: dict, size: int) -> np.ndarray | None:
+    """The mask ``Op.run`` reads from an editor's parts (its brush layers over its background)."""
+    return imageio.layers_mask(sources["layers"], sources["background"] or sources["composite"], size)
 
 
 def test_preview_is_center_crop_at_display_size():
@@ -34,7 +40,7 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     layer.save(layer_path)
 
     sources = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": [{"path": str(layer_path)}]})
-    mask = intake.editor_mask(sources, 16)
+    mask = editor_mask(sources, 16)
     assert mask.shape == (16, 16) and mask[:8, :8].all() and mask.sum() == 64
 
     bg_bytes, layer_bytes = png(background), png(layer.resize((128, 128)))
@@ -48,11 +54,11 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     assert intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})["background"] is None
     monkeypatch.setattr(gate, "current_session", lambda: "session-1")
     sources = intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})
-    assert intake.editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
+    assert editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
     assert blobs.STORE.take("session-1", "abc") is None  # consumed once
 
     empty = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": []})
-    assert intake.editor_mask(empty, 16) is None
+    assert editor_mask(empty, 16) is None
 
 
 def test_an_image_example_starts_a_canvas_without_strokes(tmp_path):
@@ -112,3 +118,72 @@ def test_a_kind_gets_the_widget_of_its_nearest_known_kind():
 
     assert inputs.for_kind(inputs.WIDGETS, Percent("p")) is inputs.slider
     assert inputs.for_kind(inputs.WIDGETS, Unknown("u")) is inputs.text_field
+
+
+def test_the_endpoint_hands_raw_sources_to_op_run_which_decodes_each_image_once(tmp_path, monkeypatch, tiny_model_dir):
+    """One intake path: the app's endpoint gives ``Op.run`` files and brush layers, not decoded pictures;
+    every image and layer is decoded once, inside ``Op.run``, after the settings were checked."""
+    import gradio as gr
+    import pytest
+    import torch
+
+    from smapgan import StyleMapGAN
+    from smapgan.app import build_demo
+    from smapgan.ops import ImageInput, ImageOutput, Op, Picture, Registry, SliderInput, StylemapCache, op
+    from smapgan.render import ReferenceRenderer
+
+    got: list[dict] = []
+
+    @op(name="probe", inputs=[ImageInput("original"), ImageInput("reference", mask="required"),
+                              SliderInput("amount", 0, 1, default=0.5)], outputs=[ImageOutput("image")])
+    def probe(ctx, original, reference, amount):
+        got.append({"original": original, "reference": reference})
+        return {"image": original.image * amount + reference.image * reference.mask * (1 - amount)}
+
+    registry = Registry()
+    registry.add(probe, "probe", "test")
+    model = StyleMapGAN.from_pretrained(tiny_model_dir)
+    demo = build_demo(model, renderer=ReferenceRenderer(model), registry=registry, prefill=False)
+    endpoint = next(f.fn for f in demo.fns.values() if f.api_name == "probe")
+
+    original, background, layer = tmp_path / "original.png", tmp_path / "background.png", tmp_path / "layer.png"
+    Image.new("RGB", (48, 40), (10, 200, 30)).save(original)
+    Image.new("RGB", (64, 64), (200, 200, 200)).save(background)
+    stroke = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    stroke.paste((255, 0, 0, 128), (0, 0, 32, 32))
+    stroke.save(layer)
+
+    handed: list[dict] = []
+    run = Op.run
+    inside = [False]
+
+    def recording_run(self, ctx, **values):
+        handed.append(values)
+        inside[0] = True
+        try:
+            return run(self, ctx, **values)
+        finally:
+            inside[0] = False
+
+    opened: list[tuple[str, bool]] = []
+    open_image = imageio.open_image
+
+    def counting_open(source, **kwargs):
+        opened.append((str(source), inside[0]))
+        return open_image(source, **kwargs)
+
+    monkeypatch.setattr(Op, "run", recording_run)
+    monkeypatch.setattr(imageio, "open_image", counting_open)
+    canvas = {"background": {"path": str(background)}, "layers": [{"path": str(layer)}], "composite": None}
+    values = dict(original={"path": str(original)}, reference=canvas)
+
+    endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=0.25)
+    assert len(handed) == 1
+    assert not any(isinstance(v, (Picture, torch.Tensor, Image.Image)) for v in handed[0].values())  # raw sources
+    assert sorted(opened) == sorted([(str(original), True), (str(background), True), (str(layer), True)])
+    assert isinstance(got[0]["reference"], Picture) and got[0]["reference"].mask[..., :8, :8].all()
+
+    opened.clear()
+    with pytest.raises(gr.Error, match="amount must be in"):  # a bad setting: refused before any image is decoded
+        endpoint(StylemapCache(), {}, lambda *a, **k: None, **values, amount=5)
+    assert opened == []

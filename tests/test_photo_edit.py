@@ -16,7 +16,7 @@ from smapgan.cli import main
 from smapgan.intake import images as imageio
 from smapgan.model.convert import convert_release_checkpoint, release_alignment
 from smapgan.ops import OpContext
-from smapgan.ops.spec import Picture
+from smapgan.ops import Picture
 from tests.official import official_dir
 
 
@@ -105,17 +105,15 @@ def test_renderer_for_device(tiny_model_dir, monkeypatch):
 
 
 def test_edit_device_flows_to_the_model_and_pictures(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    import smapgan.commands.edit as edit
-
     loads, moves = [], []
-    real_load, real_on_device = StyleMapGAN.from_pretrained.__func__, edit.on_device
+    real_load, real_to = StyleMapGAN.from_pretrained.__func__, Picture.to
 
     def load(cls, *args, **kwargs):
         loads.append(kwargs.get("map_location"))
         return real_load(cls, *args, **kwargs)
 
     monkeypatch.setattr(StyleMapGAN, "from_pretrained", classmethod(load))
-    monkeypatch.setattr(edit, "on_device", lambda value, device: moves.append(device) or real_on_device(value, device))
+    monkeypatch.setattr(Picture, "to", lambda self, device: moves.append(device) or real_to(self, device))
     photo = tmp_path / "a.png"
     Image.new("RGB", (40, 30), (200, 10, 10)).save(photo)
     argv = ["edit", "reconstruct", "--model", str(tiny_model_dir), "--original", str(photo), "--out", str(tmp_path / "o.png")]
@@ -123,7 +121,7 @@ def test_edit_device_flows_to_the_model_and_pictures(tiny_model_dir, tmp_path, m
     assert loads == [torch.device("cpu")] and moves == [torch.device("cpu")]
     # Pictures (image and mask) follow the device they are sent to.
     picture = Picture(torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4), "k")
-    sent = edit.on_device([picture], torch.device("meta"))[0]
+    sent = picture.to(torch.device("meta"))
     assert sent.image.device.type == "meta" and sent.mask.device.type == "meta" and sent.key == "k"
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

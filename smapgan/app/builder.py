@@ -459,7 +459,8 @@ def _views(output: OutputBinding, memo: dict[str, Any]) -> list[Any]:
 
 
 def _first_image(found: Op, kwargs: dict[str, Any]) -> Any:
-    """The op's first input image as the model saw it (the "before" of a comparison), or None."""
+    """The op's first input image as the model saw it (the "before" of a comparison), or None
+    (``kwargs``: the inputs as the op got them, ``OpContext.inputs``)."""
     for item in found.image_inputs:
         value = kwargs.get(item.name)
         value = value[0] if isinstance(value, list) and value else value
@@ -494,7 +495,8 @@ def _handler(
     def prepare(
         cache: Any, session: Any, progress: Any, values: dict[str, Any]
     ) -> tuple[photos.PhotoContext, dict[str, Any]]:
-        """The op context and the op's values, every one checked (the settings before any image is decoded)."""
+        """The op context and the op's raw values (files and brush layers; ``Op.run`` parses the settings,
+        then decodes the images, cropped by the context as the model wants)."""
         mode = values.pop("mode", None)
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
         name, crop, face = (values.pop(k, None) for k in ("model", "crop", "face"))
@@ -519,23 +521,15 @@ def _handler(
             model, renderer.with_mode(mode), cache, lambda f, d: progress(f, desc=d),
             inversion=inversion, stop=stop, align=photos.crop_mode(crop, model), face=photos.face_number(face),
         )
-
-        def value(w: Widget) -> Any:
-            return w.to_value(ctx, [values.get(p) for p in w.params])
-
-        kwargs = {w.item.name: value(w) for w in inputs if not w.item.needs_context}
-        found.parse_settings(kwargs, model)  # every setting checked (limits, its kind) before an image is decoded
-        with limits.pixel_budget():
-            kwargs.update({w.item.name: value(w) for w in inputs if w.item.needs_context})
-        return ctx, kwargs
+        return ctx, {w.item.name: w.to_value([values.get(p) for p in w.params]) for w in inputs}
 
     def run(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Any:
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
             ctx, kwargs = prepare(cache, session, progress, values)
-            memo["before"] = _first_image(found, kwargs)
             result = found.run(ctx, **kwargs)
+            memo["before"] = _first_image(found, ctx.inputs)
             convert = Converter()
             sent = [o.to_values(result[o.item.name], convert) for o in outputs]
             memo.update(values=result, elapsed=time.perf_counter() - started, **_in_photo(found, ctx, result))
@@ -546,7 +540,6 @@ def _handler(
         started = time.perf_counter()
         with _reported(found, memo):
             ctx, kwargs = prepare(cache, session, progress, values)
-            memo["before"] = _first_image(found, kwargs)
             shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
             memo["values"] = shown
             state: dict[str, Any] = {}
@@ -557,6 +550,8 @@ def _handler(
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
+                    if "before" not in memo:  # the inputs were decoded by the op's first step
+                        memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)
                     if due:
                         for o in outputs:
@@ -580,15 +575,12 @@ _SERVED = "model:generation"
 
 
 def _in_photo(found: Op, ctx: photos.PhotoContext, result: dict[str, Any]) -> dict[str, Any]:
-    """The memo's ``photo`` (the first image result put back into the first photo, or None where the
-    photo is the crop itself) and ``note`` (several faces: which one was used)."""
+    """The memo's ``photo`` (the first image result put back into the first photo, or None) and ``note``
+    (several faces: which one was used)."""
     image = next((result[o.name] for o in found.outputs if isinstance(o, ImageOutput) and o.name in result), None)
-    aligned = ctx.photos[0] if ctx.photos else None
-    if image is None or aligned is None:
+    if image is None or not found.image_inputs:
         return {}
-    width, height = aligned.photo.size
-    is_crop = aligned.transform.method == "center" and width == height
-    return {"photo": None if is_crop else ctx.in_photo(image), "note": ctx.note}
+    return {"photo": ctx.in_photo(image), "note": ctx.note}
 
 
 def _due(

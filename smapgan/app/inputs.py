@@ -18,9 +18,8 @@ import gradio as gr
 from ..intake import images as imageio
 from ..intake import limits
 from ..ops import spec
-from ..ops.context import OpContext
 from . import blobs
-from .intake import file_source, picture, preview_image
+from .intake import file_source, image_source, preview_image
 
 if TYPE_CHECKING:
     from .outputs import OutputBinding
@@ -45,8 +44,8 @@ class Widget:
     components: list[Any]
     params: list[str]
     """One API parameter per component, in order (the endpoint takes them by these names)."""
-    to_value: Callable[[OpContext, list[Any]], Any]
-    """The components' values (in ``params`` order) as a value :meth:`spec.Op.run` takes."""
+    to_value: Callable[[list[Any]], Any]
+    """The components' values (in ``params`` order) as the raw value :meth:`spec.Op.run` takes (nothing decoded)."""
     connect: Callable[["Tab"], None] | None = None
     """Wiring that needs the tab's other widgets or outputs (called once all of them exist)."""
 
@@ -107,7 +106,7 @@ class WidgetFactory:
     def single(self, item: spec.Input, component: Any, connect: Callable[[Tab], None] | None = None) -> Widget:
         """One component whose value goes to the op as it came: :meth:`spec.Op.run` reads it with the
         input's ``parse`` (and the limits: :func:`spec.parse_input`), as it reads a Python caller's."""
-        return Widget(item, [component], [item.name], lambda ctx, v: v[0], connect)
+        return Widget(item, [component], [item.name], lambda v: v[0], connect)
 
 
 def for_kind(table: Mapping[type, T], item: spec.Input) -> T:
@@ -242,11 +241,9 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
         with gr.Accordion(f"More ({item.count - 1})", open=False):
             components += [make(f"{item.title} {i}", params[i - 1], True) for i in range(2, item.count + 1)]
 
-    def to_value(ctx: OpContext, values: list[Any]) -> Any:
-        pictures = [picture(ctx, item, c, v) for c, v in zip(components, values)]
-        if item.count == 1:
-            return pictures[0]
-        return [p for p in pictures if p is not None]
+    def to_value(values: list[Any]) -> Any:
+        sources = [image_source(item, v) for v in values]
+        return sources[0] if item.count == 1 else [s for s in sources if s is not None]
 
     return Widget(item, components, params, to_value)
 

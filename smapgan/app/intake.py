@@ -1,5 +1,6 @@
 """Upload intake for the app: what Gradio hands over (file payloads, editor canvases, blobs) as the
-files and masks the image decoder reads, with the check that a payload names only this app's uploads.
+raw sources ``Op.run`` decodes (:class:`~smapgan.ops.PictureSource`: a file and its brush layers), with
+the check that a payload names only this app's uploads. Nothing here decodes an image for a run.
 
 Gradio's own preprocessing (which decodes without limits) is bypassed: every image goes through
 :mod:`smapgan.intake.images`. The one Gradio internal the upload check needs is in :mod:`.gradio_internals`.
@@ -10,13 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from ..intake import images as imageio
 from ..intake import limits
-from ..ops import spec
-from ..ops.context import OpContext
+from ..ops import ImageInput, PictureSource
 from . import blobs, gradio_internals
 
 
@@ -84,43 +83,11 @@ def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
     }
 
 
-def editor_mask(sources: dict[str, Any], model_size: int) -> np.ndarray | None:
-    """Union of an editor's layers as a boolean mask at the model's size (None: no strokes)."""
-    union = editor_union(sources)
-    return None if union is None else imageio.fit_mask(union, model_size)
-
-
-def editor_union(sources: dict[str, Any]) -> np.ndarray | None:
-    """Union of an editor's layers at its image's size (None: no strokes)."""
-    layers = sources.get("layers") or []
-    if not layers:
-        return None
-    background = sources.get("background") or sources.get("composite")
-    size = imageio.image_size(background) if background is not None else None  # header only
-    union: np.ndarray | None = None
-    for layer in layers:
-        with imageio.decoding(layer):
-            image = imageio.open_image(layer)
-            if size is not None and image.size != size:
-                image = image.resize(size, Image.Resampling.NEAREST)
-            selected = imageio.mask_pixels(image)
-            del image
-        union = selected if union is None else (union | selected)
-    assert union is not None
-    return union if union.any() else None
-
-
-def picture(ctx: OpContext, item: spec.ImageInput, component: Any, payload: Any) -> spec.Picture | None:
-    """A raw component payload as a Picture (images and masks decoded by smapgan.intake.images)."""
+def image_source(item: ImageInput, payload: Any) -> Any:
+    """A raw component payload as what ``Op.run`` decodes: a file, or for a canvas a
+    :class:`PictureSource` with its brush layers (None: no image)."""
     if item.mask == "none":
-        source = file_source(payload)
-        return None if source is None else ctx.picture(source)
-    sources = editor_sources(component, payload)
-    if not sources:
-        return None
-    image = sources.get("background") or sources.get("composite")
-    if image is None:
-        return None
-    # At the photo's size: the context cuts the mask as it cuts the photo (a center or aligned crop).
-    union = editor_union(sources)
-    return ctx.picture(image, None if union is None else Image.fromarray(union.astype(np.uint8) * 255, "L"))
+        return file_source(payload)
+    sources = editor_sources(None, payload)
+    image = sources and (sources["background"] or sources["composite"])
+    return None if image is None else PictureSource(image, layers=tuple(sources["layers"]))

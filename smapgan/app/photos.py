@@ -8,7 +8,7 @@ ops with, so an API call is aligned exactly as a Run in the browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,8 @@ from ..intake import images as imageio
 from ..intake.align import AlignedPhoto, FaceNotFound, align_photo, crop, open_photo
 from ..intake.faces import FaceSupportMissing
 from ..ops.context import OpContext
-from ..ops.spec import OpError, Picture
+from ..ops.picture import Picture, PictureSource, load_picture
+from ..ops.spec import OpError
 
 CROPS = ("auto", "face", "center")
 """The app's ``crop`` choices: auto follows the model's config."""
@@ -51,54 +52,74 @@ def face_number(value: Any) -> int:
 @dataclass
 class PhotoContext(OpContext):
     """An op context whose pictures are cropped from photos: ``align`` ("face" or "center"), ``face``
-    (the first photo's face to use). ``photos`` keeps each photo as aligned, in the order read."""
+    (the first photo's face to use). The first photo is kept for :meth:`in_photo`."""
 
     align: str = "center"
     face: int = 0
-    photos: list[AlignedPhoto] = field(default_factory=list)
+    photo: AlignedPhoto | None = None
+    """The first photo as aligned (face alignment)."""
+    photo_source: Any = None
+    """The first photo's source (center crops: decoded again only to put a result back into it)."""
+    read: int = 0
 
-    def picture(self, image: Any, mask: Any = None) -> Picture:
-        if image is None or isinstance(image, (Picture, torch.Tensor)):
-            return super().picture(image, mask)
-        first = not self.photos
+    def load_picture(self, value: Any) -> Picture:
+        source = value if isinstance(value, PictureSource) else PictureSource(value)
+        image = source.image
+        if image is None or isinstance(image, (Picture, torch.Tensor, np.ndarray)):
+            return super().load_picture(value)
+        first, self.read = self.read == 0, self.read + 1
+        if self.align == "center":  # decoded as always (Op.run's path); the source kept for the paste-back
+            if first:
+                self.photo_source = image
+            return super().load_picture(value)
         try:
-            aligned = align_photo(open_photo(image), self.size, align=self.align, face=self.face if first else 0)
+            aligned = align_photo(open_photo(image), self.size, align="face", face=self.face if first else 0)
         except FaceSupportMissing as exc:
             raise OpError(str(exc)) from None
         except FaceNotFound:
-            which = "the first image" if first else f"image {len(self.photos) + 1}"
+            which = "the first image" if first else f"image {self.read}"
             raise FaceNotFound(
                 f"no face was found in {which}; choose the center crop (Crop: center) to use it as it is"
             ) from None
-        self.photos.append(aligned)
-        return super().picture(aligned.crop, self._photo_mask(mask, aligned))
+        if first:
+            self.photo = aligned
+        mask = self._photo_mask(source, aligned)
+        return load_picture(PictureSource(aligned.crop, mask), self.size)
 
-    def _photo_mask(self, mask: Any, aligned: AlignedPhoto) -> Any:
-        """A mask drawn on the photo (an image or boolean array at its size) cut like the photo."""
-        if mask is None or isinstance(mask, torch.Tensor):
-            return mask
-        if isinstance(mask, np.ndarray):
-            mask = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-        if isinstance(mask, Image.Image):
-            if mask.size != aligned.photo.size:
-                mask = mask.resize(aligned.photo.size, Image.Resampling.NEAREST)
-            selected = imageio.mask_pixels(mask)
-            if aligned.transform.method == "center":  # exactly as masks were always fitted
-                return imageio.mask_to_tensor(imageio.fit_mask(selected, self.size))
-            cut = crop(Image.fromarray(selected.astype(np.uint8) * 255).convert("RGB"), aligned.transform)
-            return imageio.mask_to_tensor(np.asarray(cut.convert("L")) >= 128)
-        return mask  # a mask file: fitted to the model's size as any mask file is
+    def _photo_mask(self, source: PictureSource, aligned: AlignedPhoto) -> Any:
+        """The brush layers (or a mask image) drawn on the photo, cut like the photo (a tensor), or None."""
+        if source.layers:
+            selected = imageio.layers_union(source.layers, source.image)
+        elif source.mask is None or isinstance(source.mask, torch.Tensor):
+            return source.mask  # a tensor: already in the crop's coordinates
+        else:
+            with imageio.decoding(source.mask):
+                opened = imageio.open_image(source.mask)
+                if opened.size != aligned.photo.size:
+                    opened = opened.resize(aligned.photo.size, Image.Resampling.NEAREST)
+                selected = imageio.mask_pixels(opened)
+        if selected is None:
+            return None
+        cut = crop(Image.fromarray(selected.astype(np.uint8) * 255).convert("RGB"), aligned.transform)
+        return imageio.mask_to_tensor(np.asarray(cut.convert("L")) >= 128)
 
     @property
     def note(self) -> str:
         """What a person should know about the first photo (several faces: which one was used)."""
-        return self.photos[0].note if self.photos else ""
+        return self.photo.note if self.photo is not None else ""
 
     def in_photo(self, result: torch.Tensor) -> Image.Image | None:
-        """An image result put back into the first photo (None: no photo was read)."""
-        if not self.photos:
+        """An image result put back into the first photo; None where there is none, or where the photo is
+        its center crop itself (a square: the result says it all)."""
+        if self.photo is not None:
+            return self.photo.paste_back(imageio.tensor_to_image(result))
+        if self.photo_source is None:
             return None
-        return self.photos[0].paste_back(imageio.tensor_to_image(result))
+        width, height = imageio.image_size(self.photo_source)  # from the header
+        if width == height:
+            return None
+        photo = align_photo(open_photo(self.photo_source), self.size, align="center")
+        return photo.paste_back(imageio.tensor_to_image(result))
 
 
 def preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -> tuple[Image.Image, str, int]:

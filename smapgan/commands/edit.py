@@ -1,7 +1,8 @@
 """``smapgan edit OP ...``: run any registered op headless; one sub-command per op.
 
 Each input kind adds its own flags or is given as ``--set key=value`` (and reads its
-values: :meth:`smapgan.ops.Input.add_cli_arguments`, ``cli_value``, ``parse_cli``).
+values: :meth:`smapgan.ops.Input.add_cli_arguments`, ``cli_value``); ``Op.run`` parses
+them and decodes the files, as it does for the app.
 Images: ``--<input> FILE`` (repeatable for multi-image inputs, which also take the
 singular, e.g. ``--reference``). Masks: ``--mask FILE`` is paired, in order, with
 the given images that take a mask (any non-black or non-transparent pixel is
@@ -18,6 +19,7 @@ image's photo, at the photo's resolution. ``--device`` picks where the model run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def collect_values(found: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Op input values from parsed arguments, before any file is read: each kind's own flags
-    (images with their masks paired in order), and ``--set`` texts."""
+    (images with their masks paired in order, as :class:`~smapgan.ops.PictureSource`), and ``--set`` texts."""
     from ..ops import OpError
 
     values: dict[str, Any] = {}
@@ -121,32 +123,20 @@ def prepare_photos(found: Any, raw: dict[str, Any], size: int, mode: str, face: 
         value = raw.get(item.name)
         if value is None:
             continue
-        pairs = value if isinstance(value, list) else [value]
-        for i, (path, mask) in enumerate(pairs):
+        sources = value if isinstance(value, list) else [value]
+        for i, source in enumerate(sources):
             for_photo_out = keep_first and first is None
             if mode == "center" and not for_photo_out:
                 continue  # the op reads the file itself, as it always has
             # --face chooses in the first image (the photo); every other image gives its best face.
-            aligned = align_photo(open_photo(path), size, align=mode, face=face if first is None else 0)
+            aligned = align_photo(open_photo(source.image), size, align=mode, face=face if first is None else 0)
             if aligned.note:
-                print(f"{Path(str(path)).name}: {aligned.note}", file=sys.stderr)
-            pairs[i] = (aligned.crop, mask)
+                print(f"{Path(str(source.image)).name}: {aligned.note}", file=sys.stderr)
+            sources[i] = dataclasses.replace(source, image=aligned.crop)
             if first is None:
                 first = aligned
-        raw[item.name] = pairs if isinstance(value, list) else pairs[0]
+        raw[item.name] = sources if isinstance(value, list) else sources[0]
     return first if keep_first else None
-
-
-def on_device(value: Any, device: Any) -> Any:
-    """Pictures (or lists of them) moved to ``device``: masks meet the model's pyramids there."""
-    from ..ops.spec import Picture
-
-    if isinstance(value, Picture):
-        mask = None if value.mask is None else value.mask.to(device)
-        return Picture(value.image.to(device), mask, value.key)
-    if isinstance(value, list):
-        return [on_device(v, device) for v in value]
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,20 +163,16 @@ def run(args: argparse.Namespace) -> int:
 
     # The CLI renders with plain model calls, on the CPU as on CUDA (smapgan.device).
     ctx = OpContext(model, renderer=ReferenceRenderer(model), progress=progress, inversion=inversion)
-    # Each kind reads its own value; every setting (defaults too) is checked before any image is decoded.
-    values = {i.name: i.parse_cli(ctx, raw[i.name]) for i in found.inputs if not i.needs_context and i.name in raw}
-    found.parse_settings(values, model)
     photo = None
     if found.image_inputs:
         mode = align_mode(args.align, model)
         keep_first = bool(getattr(args, "photo_out", None))
+        if mode == "face" or keep_first:  # aligning decodes the photos: a bad setting is reported first
+            found.parse_settings(raw, model)
         photo = prepare_photos(found, raw, model.config.size, mode, args.face, keep_first=keep_first)
         if keep_first and photo is None:
             raise OpError("--photo-out needs an image to put the result back into; none was given")
-    for item in found.inputs:
-        if item.needs_context and item.name in raw:
-            values[item.name] = on_device(item.parse_cli(ctx, raw[item.name]), device)
-    result = found.run(ctx, **values)
+    result = found.run(ctx, **raw)  # the settings parsed, the images decoded (on the model's device)
     out = Path(args.out) if args.out else None
     wrote_image = False
     for output in found.outputs:

@@ -18,7 +18,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -261,6 +261,34 @@ def load_mask(source: ImageSource, size: int) -> torch.Tensor:
     """A mask file (any non-black or non-transparent pixel is selected) as a (1,1,size,size) float tensor."""
     with decoding(source):
         return mask_to_tensor(fit_mask(mask_pixels(open_image(source)), size))
+
+
+def layers_mask(layers: Sequence[ImageSource], image: ImageSource | None, size: int) -> np.ndarray | None:
+    """The union of brush layers drawn over ``image`` as a boolean mask of side ``size`` (None: no strokes).
+
+    A layer of another size than the image (read from its header) is stretched onto it first, as the
+    editor's canvas is; then the union is center-cropped and resized like the image.
+    """
+    union = layers_union(layers, image)
+    return None if union is None else fit_mask(union, size)
+
+
+def layers_union(layers: Sequence[ImageSource], image: ImageSource | None) -> np.ndarray | None:
+    """The union of brush layers at ``image``'s own size (None: no strokes); see :func:`layers_mask`."""
+    if not layers:
+        return None
+    shape = image_size(image) if image is not None else None
+    union: np.ndarray | None = None
+    for layer in layers:
+        with decoding(layer):
+            opened = open_image(layer)
+            if shape is not None and opened.size != shape:
+                opened = opened.resize(shape, Image.Resampling.NEAREST)
+            selected = mask_pixels(opened)
+            del opened
+        union = selected if union is None else (union | selected)
+    assert union is not None
+    return union if union.any() else None
 
 
 def mask_to_tensor(selected: np.ndarray) -> torch.Tensor:

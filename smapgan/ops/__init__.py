@@ -10,6 +10,7 @@ from the registry it returns.
 
 from ..render import Encoded
 from .context import OpContext, StylemapCache
+from .picture import Picture, PictureSource
 from .registry import ENTRY_POINT_GROUP, PATH_ENV, PluginError, Registry, discover
 from .spec import (
     BoxInput,
@@ -24,7 +25,6 @@ from .spec import (
     OpError,
     OpSpecError,
     Output,
-    Picture,
     PointsInput,
     SliderInput,
     growing,
@@ -49,6 +49,7 @@ __all__ = [
     "OpSpecError",
     "Output",
     "Picture",
+    "PictureSource",
     "PluginError",
     "PointsInput",
     "Registry",

@@ -15,12 +15,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ..intake import images as imageio
 from ..cache import LRUCache
 from ..model import StyleMapGAN
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
-from .spec import Picture
+from .picture import Picture, PictureSource, load_picture
 
 ProgressFn = Callable[[float, str], None]
 
@@ -82,6 +81,8 @@ class OpContext:
     # ``stop`` ends a refinement early (the best code so far is used, not cached).
     inversion: Inversion = field(default_factory=Inversion)
     stop: threading.Event | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """The last run's inputs as its function got them (images decoded): set by ``Op.run``."""
 
     def __post_init__(self) -> None:
         if self.renderer is None:
@@ -93,28 +94,13 @@ class OpContext:
         return self.model.config.size
 
     def picture(self, image: Any, mask: Any = None) -> Picture:
-        """A :class:`Picture` from any image source and an optional mask source (file, bytes, PIL, tensor)."""
-        if isinstance(image, Picture):
-            return image if mask is None else Picture(image.image, self._mask(mask), image.key)
-        if isinstance(image, torch.Tensor):
-            tensor = image if image.ndim == 4 else image[None]
-            if tuple(tensor.shape[1:]) != (3, self.size, self.size):
-                raise imageio.ImageInputError(
-                    f"an image tensor must be (1,3,{self.size},{self.size}), got {tuple(image.shape)}"
-                )
-        else:
-            tensor = imageio.image_to_tensor(imageio.load_image(image, self.size))
-        return Picture(tensor, None if mask is None else self._mask(mask), imageio.tensor_hash(tensor))
+        """A :class:`Picture` now, for Python callers that reuse one (``Op.run`` decodes what it is given)."""
+        return load_picture(PictureSource(image, mask), self.size)
 
-    def _mask(self, mask: Any) -> torch.Tensor:
-        if isinstance(mask, torch.Tensor):
-            m = mask.float()
-            while m.ndim < 4:
-                m = m[None]
-            if m.shape[-2:] != (self.size, self.size):
-                m = torch.nn.functional.interpolate(m, size=(self.size, self.size), mode="nearest")
-            return (m > 0).float()
-        return imageio.load_mask(mask, self.size)
+    def load_picture(self, value: Any) -> Picture:
+        """How ``Op.run`` decodes a handed-over image (:func:`load_picture`); the app's context crops
+        photos the way its model wants (:class:`smapgan.app.photos.PhotoContext`)."""
+        return load_picture(value, self.size)
 
     def report(self, fraction: float, desc: str = "") -> None:
         """Tell the caller how far the op is (0..1)."""

@@ -15,7 +15,8 @@ import torch
 
 from ..intake import images as imageio
 from .context import OpContext
-from .spec import ImageInput, Op, Picture
+from .picture import Picture
+from .spec import ImageInput, Op
 
 EXAMPLES_DIR: Path = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

@@ -30,9 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
-import torch
-
 from ..intake import limits
+from .picture import Picture, PictureSource, load_picture
 
 if TYPE_CHECKING:
     import argparse
@@ -60,24 +59,6 @@ def _check_name(name: str, what: str) -> None:
         raise OpSpecError(f"{what} name {name!r} must match {NAME_PATTERN.pattern} (lowercase, digits, underscores)")
 
 
-@dataclass(frozen=True, eq=False)
-class Picture:
-    """An image handed to an op: model-size tensor in [-1,1], its brush mask, and a content key.
-
-    ``mask`` is (1,1,S,S) in {0,1} or ``None`` when no mask was drawn or given;
-    ``key`` identifies the pixels (the per-session stylemap cache uses it).
-    """
-
-    image: torch.Tensor
-    mask: torch.Tensor | None
-    key: str
-
-    @property
-    def has_mask(self) -> bool:
-        """True when a mask was given and selects at least one pixel."""
-        return self.mask is not None and bool(self.mask.any())
-
-
 # ----------------------------------------------------------------------------- inputs
 @dataclass(frozen=True)
 class Input:
@@ -86,9 +67,9 @@ class Input:
     A kind is one subclass that owns its behaviour, so that adding a kind is one class: the API and
     Python callers ask it for their value (:meth:`parse`, always through :func:`parse_input`, which
     applies the limits first), the CLI for its flags and values (:meth:`add_cli_arguments`,
-    :meth:`cli_value`, :meth:`parse_cli`), and :class:`Op` for its checks against the op that
-    declares it (:meth:`check`). The defaults make a ``--set NAME=VALUE`` and a value read by
-    :meth:`parse`; the app shows a kind with no widget of its own as a text field.
+    :meth:`cli_value`), and :class:`Op` for its checks against the op that declares it (:meth:`check`).
+    The defaults make a ``--set NAME=VALUE`` and a value read by :meth:`parse`; the app shows a kind
+    with no widget of its own as a text field.
     """
 
     name: str
@@ -96,8 +77,9 @@ class Input:
     info: str = ""
     kind: ClassVar[str] = "input"
     needs_context: ClassVar[bool] = False
-    """True: its value is made with the op context (:meth:`load`; images are decoded there), after
-    every other input has been parsed (a bad setting is reported before any image is decoded)."""
+    """True: its value is made with the op context (:meth:`load`; images are decoded there, once, inside
+    :meth:`Op.run`), after every other input has been parsed (a bad setting is reported before any image
+    is decoded)."""
 
     @property
     def title(self) -> str:
@@ -129,14 +111,9 @@ class Input:
         return False
 
     def cli_value(self, args: "argparse.Namespace", masks: list[str]) -> Any:
-        """The value of this input's own flags (``masks``: the ``--mask`` files not yet paired)."""
+        """What :meth:`Op.run` is given for this input's own flags (``masks``: the ``--mask`` files not
+        yet paired); nothing is read or decoded here."""
         raise NotImplementedError(f"{type(self).__name__} adds no CLI flags")
-
-    def parse_cli(self, ctx: "OpContext", value: Any) -> Any:
-        """What :meth:`Op.run` is given for what the CLI collected (a ``--set`` text, or :meth:`cli_value`'s
-        value). By default the text unchanged: it is the kind's text form, which :meth:`parse` reads
-        (``Op.run`` parses every value once, so ``parse`` need not accept its own results)."""
-        return value
 
 
 @dataclass(frozen=True)
@@ -171,10 +148,14 @@ class ImageInput(Input):
             raise OpSpecError(f"op {op_.name!r}: {self.name}.count must be >= 1")
 
     def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
-        """:class:`Picture` (a list for ``count`` > 1) from Pictures or anything :meth:`OpContext.picture` reads."""
+        """:class:`Picture` (a list for ``count`` > 1), decoded here from what :func:`load_picture` reads
+        (a :class:`PictureSource`, a file, bytes, PIL image, tensor or Picture) onto the model's device;
+        a plain image's mask is not read."""
 
         def one(v: Any) -> Picture:
-            pic = v if isinstance(v, Picture) else ctx.picture(v)
+            if self.mask == "none" and isinstance(v, PictureSource):
+                v = v.image
+            pic = ctx.load_picture(v).to(ctx.model.device)
             if self.mask == "required" and not pic.has_mask:
                 raise OpError(self.empty_mask_message())
             if self.mask == "none" and pic.mask is not None:
@@ -217,20 +198,14 @@ class ImageInput(Input):
         return True
 
     def cli_value(self, args: "argparse.Namespace", masks: list[str]) -> Any:
-        """(file, mask file or None) pairs, a list for ``count`` > 1; masks are taken in order."""
+        """A :class:`PictureSource` per file with its mask file (masks are taken in order), a list for
+        ``count`` > 1."""
         given = getattr(args, f"image_{self.name}")
         files = given if isinstance(given, list) else ([given] if given else [])
         if len(files) > self.count:  # before any file is read
             raise OpError(f"{self.name} takes at most {self.count} images, got {len(files)}")
-        pairs = [(path, masks.pop(0) if self.mask != "none" and masks else None) for path in files]
-        return pairs if self.count > 1 else (pairs[0] if pairs else None)
-
-    def parse_cli(self, ctx: "OpContext", value: Any) -> Any:
-        if value is None:
-            return None
-        pairs = value if isinstance(value, list) else [value]
-        pictures = [ctx.picture(path, mask) for path, mask in pairs]
-        return pictures if isinstance(value, list) else pictures[0]
+        sources = [PictureSource(path, masks.pop(0) if self.mask != "none" and masks else None) for path in files]
+        return sources if self.count > 1 else (sources[0] if sources else None)
 
 
 def _number(item: Input, value: Any) -> float:
@@ -562,8 +537,9 @@ class Op:
     def run(self, ctx: "OpContext", **values: Any) -> dict[str, Any]:
         """Validate and fill the inputs, call the function, check the outputs: the complete result.
 
-        Images may be given as :class:`Picture` (or lists for ``count`` > 1) or as
-        anything :meth:`OpContext.picture` accepts (a path, bytes, PIL image). For a
+        Images may be given as what the app and the CLI hand over (:class:`PictureSource`: a file and
+        its mask's sources), as a path, bytes, PIL image or tensor, or as :class:`Picture` (lists for
+        ``count`` > 1); they are decoded here, once, within the request's pixel budget. For a
         streaming op this is the last state of :meth:`stream` (callers that only want the
         result, the CLI among them, need not know whether an op streams).
         """
@@ -605,15 +581,18 @@ class Op:
         self._check_outputs(state, "ended without yielding")
 
     def _load_inputs(self, ctx: "OpContext", values: Mapping[str, Any]) -> dict[str, Any]:
-        """Every input's value for the function: settings parsed and checked first, then images decoded."""
+        """Every input's value for the function: settings parsed and checked first, then images decoded
+        within one pixel budget (:func:`limits.pixel_budget`); kept as ``ctx.inputs``."""
         unknown = set(values) - {i.name for i in self.inputs}
         if unknown:
             raise OpError(f"op {self.name!r} has no input {', '.join(sorted(unknown))}")
         kwargs = self.parse_settings(values, ctx.model)  # cheap checks first, then decode images
-        for item in self.inputs:
-            if item.needs_context:
-                kwargs[item.name] = item.load(ctx, values.get(item.name), self.name)
-        return {item.name: kwargs[item.name] for item in self.inputs}
+        with limits.pixel_budget():
+            for item in self.inputs:
+                if item.needs_context:
+                    kwargs[item.name] = item.load(ctx, values.get(item.name), self.name)
+        ctx.inputs = {item.name: kwargs[item.name] for item in self.inputs}
+        return ctx.inputs
 
     def parse_settings(self, values: Mapping[str, Any], model: "StyleMapGAN | None" = None) -> dict[str, Any]:
         """Parse and check every input made without the op context (defaults filled in)."""
