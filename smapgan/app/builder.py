@@ -29,7 +29,7 @@ from ..intake.align import FaceNotFound
 from ..intake.faces import FaceSupportMissing
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
-from ..ops import OpContext, Registry, StylemapCache, discover
+from ..ops import Registry, StylemapCache, discover
 from ..ops.spec import ChoiceInput, ImageOutput, Op, OpError, short_repr
 from . import gate
 from .examples import example_rows
@@ -339,7 +339,8 @@ def _build_tab(
         text = f"Done in {memo['elapsed']:.2f} s." if "elapsed" in memo else ""
         if memo.get("note"):
             text = f"{text} {memo['note']}."
-        return [gr.update(interactive=True, value="Run"), status_text(text), *shown, *(_show_photo(memo, gif_dir) if photo_views else [])]
+        in_photo = _show_photo(memo, gif_dir) if photo_views else []
+        return [gr.update(interactive=True, value="Run"), status_text(text), *shown, *in_photo]
 
     def failed(state: dict) -> list[Any]:
         message = (state.get(found.name) or {}).get("error") or "the run did not complete"

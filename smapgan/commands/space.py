@@ -64,7 +64,8 @@ def _deploy(args: argparse.Namespace) -> int:
             staging,
             args.repo,
             repo_type="space",
-            commit_message="Deploy with smapgan space deploy" + (f" (models {', '.join(args.model)})" if args.model else ""),
+            commit_message="Deploy with smapgan space deploy"
+            + (f" (models {', '.join(args.model)})" if args.model else ""),
             private=args.private,
             token=args.token,
             delete_patterns=MANAGED_PATTERNS,
