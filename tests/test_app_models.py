@@ -258,3 +258,25 @@ def test_a_mask_drawn_on_the_photo_is_cut_like_the_photo(faces_model_dir, astron
     assert 8 <= rows.mean() <= 16 and 12 <= cols.mean() <= 20  # the eyes' band of an FFHQ crop (32 px)
     centered = PhotoContext(model, align="center").load_picture(PictureSource(astronaut, mask=mask))
     assert torch.equal(centered.mask, imageio.mask_to_tensor(imageio.fit_mask(brushed, 32)))
+
+
+def test_a_center_crop_goes_back_into_a_wide_photo(tiny_model_dir, tmp_path):
+    """Paste-back for a model that center-crops: a wide photo gets the result in its middle square;
+    a square photo is its crop itself (no photo result)."""
+    from smapgan.app.photos import PhotoContext
+
+    model = StyleMapGAN.from_pretrained(tiny_model_dir)
+    wide, square = tmp_path / "wide.png", tmp_path / "square.png"
+    Image.new("RGB", (120, 60), (20, 40, 60)).save(wide)
+    Image.new("RGB", (60, 60), (20, 40, 60)).save(square)
+    ctx = PhotoContext(model, align="center")
+    picture = ctx.load_picture(str(wide))
+    assert torch.equal(picture.image, imageio.image_to_tensor(imageio.load_image(str(wide), 32)))  # as always
+    white = torch.ones(1, 3, 32, 32)
+    pasted = np.asarray(ctx.in_photo(white))
+    assert pasted.shape == (60, 120, 3)
+    assert (pasted[:, :28] == (20, 40, 60)).all() and (pasted[:, -28:] == (20, 40, 60)).all()  # outside: untouched
+    assert (pasted[20:40, 50:70] == 255).all()  # the middle square: the result
+    other = PhotoContext(model, align="center")
+    other.load_picture(str(square))
+    assert other.in_photo(white) is None

@@ -57,9 +57,7 @@ class PhotoContext(OpContext):
     align: str = "center"
     face: int = 0
     photo: AlignedPhoto | None = None
-    """The first photo as aligned (face alignment)."""
-    photo_source: Any = None
-    """The first photo's source (center crops: decoded again only to put a result back into it)."""
+    """The first photo as cropped, kept to put a result back into it."""
     read: int = 0
 
     def load_picture(self, value: Any) -> Picture:
@@ -68,10 +66,13 @@ class PhotoContext(OpContext):
         if image is None or isinstance(image, (Picture, torch.Tensor, np.ndarray)):
             return super().load_picture(value)
         first, self.read = self.read == 0, self.read + 1
-        if self.align == "center":  # decoded as always (Op.run's path); the source kept for the paste-back
-            if first:
-                self.photo_source = image
-            return super().load_picture(value)
+        if self.align == "center":
+            if not first:
+                return super().load_picture(value)  # decoded as always
+            # Decoded once and kept: the same crop load_picture makes, and its mask fitted the same way.
+            self.photo = align_photo(open_photo(image), self.size, align="center")
+            mask = self._center_mask(source, self.photo)
+            return load_picture(PictureSource(imageio.image_to_tensor(self.photo.crop), mask), self.size)
         try:
             aligned = align_photo(open_photo(image), self.size, align="face", face=self.face if first else 0)
         except FaceSupportMissing as exc:
@@ -85,6 +86,13 @@ class PhotoContext(OpContext):
             self.photo = aligned
         mask = self._photo_mask(source, aligned)
         return load_picture(PictureSource(aligned.crop, mask), self.size)
+
+    def _center_mask(self, source: PictureSource, photo: AlignedPhoto) -> Any:
+        """A center crop's mask, as :func:`load_picture` fits it (layers read against the photo's size)."""
+        if source.layers:
+            selected = imageio.layers_mask(source.layers, photo.photo, self.size)
+            return None if selected is None else imageio.mask_to_tensor(selected)
+        return source.mask  # a file, image or tensor: load_picture fits it
 
     def _photo_mask(self, source: PictureSource, aligned: AlignedPhoto) -> Any:
         """The brush layers (or a mask image) drawn on the photo, cut like the photo (a tensor), or None."""
@@ -111,15 +119,12 @@ class PhotoContext(OpContext):
     def in_photo(self, result: torch.Tensor) -> Image.Image | None:
         """An image result put back into the first photo; None where there is none, or where the photo is
         its center crop itself (a square: the result says it all)."""
-        if self.photo is not None:
-            return self.photo.paste_back(imageio.tensor_to_image(result))
-        if self.photo_source is None:
+        if self.photo is None:
             return None
-        width, height = imageio.image_size(self.photo_source)  # from the header
-        if width == height:
+        width, height = self.photo.photo.size
+        if self.photo.transform.method == "center" and width == height:
             return None
-        photo = align_photo(open_photo(self.photo_source), self.size, align="center")
-        return photo.paste_back(imageio.tensor_to_image(result))
+        return self.photo.paste_back(imageio.tensor_to_image(result))
 
 
 def preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -> tuple[Image.Image, str, int]:
