@@ -319,7 +319,7 @@ def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_pr
     36-megapixel layers), F (40-megapixel previews through /queue/join) and G (10 MB canvas blobs
     from ever new sessions, absurd layer indices), for about a minute. A
     well-behaved client's reconstructs (another address) must all succeed; its p50/p95 latency and
-    the server's peak RSS are printed and recorded (README "Limits and guarantees")."""
+    the server's peak RSS are printed and recorded (docs/limits.md)."""
     import subprocess
     import sys
 
