@@ -79,9 +79,12 @@ class WidgetFactory:
 
     def __init__(
         self, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "", status: Any = None,
-        examples_dir: Path | None = None,
+        examples_dir: Path | None = None, photo_upload: Callable[[Any, Any], None] | None = None,
     ) -> None:
         self.model = model
+        # The app's photo intake (smapgan.app.builder): wires an image upload's preview itself, given the
+        # component and the status line (aligned crops shown beside the photo, which stays as uploaded).
+        self.photo_upload = photo_upload
         self.size = model.config.size
         self.display = display
         self.initial = initial or {}
@@ -231,7 +234,10 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
     def connect(tab: Tab) -> None:
         if tab.status is not None:
             for comp, guard in uploads:
-                _connect_refusal(tab, comp, guard, size, display)
+                if guard is None and ui.photo_upload is not None:  # the app's photo intake previews it
+                    ui.photo_upload(comp, tab.status)
+                else:
+                    _connect_refusal(tab, comp, guard, size, display)
 
     if item.count == 1:
         params = [item.name]

@@ -170,7 +170,7 @@ class ImageInput(Input):
         def one(v: Any) -> Picture:
             if self.mask == "none" and isinstance(v, PictureSource):
                 v = v.image
-            pic = load_picture(v, ctx.size).to(ctx.model.device)
+            pic = ctx.load_picture(v).to(ctx.model.device)
             if self.mask == "required" and not pic.has_mask:
                 raise OpError(
                     self.empty_mask_message(), self,
