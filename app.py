@@ -1,4 +1,5 @@
-"""Launch the smapgan editing app: ``python app.py [--model DIR_OR_REPO] [--port N] [--host [ADDR]]``."""
+"""Launch the smapgan editing app: ``python app.py [--model DIR_OR_REPO ...] [--max-models K] [--device auto|cpu|cuda]
+[--port N] [--host [ADDR]]``."""
 
 import sys
 

@@ -29,7 +29,10 @@ def _directions(model: StyleMapGAN) -> list[str]:
         ImageInput("original", mask="optional", label="Image (brush to edit locally)"),
         ChoiceInput("direction", choices=_directions, info="directions stored with the model"),
         # +-1.5: where the bundled model's directions start to smear colour (its card shows 2 for comparison)
-        SliderInput("strength", minimum=-1.5, maximum=1.5, default=1.0, step=0.05, info="0: unchanged"),
+        SliderInput(
+            "strength", minimum=-1.5, maximum=1.5, default=1.0, step=0.05,
+            info="0: unchanged. Capped at ±1.5: beyond it the bundled model's directions show colour artifacts",
+        ),
     ],
     outputs=[ImageOutput("image")],
     order=50,

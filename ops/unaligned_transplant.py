@@ -37,6 +37,9 @@ def placement_offset(mask: torch.Tensor, point: tuple[float, float], size: int, 
     return int(round(dy / cell)) * cell, int(round(dx / cell)) * cell
 
 
+REFERENCE = ImageInput("reference", mask="optional", label="Reference (brush the region)")
+
+
 @op(
     name="unaligned_transplant",
     title="Unaligned transplant",
@@ -47,7 +50,7 @@ def placement_offset(mask: torch.Tensor, point: tuple[float, float], size: int, 
     ),
     inputs=[
         ImageInput("original", label="Original (click to place)"),
-        ImageInput("reference", mask="optional", label="Reference (brush the region)"),
+        REFERENCE,
         BoxInput("box", on="reference", info="optional rectangle x0,y0,x1,y1 in [0,1], added to the brushed region"),
         PointsInput("placements", on="original", info="centers x,y in [0,1]; empty: the region stays in place"),
         ChoiceInput("space", choices=("w+", "w"), default="w+"),
@@ -84,7 +87,10 @@ def unaligned_transplant(
     if box is not None:
         region = torch.maximum(region, imageio.box_mask(box, size))
     if not bool(region.any()):
-        raise OpError("brush a region on the reference first (or give a box)")
+        raise OpError(
+            "brush a region on the reference first (or give a box)", REFERENCE,
+            cli="{field} needs a region: give a --mask FILE for it (non-black pixels select), or --set box=x0,y0,x1,y1",
+        )
     cell = size // ctx.model.config.latent_spatial_size
     if placements:
         offsets = [placement_offset(region, p, size, cell) for p in placements]

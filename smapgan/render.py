@@ -172,6 +172,16 @@ class Renderer(ABC):
         beyond float tolerance.
         """
 
+    def render_local(self, edit: Sequence[torch.Tensor], base: Encoded) -> tuple[torch.Tensor, bool]:
+        """A quick preview of an edit of ``base``: (image, exact).
+
+        A renderer may compute only where the edit changes the image, holding the
+        base's normalization statistics (``smapgan.fast.local``): the image is then an
+        approximation (``exact`` False) and the caller should follow it with
+        ``render(edit, base=base)``. This default renders exactly.
+        """
+        return self.render(edit, base=base), True
+
     def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
         """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, one at a time."""
         from .latent.editing import lerp_pyramid

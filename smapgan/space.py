@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 __all__ = ["SPACE_DIR", "SpaceError", "build_space_folder", "package_dir", "builtin_ops_dir"]
 
@@ -26,7 +27,7 @@ BUILTIN_OPS = "smapgan.builtin_ops"
 # Never shipped: byte code, test suites, editor/VCS litter, build metadata.
 _IGNORED = ("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".*", "*.egg-info")
 # The line of space/app.py that `--model` rewrites.
-_DEPLOYED_MODEL_RE = re.compile(r"^DEPLOYED_MODEL: str \| None = None$", re.M)
+_DEPLOYED_MODELS_RE = re.compile(r"^DEPLOYED_MODELS: tuple\[str, \.\.\.\] = \(\)$", re.M)
 
 
 class SpaceError(ValueError):
@@ -71,7 +72,7 @@ def _check_model_repo(model_repo: str) -> None:
         raise SpaceError(f"--model {model_repo!r}: give the full repo id, user/name")
 
 
-def _readme(model_repo: str | None) -> str:
+def _readme(model_repos: list[str]) -> str:
     """space/README.md with sdk_version pinned to the installed gradio and ``models`` set."""
     from huggingface_hub import SpaceCard
 
@@ -79,26 +80,28 @@ def _readme(model_repo: str | None) -> str:
     if card.data.sdk != "gradio" or not card.data.app_file:
         raise SpaceError(f"{SPACE_DIR / 'README.md'} must declare sdk: gradio and an app_file")
     card.data.sdk_version = gradio_version()
-    card.data.models = [model_repo] if model_repo else None
+    card.data.models = list(model_repos) or None
     return str(card)
 
 
-def _app(model_repo: str | None) -> str:
-    """space/app.py with the deploy-time model written in (a repr, so any repo id stays one literal)."""
+def _app(model_repos: list[str]) -> str:
+    """space/app.py with the deploy-time models written in (a repr, so any repo id stays one literal)."""
     text = (SPACE_DIR / "app.py").read_text(encoding="utf-8")
-    if len(_DEPLOYED_MODEL_RE.findall(text)) != 1:
-        raise SpaceError(f"{SPACE_DIR / 'app.py'} must define `DEPLOYED_MODEL: str | None = None` exactly once")
-    if model_repo:
-        text = _DEPLOYED_MODEL_RE.sub(lambda _: f"DEPLOYED_MODEL: str | None = {model_repo!r}", text)
+    if len(_DEPLOYED_MODELS_RE.findall(text)) != 1:
+        raise SpaceError(f"{SPACE_DIR / 'app.py'} must define `DEPLOYED_MODELS: tuple[str, ...] = ()` exactly once")
+    if model_repos:
+        text = _DEPLOYED_MODELS_RE.sub(lambda _: f"DEPLOYED_MODELS: tuple[str, ...] = {tuple(model_repos)!r}", text)
     return text
 
 
-def build_space_folder(out_dir: str | os.PathLike, model_repo: str | None = None) -> list[str]:
+def build_space_folder(out_dir: str | os.PathLike, model_repo: str | Sequence[str] | None = None) -> list[str]:
     """Write every file the Space needs to boot into ``out_dir`` (new or empty); return their paths.
 
-    ``model_repo`` (a Hub model repo id) becomes the Space's default model and its ``models``
-    metadata; without it the Space serves the bundled model, which must then be present.
+    ``model_repo`` (a Hub model repo id, or several: the first is the default) becomes the Space's
+    models and its ``models`` metadata; without it the Space serves the bundled model, which must
+    then be present.
     """
+    model_repos = [model_repo] if isinstance(model_repo, str) else list(model_repo or [])
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpaceError(f"{out} exists and is not an empty folder; the Space is staged into a new one")
@@ -107,9 +110,9 @@ def build_space_folder(out_dir: str | os.PathLike, model_repo: str | None = None
         raise SpaceError(
             f"{SPACE_DIR} lacks {', '.join(missing)}: `smapgan space` deploys from a source checkout of smapgan"
         )
-    if model_repo:
-        _check_model_repo(model_repo)
-    else:
+    for repo in model_repos:
+        _check_model_repo(repo)
+    if not model_repos:
         from .defaults import DEFAULT_MODEL
 
         if not (DEFAULT_MODEL / "model.safetensors").is_file():
@@ -118,7 +121,7 @@ def build_space_folder(out_dir: str | os.PathLike, model_repo: str | None = None
                 "to serve: pass --model USER/MODEL (a smapgan model repo on the Hub)"
             )
 
-    readme, app = _readme(model_repo), _app(model_repo)  # fail before writing anything
+    readme, app = _readme(model_repos), _app(model_repos)  # fail before writing anything
     ignore = shutil.ignore_patterns(*_IGNORED)
     source, ops = package_dir(), builtin_ops_dir()
     out.mkdir(parents=True, exist_ok=True)

@@ -362,7 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), headers=headers)
+        # No body for HEAD (huggingface_hub's telemetry is a HEAD): a body there would be read as the
+        # start of the next response on the kept-alive connection ("illegal status line: b'{}HTTP/1.1'").
+        self._send(status, json.dumps(payload).encode(), headers=headers, head_only=self.command == "HEAD")
 
     def _send_error(self, err: HttpError) -> None:
         headers = {"X-Error-Message": err.message, **err.headers}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -85,3 +86,67 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
             browser.close()
     assert len(runs) == 1 and runs[0]["steps"] == 200
     assert 0 < runs[0]["done"] < 200, f"stopped after {runs[0]['done']} of 200 steps"
+
+
+def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(app):
+    """Stop appears once a refinement runs (not in encoder-only mode, not when idle); after a stop the
+    status line says at which step of how many the fit ended."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            stop = page.locator("#inversion-stop")
+            page.locator("#reconstruct-run").wait_for(state="visible", timeout=60_000)
+            page.wait_for_function("() => document.getElementById('smapgan-style')", timeout=60_000)
+            assert not stop.is_visible()  # encoder only: nothing to stop
+            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
+            steps = page.locator("#inversion-steps input[type=number]")
+            steps.fill("200")
+            steps.press("Enter")
+            page.wait_for_timeout(500)
+            assert not stop.is_visible()  # refined, but nothing runs yet
+            page.locator("#reconstruct-run").click()
+            stop.wait_for(state="visible", timeout=60_000)
+            stop.click()
+            page.wait_for_function(
+                "() => /Done/.test(document.getElementById('reconstruct-status').innerText)", timeout=60_000
+            )
+            text = page.locator("#reconstruct-status").inner_text()
+            stop.wait_for(state="hidden", timeout=10_000)
+        finally:
+            browser.close()
+    found = re.search(r"stopped at step (\d+) of (\d+)", text)
+    assert found, text
+    assert int(found.group(2)) == 200 and int(found.group(1)) == runs[-1]["done"] < 200, (text, runs[-1])
+
+
+def test_a_refinement_stops_within_a_second_when_its_browser_closes(app):
+    """6 (issue 27; the cancellation is smapgan.app.departures): a person closes the page during a
+    refinement: the server takes no refinement step more than 1 s after, and never finishes it."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
+            steps = page.locator("#inversion-steps input[type=number]")
+            steps.fill("200")
+            steps.press("Enter")
+            page.wait_for_timeout(500)
+            before = len(runs)
+            page.locator("#reconstruct-run").click()
+            page.get_by_text("refining image: step", exact=False).first.wait_for(state="visible", timeout=60_000)
+        finally:
+            browser.close()  # the person has gone
+    time.sleep(1.0)
+    record = runs[before]
+    at_one_second = record["done"]
+    time.sleep(3.0)  # at 0.02 s or more a step, 150 steps more would be taken meanwhile
+    assert record["done"] == at_one_second < 200, (at_one_second, record)

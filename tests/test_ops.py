@@ -285,7 +285,8 @@ def test_cli_edit_invariants(tiny_model_dir, tmp_path, capsys, registry, model):
     capsys.readouterr()
     assert main([*args, "--mask", str(black), "--out", str(tmp_path / "empty.png")]) == 2
     assert main([*args, "--out", str(tmp_path / "empty.png")]) == 2  # no --mask: the same
-    assert capsys.readouterr().err.count("error: brush a region on the reference first") == 2
+    # named by its flags: the CLI has no brush (issue 27)
+    assert capsys.readouterr().err.count("error: --reference needs a region: give a --mask FILE") == 2
     assert not (tmp_path / "empty.png").exists()
     assert main([*args, "--mask", str(white), "--set", "space=w", "--out", str(tmp_path / "full.png")]) == 0
     assert np.array_equal(png(tmp_path / "full.png"), np.asarray(imageio.tensor_to_image(recon(ctx, ctx.picture(hearts)))))
@@ -295,6 +296,9 @@ def test_cli_edit_invariants(tiny_model_dir, tmp_path, capsys, registry, model):
     un = ["edit", "unaligned_transplant", "--model", m, "--original", neutral, "--reference", hearts, "--mask", str(eyes)]
     assert main([*un, "--out", str(tmp_path / "un.png")]) == 0
     assert np.array_equal(png(tmp_path / "un.png"), png(tmp_path / "lt.png"))
+    capsys.readouterr()
+    assert main([*un[:-2], "--out", str(tmp_path / "none.png")]) == 2  # neither a mask nor a box
+    assert "error: --reference needs a region: give a --mask FILE for it" in capsys.readouterr().err
 
     se = ["edit", "semantic_edit", "--model", m, "--original", neutral, "--set", "direction=demo"]
     assert main([*se, "--set", "strength=0", "--out", str(tmp_path / "se.png")]) == 0

@@ -126,6 +126,25 @@ def test_edits_from_a_base(model, images, renderer):
 
 
 @torch.no_grad()
+def test_local_render_is_asked_for_and_render_stays_exact(model, images, renderer):
+    """``render_local`` may approximate (and says so); ``render`` stays exact before and after it."""
+    a, b = renderer.encode(images[:1]), renderer.encode(images[1:])
+    pa, pb = renderer.pyramid(a), renderer.pyramid(b)
+    edited = editing.blend_pyramid(pa, pb, box(0, 12, 20, 32))
+    want = model.synthesize(edited)
+    assert close(renderer, renderer.render(edited, base=a), want)
+    image, exact = renderer.render_local(edited, base=a)
+    assert image.shape == want.shape and image.dtype == torch.float32
+    if exact:
+        assert close(renderer, image, want)
+    else:  # a preview: near the exact render, not equal to it
+        mse = float(((image - want) ** 2).mean())
+        assert 0 < mse and 10 * torch.log10(torch.tensor(4.0 / mse)).item() >= 25
+    assert close(renderer, renderer.render(edited, base=a), want)
+    assert close(renderer, renderer.render(a), model.decode(a.stylemap))
+
+
+@torch.no_grad()
 def test_render_path(model, images, renderer):
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:])
     pa = renderer.pyramid(a)

@@ -10,27 +10,37 @@ parameter name (Gradio's public ``inputs_kwargs``, which is also what names them
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import secrets
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gradio as gr
+from PIL import Image
+
 from ..intake import images as imageio
 from ..intake import limits
+from ..intake.align import FaceNotFound
+from ..intake.faces import FaceSupportMissing
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
-from ..ops import OpContext, Registry, discover
-from ..ops.spec import Op, OpError, short_repr
+from ..ops import Registry, discover
+from ..ops.spec import ChoiceInput, ImageOutput, Op, OpError, short_repr
 from . import departures, gate
 from .examples import example_rows
-from .inputs import Tab, Widget, WidgetFactory, display_side, status_text
-from .outputs import Converter, OutputBinding, build_output
+from .inputs import PREVIEW_EVENT, Tab, Widget, WidgetFactory, display_side, status_text
+from .outputs import Converter, OutputBinding, build_output, write_file
 from . import inversion as inversion_control
+from . import photos
+from .intake import file_source, preview_image
+from .models import ModelChoices, ServedModel
+from .zerogpu import on_gpu
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +63,20 @@ def _session_prefix() -> str:
     return f"session:{secrets.token_hex(8)}/"
 
 
+@dataclass
+class AppInputs:
+    """The controls above the tabs that every op's Run also takes: the model and how photos are cropped."""
+
+    models: ModelChoices
+    model: Any
+    crop: Any
+    face: Any
+    crop_views: list[Any] = dataclasses.field(default_factory=list)
+    """The aligned crops shown beside uploads: another model crops differently, so a switch hides them."""
+
+
 def build_demo(
-    model: StyleMapGAN,
+    model: StyleMapGAN | ModelChoices,
     *,
     renderer: Renderer | None = None,
     registry: Registry | None = None,
@@ -71,9 +93,21 @@ def build_demo(
     the other modes pay off on this machine and model (``Renderer.offered_modes``: the fast
     renderer measures bf16 on this CPU); ``offer_modes`` forces the toggle on or off.
     ``prefill`` loads each op's first example into its inputs.
+
+    ``model`` may be a :class:`~smapgan.app.models.ModelChoices`: a model dropdown then sits above
+    the tabs, each model is loaded on first use (each with its own renderer, for its device), and
+    every endpoint also takes ``model`` (a name of the dropdown), ``crop`` and ``face``.
     """
-    if renderer is None:
-        renderer = default_renderer(model)
+    if isinstance(model, ModelChoices):
+        if renderer is not None:
+            raise ValueError("with several models each has its own renderer: pass renderer=None")
+        models = model
+        served = models.get()
+        model, renderer = served.model, served.renderer
+    else:
+        if renderer is None:
+            renderer = default_renderer(model)
+        models = ModelChoices.of(model, renderer)
     registry = discover() if registry is None else registry
     examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR
     size = model.config.size
@@ -83,11 +117,7 @@ def build_demo(
         logger.warning("skipped broken op plugin %s", error)
 
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(
-            f"# {title}\nEditing with a stylemap of {model.config.latent_spatial_size}x"
-            f"{model.config.latent_spatial_size} cells at {size}x{size} px. Images are center-cropped and "
-            "resized to the model; the canvas shows what the model sees."
-        )
+        header = gr.Markdown(_header(title, model), elem_id="header")
         if registry.errors:
             gr.Markdown(
                 "**Some op plugins could not be loaded and were skipped:**\n\n"
@@ -111,23 +141,96 @@ def build_demo(
                 ),
                 visible=bool(offer_modes), elem_id="renderer-mode",
             )
+        shared_inputs = _app_inputs(models, model)
         inversion = inversion_control.build_controls()
         if not len(registry):
             gr.Markdown("No editing ops are installed.")
         overlays: list[dict[str, Any]] = []
+        switches: list[TabSwitch] = []
         with gr.Tabs():
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
-                    overlays += _build_tab(
+                    tab_overlays, switch = _build_tab(
                         found, model, renderer, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
-                        inversion,
+                        inversion, shared_inputs,
                     )
+                    overlays += tab_overlays
+                    switches.append(switch)
+        _connect_model_choice(shared_inputs, header, title, switches)
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
     # Per-session and per-address caps on queued + running jobs; refinement priced and in a lane of its own.
     gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, model))
     departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
+
+
+def _header(title: str, model: StyleMapGAN) -> str:
+    side, cells = model.config.size, model.config.latent_spatial_size
+    if model.config.alignment == "ffhq":
+        crop = ("Photos are aligned on the face as the model's training faces were (FFHQ alignment); "
+                "each result is also put back into your photo.")
+    else:
+        crop = "Images are center-cropped and resized to the model; the canvas shows what the model sees."
+    return f"# {title}\nEditing with a stylemap of {cells}x{cells} cells at {side}x{side} px. {crop}"
+
+
+def _app_inputs(models: ModelChoices, model: StyleMapGAN) -> AppInputs:
+    """The model dropdown (shown when there is a choice) and the photo crop controls."""
+    with gr.Row(elem_id="app-inputs"):
+        choice = gr.Dropdown(
+            models.names, value=models.default, label="Model", elem_id="model-choice",
+            visible=len(models.names) > 1, info="loaded on first use; each has its own examples and directions",
+        )
+        crop = gr.Radio(
+            list(photos.CROPS), value="auto", label="Crop", elem_id="crop", visible=model.config.alignment == "ffhq",
+            info="face: aligned on the face (FFHQ); center: the largest centered square; auto: what the model wants",
+        )
+        face = gr.Number(
+            0, precision=0, minimum=0, label="Face", elem_id="face", visible=False,
+            info="several faces were found: which one (0: the largest and surest)",
+        )
+    return AppInputs(models, choice, crop, face)
+
+
+@dataclass
+class TabSwitch:
+    """What a tab changes when another model is chosen: its components, and their values for a model."""
+
+    components: list[Any]
+    values: Callable[[ServedModel], list[Any]]
+
+
+def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: list[TabSwitch]) -> None:
+    """Choosing a model loads it (first use only) and shows its header, examples, choices and notices."""
+    outputs = [header, app.crop, app.face, *app.crop_views, *(c for s in switches for c in s.components)]
+
+    def switch(name: str) -> list[Any]:
+        try:
+            served = app.models.get(name)
+        except Exception as exc:  # a Hub id that cannot be reached: say so, the other models still work
+            logger.warning("model %s could not be loaded: %s", name, exc)
+            raise gr.Error(f"model {name} could not be loaded: {exc}", print_exception=False) from None
+        aligns = served.model.config.alignment == "ffhq"
+        return [
+            _header(title, served.model), gr.update(visible=aligns), gr.update(visible=False, value=0),
+            *(gr.update(visible=False, value=None) for _ in app.crop_views),
+            *(v for s in switches for v in s.values(served)),
+        ]
+
+    # Queued (a first use loads a model: work a client must not start outside the queue's caps), in a
+    # lane of its own, so that a switch never waits for an edit that is running.
+    app.model.change(switch, [app.model], outputs, api_visibility="private", show_progress="minimal",
+                     concurrency_id="models", concurrency_limit=1)
+
+
+def _unavailable(found: Op, model: StyleMapGAN) -> str:
+    """Why ``found`` cannot run on ``model`` (a choice the model has none of, e.g. its directions), or ""."""
+    missing = [i for i in found.inputs if isinstance(i, ChoiceInput) and callable(i.choices) and not i.options(model)]
+    if not missing:
+        return ""
+    names = ", ".join(i.title.lower() for i in missing)
+    return f"**{found.title} is not available for this model**: it has no {names} (stored with the model)."
 
 
 def _browser_helpers(overlays: list[dict[str, Any]], display: int) -> None:
@@ -152,18 +255,25 @@ def _build_tab(
     examples_dir: Path,
     prefill: bool,
     inversion: inversion_control.InversionControls | None = None,
-) -> list[dict[str, Any]]:
+    app: AppInputs | None = None,
+) -> tuple[list[dict[str, Any]], TabSwitch]:
     """One op's tab: each input's widget as its kind makes it, the outputs, Run and its endpoint.
 
-    Returns the tab's entries for the page script (boxes and points drawn on images).
+    Returns the tab's entries for the page script (boxes and points drawn on images), and what it
+    changes when another model is chosen.
     """
+    if app is None:
+        app = AppInputs(ModelChoices.of(model, renderer), None, None, None)
     if found.description:
         gr.Markdown(found.description)
+    notice = _unavailable(found, model)
+    unavailable = gr.Markdown(notice, visible=bool(notice), elem_id=f"{found.name}-unavailable")
     rows = example_rows(found, model, display, examples_dir) if found.examples else []
     initial = rows[0] if rows and prefill else {}
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
-    ui = WidgetFactory(model, display, initial, found.name, status)
+    photo_upload = (lambda comp, status_: _photo_upload(app, comp, status_, display)) if app.model is not None else None
+    ui = WidgetFactory(model, display, initial, found.name, status, photo_upload=photo_upload)
     images = {i.name for i in found.image_inputs}
     compare = bool(images)  # single-image results are compared with the first input
     built: dict[str, Widget] = {}
@@ -180,6 +290,7 @@ def _build_tab(
             status.render()
         with gr.Column():
             outputs = [build_output(o, gif_dir, found.name, display, compare) for o in found.outputs]
+            photo_views = _photo_views(found)
     inputs = list(built.values())  # in the page's order (images first): the API's parameters
     tab = Tab(found, built, outputs, session, status, overlays=[])
     for widget in inputs:
@@ -187,18 +298,26 @@ def _build_tab(
             widget.connect(tab)
     by_param = {p: c for w in inputs for p, c in zip(w.params, w.components)}
     output_components = [c for o in outputs for c in o.components]
+    dataset, columns = None, list(by_param)
     if rows:
-        gr.Examples(
+        dataset = gr.Examples(
             [[row.get(p) for p in by_param] for row in rows],
             list(by_param.values()),
             label="Examples",
             examples_per_page=4,
             cache_examples=False,
-        )
+        ).dataset
+        # The columns Gradio shows: inputs that some example gives (another model's rows are sent so).
+        shown_ids = {c._id for c in dataset._components}
+        columns = [p for p, c in by_param.items() if c._id in shown_ids]
     has_inversion = inversion is not None and bool(found.image_inputs)
-    handler = _handler(found, inputs, outputs, model, renderer, gif_dir)
+    handler = _handler(found, inputs, outputs, app.models, gif_dir)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
     shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
+    if app.model is not None:
+        shared["model"] = app.model
+        if found.image_inputs:
+            shared.update(crop=app.crop, face=app.face)
     if has_inversion:
         shared.update(zip(("inversion", "refine_steps", "inversion_session"), inversion.inputs))
     clash = sorted(set(by_param) & set(shared))
@@ -224,14 +343,18 @@ def _build_tab(
     def succeeded(state: dict) -> list[Any]:
         memo = state.get(found.name) or {}
         shown = [v for o in outputs if o.show is not None for v in _views(o, memo)]
-        text = f"Done in {memo['elapsed']:.2f} s." if "elapsed" in memo else ""
-        return [gr.update(interactive=True, value="Run"), status_text(text), *shown]
+        text = inversion_control.done_text(memo)
+        if memo.get("note"):
+            text = f"{text} {memo['note']}."
+        in_photo = _show_photo(memo, gif_dir) if photo_views else []
+        return [gr.update(interactive=True, value="Run"), status_text(text), *shown, *in_photo]
 
     def failed(state: dict) -> list[Any]:
         message = (state.get(found.name) or {}).get("error") or "the run did not complete"
         return [gr.update(interactive=True, value="Run"), status_text(message, error=True)]
 
-    done.success(succeeded, [session], [run_button, status, *views], queue=False, api_visibility="private")
+    done.success(succeeded, [session], [run_button, status, *views, *photo_views], queue=False,
+                 api_visibility="private")
     done.failure(failed, [session], [run_button, status], queue=False, api_visibility="private")
 
     # A streaming run shows its image before it ends: an output's live views (the before/after slider)
@@ -251,7 +374,89 @@ def _build_tab(
             o.components[0].change(
                 follow(o), [session], o.live, queue=False, api_visibility="private", show_progress="hidden"
             )
-    return tab.overlays
+    choices = [w for w in inputs if isinstance(w.item, ChoiceInput) and callable(w.item.choices)]
+
+    def for_model(served: ServedModel) -> list[Any]:
+        """The tab for another model: its notice, its directions (choices), its examples."""
+        values: list[Any] = []
+        notice = _unavailable(found, served.model)
+        values.append(gr.update(value=notice, visible=bool(notice)))
+        for w in choices:
+            options = w.item.options(served.model)
+            values.append(gr.update(choices=options, value=w.item.default_value(served.model)))
+        if dataset is not None:
+            key = f"examples:{found.name}"
+            if key not in served.derived:  # made once per model: a Dataset stores its images when made
+                samples = [[_as_files(row.get(p), gif_dir) for p in columns]
+                           for row in example_rows(found, served.model, display, examples_dir)]
+                served.derived[key] = gr.Dataset(samples=samples or [[None] * len(columns)], visible=bool(samples))
+            values.append(served.derived[key])
+        return values
+
+    switched = [unavailable, *(w.components[0] for w in choices), *([dataset] if dataset is not None else [])]
+    return tab.overlays, TabSwitch(switched, for_model)
+
+
+def _as_files(value: Any, folder: Path) -> Any:
+    """An example's images as PNG files: Gradio re-encodes an image value each time the examples are
+    sent (a model switch), but only hashes a file's bytes."""
+    if isinstance(value, Image.Image):  # a folder of their own: results' files are pruned, these must stay
+        return str(write_file(value, folder / "examples", ".png", keep=100_000))
+    if isinstance(value, dict):
+        return {k: _as_files(v, folder) for k, v in value.items()}
+    return value
+
+
+def _photo_views(found: Op) -> list[Any]:
+    """The result put back into the photo, and its download: for ops with an image input and result."""
+    if not found.image_inputs or not any(isinstance(o, ImageOutput) for o in found.outputs):
+        return []
+    return [
+        gr.Image(label="In your photo", type="filepath", interactive=False, visible=False,
+                 elem_id=f"{found.name}-photo", buttons=["fullscreen"]),
+        gr.DownloadButton("Download the photo (PNG)", visible=False, size="sm", elem_id=f"{found.name}-photo-download"),
+    ]
+
+
+def _show_photo(memo: dict[str, Any], files: Path) -> list[Any]:
+    """Values of :func:`_photo_views` for a finished run (hidden when it gave no photo)."""
+    photo = memo.get("photo")
+    if photo is None:
+        return [gr.update(visible=False, value=None), gr.update(visible=False)]
+    path = str(write_file(photo, files, ".png"))
+    label = f"Download the photo ({photo.size[0]}x{photo.size[1]} PNG)"
+    return [gr.update(value=path, visible=True), gr.update(value=path, label=label, visible=True)]
+
+
+def _photo_upload(app: AppInputs, comp: Any, status: Any, display: int) -> None:
+    """An upload's preview for the chosen model: the center crop replaces the upload as before, but a
+    face-aligned crop is shown beside the photo, which stays as uploaded (the result goes back into it)."""
+    view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False, visible=False,
+                    elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, height=display + 60)
+    app.crop_views.append(view)
+    hidden = gr.update(visible=False, value=None)
+
+    def on_upload(payload: Any, name: str | None, crop: str | None, face: Any) -> list[Any]:
+        source = file_source(payload) if payload else None
+        if source is None:
+            return [gr.skip(), "", hidden, gr.skip()]
+        try:
+            model = app.models.get(name).model
+            with limits.pixel_budget():
+                if photos.crop_mode(crop, model) == "center" and model.config.alignment != "ffhq":
+                    return [preview_image(source, model.config.size, display), "", hidden, gr.skip()]
+                cropped, note, faces = photos.preview(source, model, crop, face)
+        except FaceNotFound as exc:
+            return [gr.skip(), status_text(str(exc), error=True),
+                    hidden, gr.update(visible=False)]
+        except (imageio.ImageInputError, limits.LimitError, OpError, FaceSupportMissing, ValueError) as exc:
+            return [None, status_text(str(exc), error=True), hidden, gr.skip()]
+        shown = gr.update(value=imageio.preview(cropped, display), visible=True)
+        face_update = gr.update(visible=True, maximum=faces - 1) if faces > 1 else gr.skip()
+        return [gr.skip(), status_text(note), shown, face_update]
+
+    comp.upload(on_upload, [comp, app.model, app.crop, app.face], [comp, status, view, app.face],
+                preprocess=False, api_visibility="private", **PREVIEW_EVENT)
 
 
 def _views(output: OutputBinding, memo: dict[str, Any]) -> list[Any]:
@@ -276,8 +481,7 @@ def _handler(
     found: Op,
     inputs: list[Widget],
     outputs: list[OutputBinding],
-    model: StyleMapGAN,
-    renderer: Renderer,
+    models: ModelChoices,
     files: Path,
 ) -> Callable[..., Any]:
     """The endpoint function: the session states, then every value by its API parameter name.
@@ -294,26 +498,34 @@ def _handler(
     ends. Any other op has one result: its endpoint returns it, as a direct call expects.
     """
     params = {p for w in inputs for p in w.params}
+    first_renderer = models.get().renderer
 
-    def prepare(cache: Any, progress: Any, values: dict[str, Any]) -> tuple[OpContext, dict[str, Any]]:
+    def prepare(
+        cache: Any, session: Any, progress: Any, values: dict[str, Any], memo: dict[str, Any]
+    ) -> tuple[photos.PhotoContext, dict[str, Any]]:
         """The op context and the op's raw values (files and brush layers; ``Op.run`` parses the settings,
-        then decodes the images)."""
+        then decodes the images, cropped by the context as the model wants)."""
         mode = values.pop("mode", None)
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
+        name, crop, face = (values.pop(k, None) for k in ("model", "crop", "face"))
         unknown = set(values) - params
         if unknown:
             raise OpError(f"op {found.name!r} has no parameter {', '.join(sorted(unknown))}")
-        if mode not in (None, "") and mode not in renderer.modes:
-            raise OpError(f"mode must be one of {', '.join(renderer.modes)}; got {short_repr(mode)}")
+        if mode not in (None, "") and mode not in first_renderer.modes:
+            raise OpError(f"mode must be one of {', '.join(first_renderer.modes)}; got {short_repr(mode)}")
         if not isinstance(cache, str):
             raise OpError("this call has no session state; call the app's named endpoints")
+        served = models.get(name or None)
+        model, renderer = served.model, served.renderer
         inversion, stop = (
             inversion_control.settings(*settings) if settings[0] is not None
             else (inversion_control.Inversion(), None)
         )
-        ctx = OpContext(
-            model, renderer.with_mode(mode or renderer.mode), cache, lambda f, d: progress(f, desc=d),
-            inversion=inversion, stop=stop,
+        mode = mode if mode in renderer.modes else renderer.mode  # a GPU's reference renderer has one mode
+        ctx = photos.PhotoContext(
+            model, renderer.with_mode(mode), cache,
+            inversion_control.reporter(lambda f, d: progress(f, desc=d), stop, memo),
+            inversion=inversion, stop=stop, align=photos.crop_mode(crop, model), face=photos.face_number(face),
         )
         return ctx, {w.item.name: w.to_value([values.get(p) for p in w.params]) for w in inputs}
 
@@ -321,19 +533,19 @@ def _handler(
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
-            ctx, kwargs = prepare(cache, progress, values)
+            ctx, kwargs = prepare(cache, session, progress, values, memo)
             result = found.run(ctx, **kwargs)
             memo["before"] = _first_image(found, ctx.inputs)
             convert = Converter()
             sent = [o.to_values(result[o.item.name], convert) for o in outputs]
-            memo.update(values=result, elapsed=time.perf_counter() - started)
+            memo.update(values=result, elapsed=time.perf_counter() - started, **_in_photo(found, ctx, result))
             return _update(sent)
 
     def stream(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Iterator[Any]:
         memo = _memo(session, found.name)
         started = time.perf_counter()
         with _reported(found, memo):
-            ctx, kwargs = prepare(cache, progress, values)
+            ctx, kwargs = prepare(cache, session, progress, values, memo)
             shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
             memo["values"] = shown
             state: dict[str, Any] = {}
@@ -357,15 +569,25 @@ def _handler(
                         # Every output in every update (see OutputBinding.cleared): what was sent, again.
                         yield _update([sent.get(o.item.name) or o.cleared() for o in outputs])
                 final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
-                memo.update(values=dict(state), elapsed=time.perf_counter() - started)
+                memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state))
                 yield _update(final)
 
     endpoint = stream if found.streams else run
     endpoint.__name__ = found.name
-    return endpoint
+    return on_gpu(endpoint)  # a ZeroGPU Space lends its GPU to the ops only
 
 
 _NOTHING = object()
+"""The session's entry for the load of the model it ran with last (not an op name: ops' names are identifiers)."""
+
+
+def _in_photo(found: Op, ctx: photos.PhotoContext, result: dict[str, Any]) -> dict[str, Any]:
+    """The memo's ``photo`` (the first image result put back into the first photo, or None) and ``note``
+    (several faces: which one was used)."""
+    image = next((result[o.name] for o in found.outputs if isinstance(o, ImageOutput) and o.name in result), None)
+    if image is None or not found.image_inputs:
+        return {}
+    return {"photo": ctx.in_photo(image), "note": ctx.note}
 
 
 def _due(
@@ -413,8 +635,10 @@ def _reported(found: Op, memo: dict[str, Any]) -> Iterator[None]:
         memo["error"] = str(exc)
         raise
     except (imageio.ImageInputError, OpError, limits.LimitError, ValueError) as exc:
-        memo["error"] = str(exc)
-        raise gr.Error(str(exc), print_exception=False) from None  # the user's mistake: no traceback in the log
+        # An input named by its label, as the page shows it
+        labelled = isinstance(exc, OpError) and exc.field is not None
+        memo["error"] = exc.worded(repr(exc.field.title)) if labelled else str(exc)
+        raise gr.Error(memo["error"], print_exception=False) from None  # the user's mistake: no traceback in the log
     except Exception as exc:  # a plugin bug: log it for the operator, show one line to the user
         logger.exception("op %s failed", found.name)
         memo["error"] = f"{found.title} failed: {type(exc).__name__}: {exc}"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BRUSH_COLOR = "#ff2a6d"
+UI_DIR = Path(__file__).resolve().parent.parent / "assets" / "app"
 PREVIEW_EVENT = dict(concurrency_id="preview", concurrency_limit=limits.PREVIEW_CONCURRENCY)
 """Upload previews and point clicks decode the user's files: they run in the queue (its per-client caps
 apply; ``queue=False`` events can be joined by fn_index and would run unbounded), in one lane of their own."""
@@ -78,9 +79,12 @@ class WidgetFactory:
 
     def __init__(
         self, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "", status: Any = None,
-        examples_dir: Path | None = None,
+        examples_dir: Path | None = None, photo_upload: Callable[[Any, Any], None] | None = None,
     ) -> None:
         self.model = model
+        # The app's photo intake (smapgan.app.builder): wires an image upload's preview itself, given the
+        # component and the status line (aligned crops shown beside the photo, which stays as uploaded).
+        self.photo_upload = photo_upload
         self.size = model.config.size
         self.display = display
         self.initial = initial or {}
@@ -183,8 +187,13 @@ def box_field(ui: WidgetFactory, item: spec.BoxInput) -> Widget:
 
 
 def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
-    """An image upload (an editor to brush on when the input takes a mask); one per image of ``count``."""
-    size, display, status = ui.size, ui.display, ui.status
+    """An image upload (an editor to brush on when the input takes a mask); one per image of ``count``.
+
+    A file that cannot be read is refused at upload, in editors too: the tab's status line says why
+    (the decoder's message), the input is emptied and so are the tab's results, which belonged to it.
+    """
+    size, display = ui.size, ui.display
+    uploads: list[tuple[Any, Any]] = []  # (component, its editor's upload guard; None for a plain upload)
 
     def make(label: str, param: str, optional: bool) -> Any:
         elem_id = ui.elem_id(param)
@@ -193,19 +202,7 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
                 ui.initial.get(param), type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label,
                 format="png", elem_id=elem_id, elem_classes=["smapgan-picture"],
             )
-
-            def on_upload(payload: Any) -> Any:
-                # A file that cannot be read: say why in the tab's status line and clear the input,
-                # so that the next upload starts from an empty, working component.
-                try:
-                    with limits.pixel_budget():
-                        shown = preview_image(file_source(payload), size, display) if payload else None
-                except (imageio.ImageInputError, limits.LimitError) as exc:
-                    return (None, status_text(str(exc), error=True)) if status is not None else None
-                return (shown, "") if status is not None else shown
-
-            outputs = [comp, status] if status is not None else comp
-            comp.upload(on_upload, comp, outputs, preprocess=False, api_visibility="private", **PREVIEW_EVENT)
+            uploads.append((comp, None))
         else:
             # An optional canvas starts empty rather than None: Gradio lists a parameter whose component
             # has a value as optional, with that value as its default (gradio_client may leave it out).
@@ -219,12 +216,28 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
             blobs.bounded(comp)  # canvas uploads: per session, bounded
             # No server round trip on upload: the canvas shows the uploaded image at once (fitted into
             # the square canvas) and keeps every stroke; replacing the value from the server would
-            # reload the canvas and drop what was drawn meanwhile.
-            if elem_id:  # strokes are undone one by one in the browser: the image stays, nothing reloads
+            # reload the canvas and drop what was drawn meanwhile. Only a file the browser cannot draw
+            # goes to the server (the guard), to be refused.
+            guard = None
+            if elem_id:
+                guard = gr.HTML(
+                    "", html_template="<span></span>", js_on_load=(UI_DIR / "guard.js").read_text(),
+                    config=elem_id, visible="hidden", elem_id=f"{elem_id}-guard", container=False, padding=False,
+                )
+                # strokes are undone one by one in the browser: the image stays, nothing reloads
                 gr.Button("Clear mask", size="sm", elem_id=f"{elem_id}-clear").click(
                     None, js=f"() => window.smapganClearMask && window.smapganClearMask('{elem_id}')"
                 )
+            uploads.append((comp, guard))
         return comp
+
+    def connect(tab: Tab) -> None:
+        if tab.status is not None:
+            for comp, guard in uploads:
+                if guard is None and ui.photo_upload is not None:  # the app's photo intake previews it
+                    ui.photo_upload(comp, tab.status)
+                else:
+                    _connect_refusal(tab, comp, guard, size, display)
 
     if item.count == 1:
         params = [item.name]
@@ -239,7 +252,55 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
         sources = [image_source(item, v) for v in values]
         return sources[0] if item.count == 1 else [s for s in sources if s is not None]
 
-    return Widget(item, components, params, to_value)
+    return Widget(item, components, params, to_value, connect)
+
+
+def _connect_refusal(tab: Tab, comp: Any, guard: Any, size: int, display: int) -> None:
+    """A refused upload: the tab's status line says why; the input, the tab's results and its last run
+    (whose frames the previews show) are emptied. Any other upload clears an earlier message.
+
+    A plain upload is decoded on the server for its preview. An editor's file reaches the server only
+    when the browser could not draw it (``guard``: ``guard.js``, which also empties the editor in the
+    browser; a value sent from here would leave it stuck "processing"): the decoder then says why.
+    """
+    stale = [c for o in tab.outputs for c in (*o.components, *o.views)]
+    name = tab.op.name
+
+    def refused(state: Any, message: str) -> list[Any]:
+        if isinstance(state, dict):
+            state.pop(name, None)
+        return [status_text(message, error=True), *(v for o in tab.outputs for v in o.blank())]
+
+    if guard is None:
+        def on_upload(payload: Any, state: Any) -> list[Any]:
+            try:
+                with limits.pixel_budget():
+                    shown = preview_image(file_source(payload), size, display) if payload else None
+            except (imageio.ImageInputError, limits.LimitError) as exc:
+                return [None, *refused(state, str(exc))]
+            return [shown, "", *(gr.skip() for _ in stale)]
+
+        comp.upload(on_upload, [comp, tab.session], [comp, tab.status, *stale], preprocess=False,
+                    api_visibility="private", **PREVIEW_EVENT)
+        return
+
+    def on_unreadable(state: Any, event: gr.EventData) -> list[Any]:
+        data = event._data if isinstance(event._data, dict) else {}
+        return refused(state, _why_unreadable(data.get("path"), data.get("name"), size))
+
+    guard.submit(on_unreadable, [tab.session], [tab.status, *stale], api_visibility="private", **PREVIEW_EVENT)
+
+
+def _why_unreadable(path: Any, name: Any, size: int) -> str:
+    """Why the browser could not draw an uploaded file: the decoder's message, as for a plain upload."""
+    if not path:
+        return "the upload did not arrive; upload the image again"
+    try:
+        with limits.pixel_budget():
+            imageio.load_image(file_source({"path": path}), size)
+    except (imageio.ImageInputError, limits.LimitError) as exc:
+        return str(exc)
+    return f"image {str(name)!r} cannot be drawn on in this browser; upload it as PNG, JPEG or WEBP"
 
 
 def _overlay(tab: Tab, item: spec.Input, on: str, kind: str) -> None:

@@ -1,4 +1,5 @@
-"""The app's "Inversion" control: encoder only, or each input image refined per image (with a stop button).
+"""The app's "Inversion" control: encoder only, or each input image refined per image (with a stop button,
+shown by the page only while a refinement runs: ``ui.js``).
 
 One control above the tabs, applied by the op context to every image input of
 every op (:mod:`smapgan.ops.inversion`); refined stylemaps are cached per image
@@ -7,6 +8,7 @@ and setting under the session's prefix in the renderer's cache, so the edits tha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,7 +18,11 @@ from ..latent.invert import DEFAULT_STEPS, step_gflop
 from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, REFINED, Inversion, InversionSession
 from . import departures
 
-__all__ = ["DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "settings"]
+__all__ = [
+    "DEFAULT_STEPS", "ENCODER_ONLY", "Inversion", "InversionControls", "build_controls", "done_text", "reporter",
+    "settings",
+]
+_STEP = re.compile(r"step (\d+)/(\d+)")
 
 
 @dataclass
@@ -42,7 +48,7 @@ def build_controls() -> InversionControls:
         steps = gr.Slider(
             0, MAX_STEPS, value=DEFAULT_STEPS, step=10, label="Refinement steps", elem_id="inversion-steps",
         )
-        stop = gr.Button("Stop refinement", variant="stop", elem_id="inversion-stop", scale=0)
+        stop = gr.Button("Stop refinement", variant="stop", size="sm", elem_id="inversion-stop", scale=0)
     session = gr.State(InversionSession())
     stop.click(_stop, [session], None, queue=False, api_visibility="private")
     return InversionControls(choice, steps, stop, session)
@@ -86,3 +92,30 @@ def settings(choice: str | None, steps: Any, session: InversionSession | None) -
     session.stop.clear()
     departures.stop_on_leave(session.stop)  # a client that leaves stops its refinement between steps
     return inversion, session.stop
+
+
+def reporter(
+    progress: Callable[[float, str], None], stop: Any, memo: dict[str, Any]
+) -> Callable[[float, str], None]:
+    """The op context's progress report: the page's progress, and in ``memo["stopped"]`` the step
+    (k, n) at which Stop ended a refinement (its first report once the stop is set: it ends there)."""
+
+    def report(fraction: float, desc: str) -> None:
+        if stop is not None and stop.is_set() and "stopped" not in memo and desc.startswith("refining"):
+            found = _STEP.search(desc)
+            if found:
+                memo["stopped"] = (int(found.group(1)), int(found.group(2)))
+        progress(fraction, desc)
+
+    return report
+
+
+def done_text(memo: dict[str, Any]) -> str:
+    """The status line after a run: its time, and where a Stop ended its refinement."""
+    if "elapsed" not in memo:
+        return ""
+    text = f"Done in {memo['elapsed']:.2f} s."
+    if "stopped" in memo:
+        step, steps = memo["stopped"]
+        text = f"Refinement stopped at step {step} of {steps} (the best fit so far is used). {text}"
+    return text

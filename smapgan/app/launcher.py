@@ -1,4 +1,5 @@
-"""``python app.py [--model DIR_OR_REPO] [--port N] [--host [ADDR]]``: load a model and serve the app."""
+"""``python app.py [--model DIR_OR_REPO ...] [--max-models K] [--device auto|cpu|cuda] [--port N] [--host [ADDR]]``:
+serve the app with its models (each loaded on first use)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,22 @@ import os
 import sys
 from typing import Any, Sequence
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", description="The smapgan editing app (Gradio).")
-    parser.add_argument("--model", help="model folder or Hub repo id (default: the bundled model)")
+    parser.add_argument(
+        "--model", action="append", default=[],
+        help="model folder or Hub repo id; repeat for several (a dropdown chooses; the bundled model is always one)",
+    )
+    parser.add_argument(
+        "--max-models", type=int, default=2, metavar="K",
+        help="models kept in memory at once (the least recently used is dropped; default 2)",
+    )
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="where the models run (auto: CUDA when available)"
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
     parser.add_argument(
@@ -27,6 +40,20 @@ def load_model(model: str | None, revision: str | None = None) -> Any:
     from ..defaults import default_model_path
 
     return StyleMapGAN.from_pretrained(model or default_model_path(), revision=revision)
+
+
+def model_choices(
+    sources: Sequence[str | None], *, max_models: int = 2, device: str = "auto", revision: str | None = None
+) -> Any:
+    """The app's models (:class:`~smapgan.app.models.ModelChoices`), the first loaded now: a folder or Hub
+    id that cannot be read fails at startup with its own error, not at a user's first click."""
+    from ..device import resolve_device
+    from .models import ModelChoices
+
+    resolve_device(device)  # cuda asked for but absent: a clear error now
+    choices = ModelChoices(list(sources) or [None], max_loaded=max_models, device=device, revision=revision)
+    choices.get()
+    return choices
 
 
 def tune_gradio() -> None:
@@ -56,7 +83,8 @@ def launch(args: argparse.Namespace, **launch_kwargs: Any) -> Any:
     from .builder import build_demo
 
     tune_gradio()
-    demo = build_demo(load_model(args.model, args.revision))
+    models = model_choices(args.model, max_models=args.max_models, device=args.device, revision=args.revision)
+    demo = build_demo(models)
     for key, value in guard(demo).items():
         launch_kwargs.setdefault(key, value)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs)

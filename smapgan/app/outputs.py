@@ -85,6 +85,12 @@ class OutputBinding:
         """
         return [None for _ in self.components]
 
+    def blank(self) -> list[Any]:
+        """Values that empty the components and the views: results that no longer apply (their input
+        was refused). A download button goes with its file."""
+        views = [gr.update(value=None, visible=False) if isinstance(v, gr.DownloadButton) else None for v in self.views]
+        return [*self.cleared(), *views]
+
 
 def display_pair(before: Image.Image | None, after: Image.Image, display: int) -> tuple[Image.Image, Image.Image]:
     """Before and after at the canvas size (nearest upscaling: the model's pixels stay visible)."""

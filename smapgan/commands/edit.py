@@ -139,6 +139,12 @@ def prepare_photos(found: Any, raw: dict[str, Any], size: int, mode: str, face: 
     return first if keep_first else None
 
 
+def cli_flag(item: Any) -> str:
+    """How the command line names an input: its own flag (the singular for several images), else ``--set``."""
+    flags = item.cli_flags() if hasattr(item, "cli_flags") else []
+    return flags[-1] if flags else f"--set {item.name}"
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
     from ..device import resolve_device
@@ -172,7 +178,12 @@ def run(args: argparse.Namespace) -> int:
         photo = prepare_photos(found, raw, model.config.size, mode, args.face, keep_first=keep_first)
         if keep_first and photo is None:
             raise OpError("--photo-out needs an image to put the result back into; none was given")
-    result = found.run(ctx, **raw)  # the settings parsed, the images decoded (on the model's device)
+    try:
+        result = found.run(ctx, **raw)  # the settings parsed, the images decoded (on the model's device)
+    except OpError as exc:  # the input it is about named by its flag
+        if exc.field is None:
+            raise
+        raise OpError(exc.worded(cli_flag(exc.field), cli=True)) from None
     out = Path(args.out) if args.out else None
     wrote_image = False
     for output in found.outputs:

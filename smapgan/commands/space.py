@@ -1,4 +1,4 @@
-"""``smapgan space deploy --repo USER/NAME [--model REPO] [--private] [--dry-run OUT_DIR]``.
+"""``smapgan space deploy --repo USER/NAME [--model REPO ...] [--private] [--dry-run OUT_DIR]``.
 
 Stages the Space (:func:`smapgan.space.build_space_folder`) and uploads it as one commit; the
 Space is created on the first deploy and updated by the next ones.
@@ -19,7 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "deploy", help="create or update the Space", description="Create or update the app's Hugging Face Space."
     )
     deploy.add_argument("--repo", help="the Space, USER/NAME (required unless --dry-run)")
-    deploy.add_argument("--model", help="Hub model repo the Space serves (default: the bundled model)")
+    deploy.add_argument(
+        "--model", action="append", default=[],
+        help="Hub model repo the Space serves; repeat for several (a dropdown; the bundled model is always one)",
+    )
     deploy.add_argument("--private", action="store_true", help="create the Space private (first deploy only)")
     deploy.add_argument(
         "--dry-run", metavar="OUT_DIR", help="write the Space's files to OUT_DIR (new or empty) and upload nothing"
@@ -52,8 +55,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
     from ..model.hub import push_folder, resolve_model_dir
 
-    if args.model:  # a typo here would give a Space that crashes at boot: check the repo first
-        resolve_model_dir(args.model, allow_patterns=["config.json"])
+    for model in args.model:  # a typo here would give a Space that crashes at boot: check each repo first
+        resolve_model_dir(model, allow_patterns=["config.json"])
     with tempfile.TemporaryDirectory(prefix="smapgan-space-") as tmp:
         staging = Path(tmp) / "space"
         files = build_space_folder(staging, model_repo=args.model)
@@ -61,7 +64,8 @@ def _deploy(args: argparse.Namespace) -> int:
             staging,
             args.repo,
             repo_type="space",
-            commit_message="Deploy with smapgan space deploy" + (f" (model {args.model})" if args.model else ""),
+            commit_message="Deploy with smapgan space deploy"
+            + (f" (models {', '.join(args.model)})" if args.model else ""),
             private=args.private,
             token=args.token,
             delete_patterns=MANAGED_PATTERNS,

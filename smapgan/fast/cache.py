@@ -13,25 +13,29 @@ from dataclasses import dataclass, field
 import torch
 
 from ..cache import LRUCache, tensor_nbytes
+from .local import BaseFeatures
 
 
 @dataclass(eq=False)
 class ImageEntry:
-    """What is cached for one handle: its pyramid, and per dtype its (gamma, beta) maps and image."""
+    """What is cached for one handle: its pyramid, and per dtype its (gamma, beta) maps and image, and the
+    feature maps and statistics a local render of its edits needs (``smapgan.fast.local``)."""
 
     key: str
     pyramid: list[torch.Tensor]
     stylemap: torch.Tensor
     modulations: dict[torch.dtype, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
     images: dict[torch.dtype, torch.Tensor] = field(default_factory=dict)
+    features: dict[torch.dtype, BaseFeatures] = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        return tensor_nbytes(self.pyramid) + tensor_nbytes(self.modulations) + tensor_nbytes(self.images)
+        own = tensor_nbytes(self.pyramid) + tensor_nbytes(self.modulations) + tensor_nbytes(self.images)
+        return own + sum(f.nbytes() for f in self.features.values())
 
 
 class ImageCache:
     """Entries by handle key, least recently used first out; over the byte budget the oldest entry
-    goes (its maps and image first, then its pyramid) before a newer one loses anything.
+    goes (its maps, image and features first, then its pyramid) before a newer one loses anything.
 
     Strict recency, because an edit uses the most recent entries together (an original and its
     references): an older policy that stripped every older entry's maps before dropping any pyramid
@@ -78,9 +82,10 @@ class ImageCache:
         for entry in [e for e in reversed(self.entries()) if e.key != keep.key]:
             if not over():
                 return
-            if entry.modulations or entry.images:
+            if entry.modulations or entry.images or entry.features:
                 entry.modulations.clear()
                 entry.images.clear()
+                entry.features.clear()
                 self.entries_by_key.touch_size(entry.key)
             if over():
                 self.entries_by_key.pop(entry.key)

@@ -30,7 +30,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .prepared import CL, Modulation, PlainConv, PreparedDecoder, StyledStep, UpConv
+from .prepared import CL, Modulation, Normalize, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 # A cached image's full-size (gamma, beta), made at least on the (H,W) bool cells asked for.
@@ -186,8 +186,11 @@ def synthesize_patched(
     base_mods: Sequence[Modulation],
     patches: Sequence[ModPatch | None],
     t: float = 1.0,
+    normalize: Normalize | None = None,
 ) -> torch.Tensor:
     """The synthesis with each layer's maps the base's with its patch written in (``t`` < 1: lerped towards it).
+
+    ``normalize``: see ``PreparedDecoder.synthesize`` (a frozen-statistics render, ``smapgan.fast.local``).
 
     Writing a box into the cached maps and copying the saved box back costs a
     box, where a patched copy would cost two full maps per layer. The maps are
@@ -220,7 +223,7 @@ def synthesize_patched(
 
     gen = layers()
     try:
-        return decoder.synthesize(gen)
+        return decoder.synthesize(gen, normalize)
     finally:
         gen.close()  # restores the last layer's maps
 

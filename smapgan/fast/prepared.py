@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,8 @@ from ..networks.encoder import Encoder
 CL = torch.channels_last
 LN_EPS = 1e-5
 Modulation = tuple[torch.Tensor, torch.Tensor]
+# (styled layer index, its input, gamma, beta) -> the normalized, modulated input of its conv.
+Normalize = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def supports(decoder: Decoder) -> bool:
@@ -294,21 +296,29 @@ class PreparedDecoder:
     def modulations(self, pyramid: Sequence[torch.Tensor]) -> list[Modulation]:
         return [self.modulation(i, level) for i, level in enumerate(pyramid)]
 
-    def synthesize(self, modulations: Iterable[Modulation]) -> torch.Tensor:
+    def synthesize(self, modulations: Iterable[Modulation], normalize: Normalize | None = None) -> torch.Tensor:
         """Image (N,3,S,S) float32 contiguous, from each styled layer's (gamma, beta).
 
         ``modulations`` is consumed in layer order, so a generator can build each
         layer's maps just before they are used and let them go right after.
+        ``normalize(i, x, gamma, beta)`` replaces styled layer ``i``'s fused
+        LayerNorm+affine (``smapgan.fast.local`` records or freezes its statistics).
         """
         mods = iter(modulations)
+
+        def styled(i: int, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+            if normalize is None:
+                return self.steps[i](x, gamma, beta)
+            return self.steps[i].conv(normalize(i, x, gamma, beta))
+
         gamma, beta = next(mods)
         x = self.input.expand(gamma.shape[0], -1, -1, -1)
-        x = self.steps[0](x, gamma, beta)
+        x = styled(0, x, gamma, beta)
         for b, skip in enumerate(self.skips):
-            h = self.steps[2 * b + 1](x, *next(mods))
-            h = self.steps[2 * b + 2](h, *next(mods))
+            h = styled(2 * b + 1, x, *next(mods))
+            h = styled(2 * b + 2, h, *next(mods))
             x = h.add_(skip(x))
-        image = self.steps[-1](x, *next(mods))
+        image = styled(len(self.steps) - 1, x, *next(mods))
         return image.float().contiguous()
 
     def decode(self, stylemap: torch.Tensor) -> torch.Tensor:

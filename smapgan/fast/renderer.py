@@ -39,6 +39,7 @@ from .graph import GradDecoder
 from .incremental import ModPatch, changed_cells, dilate, expand_window, modulation_patch, synthesize_patched
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
+from . import local
 from .precision import EXACT, Precision, choose_fast
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
@@ -49,6 +50,13 @@ KEEP_WEIGHTS_BYTES = 64 << 20
 # below, an edit takes tens of milliseconds and a request's fixed costs (HTTP, PNG) hide what bf16 saves
 # (bundled 64 px model through the app: no visible gain, bench/fast_toggle.py).
 FAST_MIN_GFLOP = 20.0
+# A local render (``render_local``) whose region costs more than this fraction of a full synthesis falls back
+# to the exact render: measured with bench/local_edit.py (see docs/fast.md, "The local render").
+LOCAL_MAX_COST = 0.6
+# The local render recomputes each layer at most this far (a fraction of the image side) around the pixels the
+# edit changes, keeping the base's features beyond (None: the whole receptive field, which at an 8x8 stylemap
+# is the whole image). Its error against the exact render is measured by bench/local_edit.py.
+LOCAL_MARGIN: float | None = 1 / 16
 # Work per step of the idle worker (a request waits at most about one step: ~10 ms at 200 GFLOP/s).
 IDLE_STEP_FLOPS = 2e9
 
@@ -82,7 +90,7 @@ class _Engine:
         self._gradient: GradDecoder | None = None
         self.supported = supports(model.generator.decoder) and model.device.type == "cpu"
         self.stats = {"renders": 0, "incremental": 0, "patch_sets": 0, "computed_cells": 0, "total_cells": 0,
-                      "modulation_flops": 0, "map_cells": 0}
+                      "modulation_flops": 0, "map_cells": 0, "local": 0}
         codes.on_clear.append(self.cache.clear)
         codes.on_clear.append(self._forget_networks)
         self.idle = IdleWorker(self.lock, self._fill_step) if fill_when_idle else None
@@ -158,12 +166,17 @@ class FastRenderer(Renderer):
         mode: str = "exact",
         *,
         max_images: int = 3,
-        max_cache_bytes: int | None = 768 << 20,
+        max_cache_bytes: int | None = 896 << 20,
         keep_float32_weights: bool | None = None,
         fast_precision: Precision | None = None,
         fill_when_idle: bool = False,
+        local_max_cost: float = LOCAL_MAX_COST,
+        local_margin: float | None = LOCAL_MARGIN,
     ) -> None:
-        """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``).
+        """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``); the
+        default bytes hold, at 256 px, an edited pair's pyramids and maps (730 MB) and the features one base
+        keeps for local renders (123 MB, ``render_local``): with 768 MB the reference lost its maps to them and
+        every next edit made them again.
 
         ``keep_float32_weights``: keep a folded float32 copy of all the weights
         (as large as the model) instead of folding the resizer's and the
@@ -180,8 +193,15 @@ class FastRenderer(Renderer):
         steps, under the lock) the maps the render made only in part, so that the
         next edit of the same images finds them (``smapgan.fast.idle``). The app
         turns it on; off, renders do only what they need, deterministically.
+
+        ``local_max_cost``: ``render_local`` renders exactly when its region would cost more
+        than this fraction of a full synthesis (1.0: always local where it can); ``local_margin``:
+        how far around the edited pixels it recomputes, a fraction of the image side (None: as far as
+        the edit reaches, so that it equals a full render with the base's statistics).
         """
         super().__init__(model, mode, Codes())
+        self.local_max_cost = local_max_cost
+        self.local_margin = local_margin
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
         self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision,
@@ -312,6 +332,69 @@ class FastRenderer(Renderer):
                 return self._image(entry).clone()
             engine.stats["incremental"] += 1
             return synthesize_patched(decoder, mods, patches)
+
+    @_after_render
+    @torch.inference_mode()
+    def render_local(self, edit: Sequence[torch.Tensor], base: Encoded) -> tuple[torch.Tensor, bool]:
+        """The edit with the base's normalization statistics, recomputed only where it changes (``local``).
+
+        (image, exact): exact (the plain ``render``) where the local render would not pay
+        (``local_max_cost``), or cannot be made (batches, unsupported models, an edit that changes
+        every cell). The base's features are recorded by its first local render (a full synthesis).
+        """
+        engine, dtype = self._engine, self.dtype
+        pyramid = list(edit)
+        if not engine.supported or pyramid[0].shape[0] != 1:
+            return self.render(pyramid, base=base), True
+        with engine.lock:
+            entry = self._entry(base)
+            if self._differs_everywhere(pyramid, entry):
+                return self.render(pyramid, base=base), True
+            mods, patches = self._patches(pyramid, entry)
+            if all(p is None for p in patches):
+                return self._image(entry).clone(), True
+            decoder = engine.decoder(dtype)
+            features = self._features(entry)
+            engine.stats["renders"] += 1
+            margin = None if self.local_margin is None else max(1, round(self.local_margin * features.image.shape[-1]))
+            image = local.render_local(decoder, mods, patches, features, self.local_max_cost, margin)
+            if image is None:
+                engine.stats["incremental"] += 1
+                return synthesize_patched(decoder, mods, patches), True
+            engine.stats["local"] += 1
+            return image, False
+
+    @_after_render
+    @torch.inference_mode()
+    def render_frozen(self, edit: Sequence[torch.Tensor], base: Encoded) -> torch.Tensor:
+        """The whole synthesis of the edit with the base's normalization statistics: what ``render_local``
+        equals with ``local_margin=None`` (tests, benchmarks). LayerNorm models on the CPU only."""
+        engine, dtype = self._engine, self.dtype
+        if not engine.supported:
+            raise ValueError("frozen statistics need a model the fast renderer prepares (LayerNorm, CPU)")
+        with engine.lock:
+            entry = self._entry(base)
+            mods, patches = self._patches(list(edit), entry)
+            features = self._features(entry)
+            frozen = functools.partial(local.frozen_normalize, features)
+            return synthesize_patched(engine.decoder(dtype), mods, patches, normalize=frozen)
+
+    def _features(self, entry: ImageEntry) -> local.BaseFeatures:
+        """The base's recorded features and statistics in this mode's dtype (a full synthesis the first time)."""
+        engine, dtype = self._engine, self.dtype
+        features = entry.features.get(dtype)
+        if features is None:
+            for other in engine.cache.others(entry):  # one base at a time keeps features: the one being edited
+                if other.features:
+                    other.features.clear()
+                    engine.cache.measure(other)
+            entry.features.clear()
+            decoder = engine.decoder(dtype)
+            features = local.synthesize_recording(decoder, engine.maps(entry, dtype).all(decoder))
+            entry.features[dtype] = features
+            entry.images.setdefault(dtype, features.image)
+            engine.cache.touch(entry)
+        return features
 
     def _image(self, entry: ImageEntry) -> torch.Tensor:
         image = entry.images.get(self.dtype)

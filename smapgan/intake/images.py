@@ -268,6 +268,12 @@ def layers_mask(layers: Sequence[ImageSource], image: ImageSource | None, size: 
     A layer of another size than the image (read from its header) is stretched onto it first, as the
     editor's canvas is; then the union is center-cropped and resized like the image.
     """
+    union = layers_union(layers, image)
+    return None if union is None else fit_mask(union, size)
+
+
+def layers_union(layers: Sequence[ImageSource], image: ImageSource | None) -> np.ndarray | None:
+    """The union of brush layers at ``image``'s own size (None: no strokes); see :func:`layers_mask`."""
     if not layers:
         return None
     shape = image_size(image) if image is not None else None
@@ -281,7 +287,7 @@ def layers_mask(layers: Sequence[ImageSource], image: ImageSource | None, size: 
             del opened
         union = selected if union is None else (union | selected)
     assert union is not None
-    return fit_mask(union, size) if union.any() else None
+    return union if union.any() else None
 
 
 def mask_to_tensor(selected: np.ndarray) -> torch.Tensor:

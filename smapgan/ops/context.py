@@ -57,6 +57,11 @@ class OpContext:
         """A :class:`Picture` now, for Python callers that reuse one (``Op.run`` decodes what it is given)."""
         return load_picture(PictureSource(image, mask), self.size)
 
+    def load_picture(self, value: Any) -> Picture:
+        """How ``Op.run`` decodes a handed-over image (:func:`load_picture`); the app's context crops
+        photos the way its model wants (:class:`smapgan.app.photos.PhotoContext`)."""
+        return load_picture(value, self.size)
+
     def report(self, fraction: float, desc: str = "") -> None:
         """Tell the caller how far the op is (0..1)."""
         self.progress(min(max(float(fraction), 0.0), 1.0), desc)

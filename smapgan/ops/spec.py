@@ -47,7 +47,22 @@ T = TypeVar("T")
 
 
 class OpError(ValueError):
-    """An op was called with values it cannot use; the message is for the user."""
+    """An op was called with values it cannot use; the message is for the user.
+
+    ``field``: the input the message is about. The message names it ``{field}``, which each front end
+    fills in with the name its user knows (:meth:`worded`): the parameter name for Python callers (the
+    exception's text), the field's label in the app, its flag in the CLI. ``cli``: the CLI's own
+    message where its remedy differs (a region there is a ``--mask`` file, not strokes).
+    """
+
+    def __init__(self, message: str, field: "Input | None" = None, cli: str | None = None) -> None:
+        self.template, self.field, self.cli = message, field, cli
+        super().__init__(self.worded(repr(field.name)) if field is not None else message)
+
+    def worded(self, name: str, cli: bool = False) -> str:
+        """The message with ``{field}`` named ``name`` (the CLI's message with ``cli``)."""
+        text = self.cli if cli and self.cli is not None else self.template
+        return text.replace("{field}", name)  # not str.format: a message may quote braces
 
 
 class OpSpecError(ValueError):
@@ -155,9 +170,12 @@ class ImageInput(Input):
         def one(v: Any) -> Picture:
             if self.mask == "none" and isinstance(v, PictureSource):
                 v = v.image
-            pic = load_picture(v, ctx.size).to(ctx.model.device)
+            pic = ctx.load_picture(v).to(ctx.model.device)
             if self.mask == "required" and not pic.has_mask:
-                raise OpError(self.empty_mask_message())
+                raise OpError(
+                    self.empty_mask_message(), self,
+                    cli="{field} needs a region: give a --mask FILE for it whose non-black pixels select it",
+                )
             if self.mask == "none" and pic.mask is not None:
                 pic = Picture(pic.image, None, pic.key)
             return pic
@@ -170,13 +188,13 @@ class ImageInput(Input):
             if value is None:
                 if self.optional:
                     return None
-                raise OpError(f"op {op_name!r} needs an image for {self.name!r}")
+                raise OpError("{field} needs an image", self)
             return one(value)
         items = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
         if len(items) > self.count:
             raise OpError(f"{self.name} takes at most {self.count} images, got {len(items)}")
         if not items and not self.optional:
-            raise OpError(f"op {op_name!r} needs at least one image for {self.name!r}")
+            raise OpError("{field} needs at least one image", self)
         return [one(v) for v in items]
 
     def cli_flags(self) -> list[str]:

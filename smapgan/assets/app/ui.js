@@ -1,4 +1,5 @@
-// smapgan app: draws boxes and placements on the images they refer to, and clears brush strokes.
+// smapgan app: draws boxes and placements on the images they refer to, clears brush strokes, shows Stop
+// while a refinement runs and closes stale error pop-ups.
 // Runs once (a hidden gr.HTML's js_on_load); `props.config` is JSON from smapgan.app.builder:
 // {css, display, overlays: [{source, target, kind: "points" | "box", editor: bool}]}.
 const cfg = JSON.parse(props.config);
@@ -73,7 +74,21 @@ function markEditors() {
     if (editor.dataset.smapganReady !== flag) editor.dataset.smapganReady = flag;
   }
 }
-setInterval(() => { markEditors(); draw(); }, 150);
+// Stop is for a refinement: the page is marked while one shows its progress (ui.css shows Stop then).
+function markRefining() {
+  const busy = [...document.querySelectorAll('[data-testid="status-tracker"]')]
+    .some((tracker) => /refining .*step \d+\/\d+/.test(tracker.textContent));
+  const flag = busy ? "1" : "0";
+  if (document.body.dataset.smapganRefining !== flag) document.body.dataset.smapganRefining = flag;
+}
+setInterval(() => { markEditors(); markRefining(); draw(); }, 150);
+
+// A new run makes the error pop-ups of earlier ones stale: they are closed when Run is clicked.
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element && event.target.closest("button[id$='-run']");
+  if (!button) return;
+  for (const close of document.querySelectorAll('.toast-body.error [data-testid="toast-close"]')) close.click();
+}, true);
 
 // "Clear mask": undo every stroke of an editor. Its history also holds the loading of its picture:
 // when an undo empties the canvas, one redo brings the picture back (no reload from the server).
