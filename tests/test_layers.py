@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("smapgan.defaults", "smapgan.cache", "smapgan.intake", "smapgan.networks", "smapgan.data"),
     ("smapgan.model",),
     ("smapgan.latent", "smapgan"),  # the package's face re-exports the model and the latent algorithms
-    ("smapgan.render", "smapgan.fast", "smapgan.device", "smapgan.train"),
+    ("smapgan.render", "smapgan.fast", "smapgan.device", "smapgan.preview", "smapgan.train"),
     ("smapgan.ops", "smapgan.builtin_ops"),
     ("smapgan.app", "smapgan.space"),
     ("smapgan.commands", "smapgan.cli"),

@@ -1,4 +1,4 @@
-"""The encoded prior (smapgan.latent.prior): fit, save/load, sampling, the model's and the Random op's use of it."""
+"""The encoded prior (smapgan.model.prior): fit, save/load, sampling, the model's and the Random op's use of it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from smapgan import StyleMapGAN
 from smapgan.cli import main
-from smapgan.latent.prior import PRIOR_NAME, StylemapPrior
+from smapgan.model.prior import PRIOR_NAME, StylemapPrior
 from smapgan.ops import OpContext, OpError, discover
 
 REPO = "smapgan-tester/with-prior"

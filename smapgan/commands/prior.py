@@ -1,7 +1,7 @@
 """``smapgan prior fit``: fit the encoded prior of a model to a folder of images and store it with the model.
 
 Every image under ``--data`` (and its mirror image, as the trainer flips) is encoded, and
-a density is fitted to the stylemaps (:class:`smapgan.latent.prior.StylemapPrior`), saved
+a density is fitted to the stylemaps (:class:`smapgan.model.prior.StylemapPrior`), saved
 as ``prior.safetensors`` beside the weights: random generation then samples from it. A
 converted release checkpoint gets one the same way, from the images of its domain.
 """
@@ -68,7 +68,7 @@ def encode_with_mirrors(model: "StyleMapGAN", files: list[Path], batch_size: int
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
     from ..defaults import default_model_path
-    from ..latent.prior import StylemapPrior
+    from ..model.prior import StylemapPrior
 
     source = args.model or default_model_path()
     out = args.out or (source if Path(source).is_dir() else None)

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
-from ..latent.prior import PRIOR_NAME, StylemapPrior, read_prior
+from .prior import PRIOR_NAME, StylemapPrior, read_prior
 from ..networks.config import StyleMapGANConfig
 from ..networks import Discriminator, Encoder, Generator
 
@@ -58,7 +58,7 @@ class StyleMapGAN(
         self.directions: dict[str, torch.Tensor] = {}
         # String metadata stored in directions.safetensors (e.g. SeFa eigenvalues as JSON).
         self.directions_metadata: dict[str, str] = {}
-        # A density fitted to the encoder's stylemaps (smapgan.latent.prior), saved next to the weights.
+        # A density fitted to the encoder's stylemaps (smapgan.model.prior), saved next to the weights.
         self.prior: StylemapPrior | None = None
         self._hub_mixin_config = config
 
