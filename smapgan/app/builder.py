@@ -272,7 +272,7 @@ def _build_tab(
     initial = rows[0] if rows and prefill else {}
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
-    photo_upload = (lambda comp, status_: _photo_upload(app, comp, status_, display)) if app.model is not None else None
+    photo_upload = (lambda comp, tab: _photo_upload(app, comp, tab, display)) if app.model is not None else None
     ui = WidgetFactory(model, display, initial, found.name, status, photo_upload=photo_upload)
     images = {i.name for i in found.image_inputs}
     compare = bool(images)  # single-image results are compared with the first input
@@ -428,34 +428,41 @@ def _show_photo(memo: dict[str, Any], files: Path) -> list[Any]:
     return [gr.update(value=path, visible=True), gr.update(value=path, label=label, visible=True)]
 
 
-def _photo_upload(app: AppInputs, comp: Any, status: Any, display: int) -> None:
+def _photo_upload(app: AppInputs, comp: Any, tab: Tab, display: int) -> None:
     """An upload's preview for the chosen model: the center crop replaces the upload as before, but a
-    face-aligned crop is shown beside the photo, which stays as uploaded (the result goes back into it)."""
+    face-aligned crop is shown beside the photo, which stays as uploaded (the result goes back into it).
+    A refused upload also empties the tab's results and its last run, which belonged to the old input."""
+    status = tab.status
+    stale = [c for o in tab.outputs for c in (*o.components, *o.views)]
+    keep = [gr.skip() for _ in stale]
     view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False, visible=False,
                     elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, height=display + 60)
     app.crop_views.append(view)
     hidden = gr.update(visible=False, value=None)
 
-    def on_upload(payload: Any, name: str | None, crop: str | None, face: Any) -> list[Any]:
+    def on_upload(payload: Any, state: Any, name: str | None, crop: str | None, face: Any) -> list[Any]:
         source = file_source(payload) if payload else None
         if source is None:
-            return [gr.skip(), "", hidden, gr.skip()]
+            return [gr.skip(), "", hidden, gr.skip(), *keep]
         try:
             model = app.models.get(name).model
             with limits.pixel_budget():
                 if photos.crop_mode(crop, model) == "center" and model.config.alignment != "ffhq":
-                    return [preview_image(source, model.config.size, display), "", hidden, gr.skip()]
+                    return [preview_image(source, model.config.size, display), "", hidden, gr.skip(), *keep]
                 cropped, note, faces = photos.preview(source, model, crop, face)
         except FaceNotFound as exc:
             return [gr.skip(), status_text(str(exc), error=True),
-                    hidden, gr.update(visible=False)]
+                    hidden, gr.update(visible=False), *keep]
         except (imageio.ImageInputError, limits.LimitError, OpError, FaceSupportMissing, ValueError) as exc:
-            return [None, status_text(str(exc), error=True), hidden, gr.skip()]
+            if isinstance(state, dict):
+                state.pop(tab.op.name, None)
+            blank = [v for o in tab.outputs for v in o.blank()]
+            return [None, status_text(str(exc), error=True), hidden, gr.skip(), *blank]
         shown = gr.update(value=imageio.preview(cropped, display), visible=True)
         face_update = gr.update(visible=True, maximum=faces - 1) if faces > 1 else gr.skip()
-        return [gr.skip(), status_text(note), shown, face_update]
+        return [gr.skip(), status_text(note), shown, face_update, *keep]
 
-    comp.upload(on_upload, [comp, app.model, app.crop, app.face], [comp, status, view, app.face],
+    comp.upload(on_upload, [comp, tab.session, app.model, app.crop, app.face], [comp, status, view, app.face, *stale],
                 preprocess=False, api_visibility="private", **PREVIEW_EVENT)
 
 

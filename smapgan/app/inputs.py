@@ -83,7 +83,7 @@ class WidgetFactory:
     ) -> None:
         self.model = model
         # The app's photo intake (smapgan.app.builder): wires an image upload's preview itself, given the
-        # component and the status line (aligned crops shown beside the photo, which stays as uploaded).
+        # component and its tab (aligned crops shown beside the photo, which stays as uploaded).
         self.photo_upload = photo_upload
         self.size = model.config.size
         self.display = display
@@ -235,7 +235,7 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
         if tab.status is not None:
             for comp, guard in uploads:
                 if guard is None and ui.photo_upload is not None:  # the app's photo intake previews it
-                    ui.photo_upload(comp, tab.status)
+                    ui.photo_upload(comp, tab)
                 else:
                     _connect_refusal(tab, comp, guard, size, display)
 
