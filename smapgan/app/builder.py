@@ -423,8 +423,8 @@ def _show_photo(memo: dict[str, Any], files: Path) -> list[Any]:
     photo = memo.get("photo")
     if photo is None:
         return [gr.update(visible=False, value=None), gr.update(visible=False)]
-    path = str(write_file(photo, files, ".png"))
-    label = f"Download the photo ({photo.size[0]}x{photo.size[1]} PNG)"
+    path, (width, height) = photo
+    label = f"Download the photo ({width}x{height} PNG)"
     return [gr.update(value=path, visible=True), gr.update(value=path, label=label, visible=True)]
 
 
@@ -545,7 +545,7 @@ def _handler(
             memo["before"] = _first_image(found, ctx.inputs)
             convert = Converter()
             sent = [o.to_values(result[o.item.name], convert) for o in outputs]
-            memo.update(values=result, elapsed=time.perf_counter() - started, **_in_photo(found, ctx, result))
+            memo.update(values=result, elapsed=time.perf_counter() - started, **_in_photo(found, ctx, result, files))
             return _update(sent)
 
     def stream(cache: Any, session: Any, progress: Any = gr.Progress(), **values: Any) -> Iterator[Any]:
@@ -576,7 +576,7 @@ def _handler(
                         # Every output in every update (see OutputBinding.cleared): what was sent, again.
                         yield _update([sent.get(o.item.name) or o.cleared() for o in outputs])
                 final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
-                memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state))
+                memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state, files))
                 yield _update(final)
 
     endpoint = stream if found.streams else run
@@ -588,13 +588,16 @@ _NOTHING = object()
 """The session's entry for the load of the model it ran with last (not an op name: ops' names are identifiers)."""
 
 
-def _in_photo(found: Op, ctx: photos.PhotoContext, result: dict[str, Any]) -> dict[str, Any]:
-    """The memo's ``photo`` (the first image result put back into the first photo, or None) and ``note``
-    (several faces: which one was used)."""
+def _in_photo(found: Op, ctx: photos.PhotoContext, result: dict[str, Any], files: Path) -> dict[str, Any]:
+    """The memo's ``photo`` (the file of the first image result put back into the first photo, and its
+    size; or None) and ``note`` (several faces: which one was used). The photo is written at once: a
+    session keeps its path, never the full-resolution image (sessions are many, photos large)."""
     image = next((result[o.name] for o in found.outputs if isinstance(o, ImageOutput) and o.name in result), None)
     if image is None or not found.image_inputs:
         return {}
-    return {"photo": ctx.in_photo(image), "note": ctx.note}
+    photo = ctx.in_photo(image)
+    written = None if photo is None else (str(write_file(photo, files, ".png")), photo.size)
+    return {"photo": written, "note": ctx.note}
 
 
 def _due(

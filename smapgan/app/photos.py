@@ -67,8 +67,10 @@ class PhotoContext(OpContext):
             return super().load_picture(value)
         first, self.read = self.read == 0, self.read + 1
         if self.align == "center":
-            if not first:
-                return super().load_picture(value)  # decoded as always
+            width, height = imageio.image_size(image)  # from the header: nothing decoded yet
+            if not first or width == height:
+                # decoded as always; a square photo's center crop is the photo: no paste-back to keep it for
+                return super().load_picture(value)
             # Decoded once and kept: the same crop load_picture makes, and its mask fitted the same way.
             self.photo = align_photo(open_photo(image), self.size, align="center")
             mask = self._center_mask(source, self.photo)
