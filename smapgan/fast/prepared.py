@@ -27,7 +27,6 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..networks.layers import SQRT2, Blur, ConvLayer, EqualConv2d, FusedLeakyReLU, ResBlock
 from ..networks.decoder import Decoder, StyledConv

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 from ..intake import limits
-from .picture import Picture, PictureSource, load_picture
+from .picture import Picture, PictureSource
 
 if TYPE_CHECKING:
     import argparse
