@@ -127,10 +127,8 @@ def test_direction_strength_zero_and_mask(pair):
     assert torch.equal(out[..., :3, :], a[..., :3, :])
 
 
-def test_truncation_and_style_mix(pair):
+def test_style_mix(pair):
     a, b = pair
-    assert torch.equal(editing.truncate(a, b, 0.0), b)
-    assert torch.allclose(editing.truncate(a, b, 1.0), a)
     mixed = editing.style_mix([a, a, a], [b, b, b], [1])
     assert mixed[0] is a and mixed[1] is b and mixed[2] is a
 

@@ -77,8 +77,8 @@ def make_tarball(path: Path, source: str, missing: frozenset[str] = frozenset())
 @pytest.fixture
 def tarballs(tmp_path: Path) -> dict[str, Path]:
     return {
-        "google": make_tarball(tmp_path / emoji.tarball_name("google"), "google"),
-        "twitter": make_tarball(tmp_path / emoji.tarball_name("twitter"), "twitter", frozenset({"1F610"})),
+        "google": make_tarball(tmp_path / emoji.SETS["google"].tarball, "google"),
+        "twitter": make_tarball(tmp_path / emoji.SETS["twitter"].tarball, "twitter", frozenset({"1F610"})),
     }
 
 
@@ -160,7 +160,7 @@ def test_category_selectors() -> None:
 @pytest.mark.parametrize("name", ["apple", "facebook", "google,Apple"])
 def test_refuses_unlicensed_sets(name: str, tarballs: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="refusing emoji source"):
-        emoji.parse_sources(name)
+        emoji.parse_sets(name)
     with pytest.raises(ValueError, match="refusing"):
         emoji.build_dataset({"apple": tarballs["google"]}, tmp_path / "out")
     with pytest.raises(ValueError, match="refusing"):
@@ -241,9 +241,9 @@ def make_assets(path: Path) -> Path:
 def vector_tarballs(tmp_path: Path) -> dict[str, Path]:
     pytest.importorskip("resvg_py")
     return {
-        "noto": make_iconify(tmp_path / emoji.tarball_name("noto"), "noto", "Apache-2.0", chars=True),
-        "emojione": make_iconify(tmp_path / emoji.tarball_name("emojione"), "emojione", "CC-BY-4.0", chars=False),
-        "fluent-3d": make_assets(tmp_path / emoji.tarball_name("fluent-3d")),
+        "noto": make_iconify(tmp_path / emoji.SETS["noto"].tarball, "noto", "Apache-2.0", chars=True),
+        "emojione": make_iconify(tmp_path / emoji.SETS["emojione"].tarball, "emojione", "CC-BY-4.0", chars=False),
+        "fluent-3d": make_assets(tmp_path / emoji.SETS["fluent-3d"].tarball),
     }
 
 
@@ -281,7 +281,7 @@ def test_vector_sets_need_a_catalogue(vector_tarballs, tmp_path: Path) -> None:
 
 def test_a_package_stating_another_license_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("resvg_py")
-    bad = make_iconify(tmp_path / emoji.tarball_name("twemoji"), "twemoji", "CC-BY-SA-4.0", chars=True)
+    bad = make_iconify(tmp_path / emoji.SETS["twemoji"].tarball, "twemoji", "CC-BY-SA-4.0", chars=True)
     with pytest.raises(emoji.EmojiDataError, match="CC-BY-SA-4.0"):
         emoji.build_dataset({"twemoji": bad}, tmp_path / "out", catalogue=make_catalogue(tmp_path / "c.tgz"))
 
@@ -289,4 +289,4 @@ def test_a_package_stating_another_license_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["openmoji", "samsung"])
 def test_sharealike_and_unlicensed_styles_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match=f"refusing emoji source '{name}'"):
-        emoji.parse_sources(f"noto,{name}")
+        emoji.parse_sets(f"noto,{name}")

@@ -63,10 +63,6 @@ class BlobStore:
             entries = [e for (s, _), e in self._items.items() if s == session]
             return sum(e.parts() for e in entries), sum(e.nbytes() for e in entries)
 
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(e.nbytes() for e in self._items.values())
-
     def put(self, session: str, blob_id: str, kind: str, index: int | None, data: bytes) -> None:
         if kind not in KINDS:
             raise BlobLimitError(f"unknown canvas part {kind!r}")

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from smapgan.data import emoji
 
     try:
-        sources = emoji.parse_sources(args.sources)
+        sources = emoji.parse_sets(args.sources)
         tarballs = emoji.fetch_tarballs(sources, args.cache)
         png_sets = [s for s in sources if emoji.SETS[s].layout == "datasource"]
         catalogue = tarballs[png_sets[0]] if png_sets else emoji.fetch_catalogue(args.cache)

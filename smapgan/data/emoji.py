@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,6 @@ from PIL import Image
 
 from .emoji_sets import (
     CATALOGUE,
-    DEFAULT_SETS,
-    REFUSED,
     SETS,
     EmojiDataError,
     EmojiSet,
@@ -36,7 +34,6 @@ from .emoji_sets import (
 )
 from .raster import SUPERSAMPLE, RasterError, frame_on_white
 
-EMOJI_DATASOURCE_VERSION = "16.0.0"
 NATIVE_SIZE = 64
 DEFAULT_CACHE_DIR = Path("~/.cache/smapgan/npm")
 
@@ -47,16 +44,7 @@ DEFAULT_CACHE_DIR = Path("~/.cache/smapgan/npm")
 #: match matters: only 7 mammals have a short name ending in ``_face``, 18 have a name that does.
 DEFAULT_SELECTORS: tuple[str, ...] = ("face-*", "cat-face", "animal-mammal:*_face")
 
-
-#: Back-compatible names: every set (PNG and vector) is an :class:`EmojiSet`.
-SOURCES = SETS
-REFUSED_SOURCES = REFUSED
 SPLITS = ("train", "val", "style")
-
-
-def parse_sources(text: str | Iterable[str]) -> list[str]:
-    """Validate source names, refusing the sets whose images may not be redistributed."""
-    return parse_sets(text)
 
 
 def parse_selectors(text: str | None) -> tuple[str, ...]:
@@ -105,22 +93,13 @@ def composite_on_white(image: Image.Image, size: int = NATIVE_SIZE) -> Image.Ima
     return rgb
 
 
-
-def tarball_name(source: str, version: str | None = None) -> str:
-    """File name ``npm pack`` gives the source's package tarball."""
-    emoji_set = SETS[source] if source in SETS else CATALOGUE
-    if version is not None and version != emoji_set.version:
-        emoji_set = EmojiSet(**{**emoji_set.__dict__, "version": version})
-    return emoji_set.tarball
-
-
 def fetch_tarballs(
     sources: Sequence[str],
     cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
     npm: str = "npm",
 ) -> dict[str, Path]:
     """Get each source's package tarball with ``npm pack``, reusing tarballs already cached."""
-    return {source: _fetch(SETS[source], cache_dir, npm) for source in parse_sources(sources)}
+    return {source: _fetch(SETS[source], cache_dir, npm) for source in parse_sets(sources)}
 
 
 def fetch_catalogue(cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR, npm: str = "npm") -> Path:
@@ -177,7 +156,7 @@ def build_dataset(
     given). Splits: ``val`` holds whole emoji out of every set (a hash of the code point), ``style``
     holds the whole ``holdout_style`` set out, for figures on a design the model never saw.
     """
-    sources = parse_sources(list(tarballs))
+    sources = parse_sets(list(tarballs))
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if size < 1:
@@ -256,7 +235,7 @@ def licenses_markdown(sources: Sequence[str]) -> str:
         "composited onto a white background; no other changes were made.",
         "",
     ]
-    for source in parse_sources(sources):
+    for source in parse_sets(sources):
         info = SETS[source]
         lines += [
             f"## {info.title} (`images/{source}/`)",

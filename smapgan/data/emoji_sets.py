@@ -113,12 +113,6 @@ CATALOGUE = EmojiSet(
     "https://github.com/iamcal/emoji-data/blob/master/LICENSE", "", "package.json `license`",
 )
 
-#: The vector sets, in the order the default dataset lists them (the PNG sets duplicate two).
-DEFAULT_SETS: tuple[str, ...] = (
-    "noto", "noto-v1", "twemoji", "fluent-emoji-flat", "fluent-color", "fluent-3d", "fxemoji",
-    "emojione", "streamline-emojis",
-)
-
 #: Sets that are never converted, and why.
 REFUSED: dict[str, str] = {
     "apple": "Apple emoji images are (c) Apple Inc. and not licensed for reuse",

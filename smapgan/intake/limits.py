@@ -160,8 +160,3 @@ def decoding(pixels: int) -> contextlib.AbstractContextManager[None]:
     """Hold room for ``pixels`` being decoded (and converted) until the block ends."""
     return _decoding.hold(pixels)
 
-
-def check_text(value: object, what: str, limit: int = MAX_TEXT_CHARS) -> None:
-    """Refuse a text over ``limit`` characters before anything parses it."""
-    if isinstance(value, (str, bytes)) and len(value) > limit:
-        raise LimitError(f"{what} is {len(value)} characters long; the limit is {limit}")

@@ -179,11 +179,6 @@ def apply_direction(
     return stylemap + strength * n
 
 
-def truncate(stylemap: torch.Tensor, mean: torch.Tensor, psi: float) -> torch.Tensor:
-    """Truncation trick ``mean + psi * (w - mean)``."""
-    return mean + psi * (stylemap - mean)
-
-
 def style_mix(
     content: Sequence[torch.Tensor], style: Sequence[torch.Tensor], levels: Sequence[int]
 ) -> list[torch.Tensor]:
