@@ -65,6 +65,53 @@ def live_app(model_dir: Path, *extra: str) -> Iterator[Any]:
         demo.close()
 
 
+def rss_kib(pid: int, field: str) -> int:
+    """A process's ``VmRSS`` or ``VmHWM`` (its peak) in KiB, from ``/proc``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def serve_under_attack(good: Any, pid: int, attackers: list[Any], stop: Any, settle_s: float,
+                       pause_s: float = 0.0) -> tuple[dict[str, float], list[str]]:
+    """The combined-attack tests' measurement: ``attackers`` (loops until ``stop``) run in threads while the
+    well-behaved client ``good`` reconstructs 20 examples, one every ``pause_s``, from ``settle_s`` after they
+    started. Its figures (latencies without and under attack, the server's RSS) and the failed calls' texts."""
+    import threading
+    import time
+
+    baseline = rss_kib(pid, "VmRSS")
+    peak = [0]
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(pid, "VmRSS"))
+            time.sleep(0.1)
+
+    originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
+    idle = [good.call("reconstruct", good.args("reconstruct", original=o, mode="fast"))[2] for o in originals[-5:]]
+    threads = [threading.Thread(target=f, daemon=True) for f in (*attackers, watch)]
+    for thread in threads:
+        thread.start()
+    time.sleep(settle_s)  # the attacks are under way
+    latencies, failures = [], []
+    for original in originals:
+        event, text, took = good.call("reconstruct", good.args("reconstruct", original=original, mode="fast"), timeout=120)
+        latencies.append(took)
+        if event != "complete":
+            failures.append(text)
+        time.sleep(pause_s)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    high_water = rss_kib(pid, "VmHWM")
+    figures = dict(good_edits=len(latencies), idle_p50_s=round(float(np.median(idle)), 2),
+                   p50_s=round(float(np.percentile(latencies, 50)), 2), p95_s=round(float(np.percentile(latencies, 95)), 2),
+                   peak_rss_mb=round(max(high_water, peak[0]) / 1024), baseline_rss_mb=round(baseline / 1024))
+    return figures, failures
+
+
 # --------------------------------------------------------------------------- hostile files
 
 

@@ -334,18 +334,15 @@ def test_combined_attacks_of_both_rounds_leave_a_well_behaved_client_served(reco
     X-Forwarded-For floods, 50,000-scan JPEGs and million-chunk PNGs, one-shot sessions, 40 slow-header
     connections and 8 trickling uploads. A well-behaved client's encoder-only reconstructs must all
     succeed; p50/p95 and the server's peak RSS are printed and recorded (docs/limits.md)."""
-    import numpy as np
-
-    from tests.test_reliability_hostile import OTHER_ADDRESS, _rss_kib, round_one_attacks, served_app
+    from tests.reliability import serve_under_attack
+    from tests.test_reliability_hostile import OTHER_ADDRESS, round_one_attacks, served_app
 
     env = {"SMAPGAN_TRUST_FORWARDED_FOR": "1", "SMAPGAN_TRUSTED_PROXIES": "127.0.0.1"}
     with served_app(env=env) as (url, server):
         host, port = url.split("//")[1].split(":")
-        baseline = _rss_kib(server.pid, "VmRSS")
         stop = threading.Event()
         counts: dict[str, int] = {"refine_accepted": 0, "refine_refused": 0, "left": 0, "forged_refused": 0,
                                   "costly_refused": 0, "sessions": 0, "slow_closed": 0}
-        peak = [0]
 
         def refine(source: str) -> None:
             client = Api(url, source=source)
@@ -433,40 +430,16 @@ def test_combined_attacks_of_both_rounds_leave_a_well_behaved_client_served(reco
             for sock in socks:
                 sock.close()
 
-        def watch() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], _rss_kib(server.pid, "VmRSS"))
-                time.sleep(0.1)
-
-        good = Api(url, source=OTHER_ADDRESS)
-        originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
-        idle = [good.call("reconstruct", good.args("reconstruct", original=o, mode="fast"))[2] for o in originals[-5:]]
         attackers = [*round_one_attacks(url, stop, counts), lambda: refine("127.0.0.8"), lambda: refine("127.0.0.9"),
-                     leaver, forged, costly, sessions, slow_connections, watch]
-        threads = [threading.Thread(target=f, daemon=True) for f in attackers]
-        for thread in threads:
-            thread.start()
-        time.sleep(10)  # the attacks are under way
-        latencies, failures = [], []
-        for original in originals:
-            event, text, took = good.call("reconstruct", good.args("reconstruct", original=original, mode="fast"), timeout=120)
-            latencies.append(took)
-            if event != "complete":
-                failures.append(text)
-            time.sleep(1.0)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=120)
-        high_water = _rss_kib(server.pid, "VmHWM")
-    p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
-    figures = dict(good_edits=len(latencies), idle_p50_s=round(float(np.median(idle)), 2),
-                   p50_s=round(float(p50), 2), p95_s=round(float(p95), 2),
-                   peak_rss_mb=round(max(high_water, peak[0]) / 1024), baseline_rss_mb=round(baseline / 1024), **counts)
+                     leaver, forged, costly, sessions, slow_connections]
+        good = Api(url, source=OTHER_ADDRESS)
+        figures, failures = serve_under_attack(good, server.pid, attackers, stop, settle_s=10, pause_s=1.0)
+    figures.update(counts)
     print("combined attack figures (both rounds):", figures)
     for key, value in figures.items():
         record_property(key, value)
     assert not failures, failures[:3]
     assert counts["refine_refused"] > 0 and counts["costly_refused"] > 0 and counts["forged_refused"] > 0, counts
     assert counts["slow_closed"] == 48, counts
-    assert max(high_water, peak[0]) <= 2 * 2**20, f"peak RSS {figures['peak_rss_mb']} MB"
-    assert p95 < 20, figures
+    assert figures["peak_rss_mb"] <= 2 * 1024, f"peak RSS {figures['peak_rss_mb']} MB"
+    assert figures["p95_s"] < 20, figures

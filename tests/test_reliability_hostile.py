@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
 from smapgan.intake import limits
-from tests.reliability import EXAMPLES, bomb_png, live_app
+from tests.reliability import EXAMPLES, bomb_png, live_app, serve_under_attack
 from tests.test_headers import ico_pointing_at, tiff_pages
 
 NEUTRAL, HEARTS = (EXAMPLES / f"{n}.png" for n in ("neutral_face", "heart_eyes"))
@@ -309,13 +308,6 @@ def test_h_malformed_parameters_are_clear_errors_not_plugin_bugs(api, caplog, na
 
 
 # --------------------------------------------------------------------------- all at once (slow)
-def _rss_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 @contextlib.contextmanager
 def served_app(*extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """``python app.py`` (the bundled model) in a subprocess on a free loopback port: (url, process)."""
@@ -419,41 +411,15 @@ def test_combined_attacks_leave_a_well_behaved_client_served(tmp_path, record_pr
     addresses for about a minute. A well-behaved client's reconstructs (another address) must all
     succeed; its p50/p95 latency and the server's peak RSS are printed and recorded (docs/limits.md)."""
     with served_app() as (url, server):
-        baseline = _rss_kib(server.pid, "VmRSS")
         stop = threading.Event()
         counts: dict[str, int] = {}
-        peak = [0]
-
-        def watch() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], _rss_kib(server.pid, "VmRSS"))
-                time.sleep(0.1)
-
         good = Api(url, source=OTHER_ADDRESS)
-        originals = [good.upload_file(p) for p in sorted(EXAMPLES.glob("*.png"))[:20]]
-        idle = [good.call("reconstruct", good.args("reconstruct", original=o, mode="fast"))[2] for o in originals[-5:]]  # the same edits, no attack
-        threads = [threading.Thread(target=f, daemon=True) for f in (*round_one_attacks(url, stop, counts), watch)]
-        for thread in threads:
-            thread.start()
-        time.sleep(5)  # the attacks are under way
-        latencies, failures = [], []
-        for original in originals:
-            event, text, took = good.call("reconstruct", good.args("reconstruct", original=original, mode="fast"), timeout=120)
-            latencies.append(took)
-            if event != "complete":
-                failures.append(text)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=120)
-        high_water = _rss_kib(server.pid, "VmHWM")
-    p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
-    figures = dict(good_edits=len(latencies), idle_p50_s=round(float(np.median(idle)), 2),
-                   p50_s=round(float(p50), 2), p95_s=round(float(p95), 2),
-                   peak_rss_mb=round(max(high_water, peak[0]) / 1024), baseline_rss_mb=round(baseline / 1024), **counts)
+        figures, failures = serve_under_attack(good, server.pid, round_one_attacks(url, stop, counts), stop, settle_s=5)
+    figures.update(counts)
     print("combined attack figures:", figures)
     for key, value in figures.items():
         record_property(key, value)
     assert not failures, failures[:3]
     assert counts["flood_submitted"] >= 60 and counts["flood_refused"] > 0
-    assert max(high_water, peak[0]) <= 2 * 2**20, f"peak RSS {figures['peak_rss_mb']} MB"
-    assert p95 < 20, figures
+    assert figures["peak_rss_mb"] <= 2 * 1024, f"peak RSS {figures['peak_rss_mb']} MB"
+    assert figures["p95_s"] < 20, figures
