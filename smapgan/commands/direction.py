@@ -102,48 +102,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_sefa(source: str, out: str, count: int, revision: str | None = None) -> int:
-    """Compute SeFa directions and store them with the model (only ``directions.safetensors`` when in place).
-
-    In place on a local folder, only the first resizer conv's weight is read
-    (lazily, from ``model.safetensors``) and only the directions file is
-    rewritten, so a 256 px release model takes well under a second.
-    """
+    """Compute SeFa directions and store them with the model (in place on a local folder: only
+    ``directions.safetensors`` is rewritten)."""
     import json
     import time
 
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    from .. import StyleMapGAN, StyleMapGANConfig
+    from .. import StyleMapGAN
     from ..latent.directions import SEFA_PREFIX, SEFA_WEIGHT_KEY, sefa, sefa_maps
-    from ..model import CONFIG_NAME, DIRECTIONS_NAME, WEIGHTS_NAME
 
     start = time.perf_counter()
-    folder = Path(source)
-    in_place = folder.is_dir() and Path(out).resolve() == folder.resolve()
-    if in_place:
-        config = StyleMapGANConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
-        with safe_open(str(folder / WEIGHTS_NAME), "pt") as f:
-            weight = f.get_tensor(SEFA_WEIGHT_KEY)
-        path = folder / DIRECTIONS_NAME
-        directions: dict = load_file(str(path)) if path.is_file() else {}
-        metadata: dict[str, str] = {}
-        if path.is_file():
-            with safe_open(str(path), "pt") as f:
-                metadata = dict(f.metadata() or {})
-    else:
-        model = StyleMapGAN.from_pretrained(source, revision=revision)
-        config = model.config
-        weight = model.generator.decoder.convs_latent[0].conv.weight.detach().cpu()
-        directions, metadata = model.directions, model.directions_metadata
-    fit = sefa(weight, count)
-    for name in [n for n in directions if n.startswith(SEFA_PREFIX)]:
-        del directions[name]
-    directions.update(sefa_maps(fit, config.latent_spatial_size))
-    metadata["sefa_eigenvalues"] = json.dumps([round(float(e), 6) for e in fit.eigenvalues])
-    metadata["sefa_layer"] = SEFA_WEIGHT_KEY
-    if in_place:
-        save_file({k: v.contiguous() for k, v in directions.items()}, str(folder / DIRECTIONS_NAME), metadata=metadata)
+    model = StyleMapGAN.from_pretrained(source, revision=revision)
+    fit = sefa(model.generator.decoder.convs_latent[0].conv.weight.detach().cpu(), count)
+    for name in [n for n in model.directions if n.startswith(SEFA_PREFIX)]:
+        del model.directions[name]
+    model.directions.update(sefa_maps(fit, model.config.latent_spatial_size))
+    model.directions_metadata["sefa_eigenvalues"] = json.dumps([round(float(e), 6) for e in fit.eigenvalues])
+    model.directions_metadata["sefa_layer"] = SEFA_WEIGHT_KEY
+    if Path(source).is_dir() and Path(out).resolve() == Path(source).resolve():
+        model.save_directions(out)
     else:
         model.save_pretrained(out)
     eig = ", ".join(f"{float(e):.3g}" for e in fit.eigenvalues)

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from ..intake import limits
-from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, refine
+from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, RefineTrace, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"
@@ -90,18 +90,13 @@ def invert(
     ``decoder``: what it back-propagates through (``refine``'s, the model by default)."""
     if not inversion.active:
         return Outcome(encoded, True)
-    stopped = False
 
-    def progress(info: RefineStep) -> bool:
-        nonlocal stopped
+    def progress(info: RefineStep) -> None:
         report(info.step / info.steps, f"refining {label}: step {info.step}/{info.steps}")
-        if stop is not None and stop.is_set():
-            stopped = info.step < info.steps
-            return False
-        return True
 
+    trace = RefineTrace()
     code = refine(
         model, image, steps=inversion.steps, proximity=inversion.proximity, lr=inversion.lr,
-        progress=progress, init=encoded, decoder=decoder,
+        progress=progress, stop=stop, init=encoded, trace=trace, decoder=decoder,
     )
-    return Outcome(code, not stopped)
+    return Outcome(code, not trace.stopped)

@@ -52,21 +52,13 @@ def load_image(path: str | os.PathLike[str], size: int) -> torch.Tensor:
     """
     from PIL import Image, ImageOps
 
+    from ..intake.images import center_crop, to_rgb
+
     with Image.open(path) as im:
         if im.width * im.height > _MAX_PIXELS:
             raise ValueError(f"image too large ({im.width}x{im.height})")
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            canvas.alpha_composite(rgba)
-            im = canvas.convert("RGB")
-        else:
-            im = im.convert("RGB")
-        side = min(im.size)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        if side != im.width or side != im.height:
-            im = im.crop((left, top, left + side, top + side))
+        im = center_crop(to_rgb(ImageOps.exif_transpose(im)))
+        side = im.width
         if side != size:
             im = im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0 if side > 2 * size else None)
         array = np.asarray(im, dtype=np.uint8)
