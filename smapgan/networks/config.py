@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -66,12 +65,6 @@ class StyleMapGANConfig:
             raise ValueError("mapping_layer_num must be at least 1")
         if self.latent_channel_size < 1:
             raise ValueError("latent_channel_size must be positive")
-
-    @property
-    def style_dim(self) -> int:
-        """Deprecated second name of ``latent_channel_size``, kept for plugins written against it."""
-        warnings.warn("config.style_dim is deprecated; use config.latent_channel_size", DeprecationWarning, stacklevel=2)
-        return self.latent_channel_size
 
     def channels(self, resolution: int) -> int:
         """Feature width at a resolution: ``min(channel_max, channel_base * multiplier // r)``."""

@@ -15,6 +15,7 @@ reported in :attr:`Registry.errors` by name; it never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
@@ -28,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Sequence
 
-from .spec import Op, replace
+from .spec import Op
 
 ENTRY_POINT_GROUP = "smapgan.ops"
 PATH_ENV = "SMAPGAN_OPS_PATH"
@@ -82,7 +83,7 @@ class Registry:
             other = self.ops[found.name].source
             self.errors.append(PluginError(plugin, source, f"op {found.name!r} is already provided by {other}; skipped"))
             return
-        self.ops[found.name] = replace(found, source=f"{source}:{plugin}")
+        self.ops[found.name] = dataclasses.replace(found, source=f"{source}:{plugin}")
 
 
 def _error(registry: Registry, plugin: str, source: str, exc: BaseException) -> None:

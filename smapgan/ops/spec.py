@@ -23,7 +23,6 @@ app (which keeps a table from kind to widget, ``smapgan.app.inputs.WIDGETS``).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 import re
@@ -113,7 +112,7 @@ class Input:
     def check(self, op_: "Op") -> None:
         """Raise :class:`OpSpecError` when this input does not fit the op declaring it (at import)."""
 
-    def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
+    def load(self, ctx: "OpContext", value: Any) -> Any:
         """The op's value of a ``needs_context`` input, made with the op context."""
         return parse_input(self, value, ctx.model)
 
@@ -162,7 +161,7 @@ class ImageInput(Input):
         if self.count < 1:
             raise OpSpecError(f"op {op_.name!r}: {self.name}.count must be >= 1")
 
-    def load(self, ctx: "OpContext", value: Any, op_name: str) -> Any:
+    def load(self, ctx: "OpContext", value: Any) -> Any:
         """:class:`Picture` (a list for ``count`` > 1), decoded here from what :func:`load_picture` reads
         (a :class:`PictureSource`, a file, bytes, PIL image, tensor or Picture) onto the model's device;
         a plain image's mask is not read."""
@@ -608,7 +607,7 @@ class Op:
         with limits.pixel_budget():
             for item in self.inputs:
                 if item.needs_context:
-                    kwargs[item.name] = item.load(ctx, values.get(item.name), self.name)
+                    kwargs[item.name] = item.load(ctx, values.get(item.name))
         ctx.inputs = {item.name: kwargs[item.name] for item in self.inputs}
         return ctx.inputs
 
@@ -664,8 +663,3 @@ def op(
         )
 
     return wrap
-
-
-def replace(op_: Op, **changes: Any) -> Op:
-    """A copy of an op with some fields changed (e.g. its source)."""
-    return dataclasses.replace(op_, **changes)
