@@ -39,7 +39,7 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     background.save(bg_path)
     layer.save(layer_path)
 
-    sources = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": [{"path": str(layer_path)}]})
+    sources = intake.editor_sources({"background": {"path": str(bg_path)}, "layers": [{"path": str(layer_path)}]})
     mask = editor_mask(sources, 16)
     assert mask.shape == (16, 16) and mask[:8, :8].all() and mask.sum() == 64
 
@@ -51,13 +51,13 @@ def test_editor_payloads_files_and_blobs(tmp_path, monkeypatch):
     blobs.STORE.put("session-1", "abc", "background", None, bg_bytes)
     blobs.STORE.put("session-1", "abc", "layer", 0, layer_bytes)
     monkeypatch.setattr(gate, "current_session", lambda: "session-2")
-    assert intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})["background"] is None
+    assert intake.editor_sources({"id": "abc", "background": None, "layers": []})["background"] is None
     monkeypatch.setattr(gate, "current_session", lambda: "session-1")
-    sources = intake.editor_sources(None, {"id": "abc", "background": None, "layers": []})
+    sources = intake.editor_sources({"id": "abc", "background": None, "layers": []})
     assert editor_mask(sources, 16).sum() == 64  # a layer of another size is fitted to the background
     assert blobs.STORE.take("session-1", "abc") is None  # consumed once
 
-    empty = intake.editor_sources(None, {"background": {"path": str(bg_path)}, "layers": []})
+    empty = intake.editor_sources({"background": {"path": str(bg_path)}, "layers": []})
     assert editor_mask(empty, 16) is None
 
 

@@ -53,12 +53,11 @@ def _uploaded(path: Any) -> Any:
     return path
 
 
-def editor_sources(component: Any, payload: Any) -> dict[str, Any] | None:
+def editor_sources(payload: Any) -> dict[str, Any] | None:
     """Background, layers and composite of a raw ImageEditor payload, as paths or bytes.
 
     The browser uploads canvases as blobs kept for its session under ``payload["id"]`` (:mod:`.blobs`);
-    API clients send files. Gradio's own preprocessing (which decodes without limits)
-    is bypassed so that every image goes through :mod:`smapgan.intake.images`.
+    API clients send files.
     """
     if payload is None:
         return None
@@ -88,6 +87,6 @@ def image_source(item: ImageInput, payload: Any) -> Any:
     :class:`PictureSource` with its brush layers (None: no image)."""
     if item.mask == "none":
         return file_source(payload)
-    sources = editor_sources(None, payload)
+    sources = editor_sources(payload)
     image = sources and (sources["background"] or sources["composite"])
     return None if image is None else PictureSource(image, layers=tuple(sources["layers"]))
