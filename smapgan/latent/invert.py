@@ -20,8 +20,7 @@ of Image2StyleGAN++'s masked embedding:
   generator and the editing directions were trained, so that edits stay
   semantic. :data:`DEFAULT_PROXIMITY` (0.1) was chosen from the trade-off
   between reconstruction, code drift and local editing (paper Table 4)
-  measured with ``bench/refine.py``: see the table at its definition and the
-  README.
+  measured with ``bench/refine.py`` (docs/refine.md).
 
 The encoder's and generator's weights are never changed: their
 ``requires_grad`` flags are switched off for the run and restored after.
@@ -46,16 +45,10 @@ Code = torch.Tensor | list[torch.Tensor]
 
 DEFAULT_STEPS = 100
 DEFAULT_LR = 0.05
-# Weight of mean((code - encoder code)^2) against the pixel MSE (images in [-1,1]).
-# Chosen with bench/refine.py on the bundled 64 px model (100 steps, 12 images of a style
-# it never saw, 10 held-out emoji, Table 4 on 10 held-out pairs; see the README):
-#   proximity      0      0.01   0.1    1
-#   PSNR gain      +9.3   +9.2   +8.6   +6.3 dB (held-out style)
-#   MSE_src/ref    .0511/.0740  .0505/.0739  .0509/.0731  .0521/.0757  (encoder: .0774/.1031)
-#   code drift     0.35   0.24   0.08   0.02   (mean squared change / mean squared code)
-# 0.1 keeps the refined code three times closer to the encoder's than 0.01 (where the
-# generator, the blends and the directions were trained) for 0.6-0.9 dB less PSNR, and
-# gives the best MSE_ref; weaker weights gain little more and drift further.
+# Weight of mean((code - encoder code)^2) against the pixel MSE (images in [-1,1]). 0.1 keeps the
+# refined code three times closer to the encoder's than 0.01 (where the generator, the blends and
+# the directions were trained) for 0.6-0.9 dB less PSNR, and gives the best MSE_ref: the sweep of
+# bench/refine.py on the bundled model is in docs/refine.md.
 DEFAULT_PROXIMITY = 0.1
 DEFAULT_PERCEPTUAL_WEIGHT = 1.0
 
