@@ -16,11 +16,6 @@ from smapgan.ops import (
 POOLING = {"max": ("max", None), "demo": ("avg", 0.5)}
 
 
-def _soft(mask: Tensor, feather: int) -> Tensor:
-    """The brushed mask feathered by ``feather`` pixels (itself when 0: today's blend, bit for bit)."""
-    return editing.feather(mask, feather) if feather > 0 else mask
-
-
 @op(
     name="local_transplant",
     title="Local transplant",
@@ -74,7 +69,7 @@ def local_transplant(
     if space == "w+":
         edited = ctx.pyramid(base)
         for ref in references:
-            weight = _soft(ref.mask, feather)
+            weight = editing.feather(ref.mask, feather)  # itself when 0: whole cells
             edited = editing.blend_pyramid(edited, ctx.pyramid(ctx.encode(ref)), weight, pool, strength, threshold)
         yield {"image": ctx.render(edited, base=base)}
         # The demo's path: the blend weight grows from 0 to the mask; its last frame is the image.
@@ -82,7 +77,7 @@ def local_transplant(
         return
     stylemap = base.stylemap
     for ref in references:
-        weight = _soft(ref.mask, feather)
+        weight = editing.feather(ref.mask, feather)  # itself when 0: whole cells
         stylemap = editing.blend_stylemap(stylemap, ctx.encode(ref).stylemap, weight, pool, strength, threshold)
     image = ctx.render(ctx.expand(stylemap, base=base), base=base)
     yield {"image": image}
