@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+from smapgan.latent.metrics import psnr_from_mse
 from smapgan.ops import ImageInput, ImageOutput, NumbersOutput, OpContext, Picture, op
 
 
@@ -23,5 +22,4 @@ def reconstruct(ctx: OpContext, original: Picture) -> dict:
     encoded = ctx.encode(original)
     image = ctx.render(encoded, base=encoded)
     mse = float(((image.clamp(-1, 1) - original.image.to(image)) ** 2).mean())
-    psnr = 10 * math.log10(4.0 / mse) if mse > 0 else float("inf")  # [-1,1] range is 2 wide: MSE_01 = MSE / 4
-    return {"reconstruction": image, "metrics": {"mse": mse, "psnr_db": psnr}}
+    return {"reconstruction": image, "metrics": {"mse": mse, "psnr_db": psnr_from_mse(mse)}}
