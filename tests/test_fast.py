@@ -14,6 +14,7 @@ from smapgan.fast import FastRenderer, LRUCache
 from smapgan.fast.incremental import expand_window
 from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder
 from smapgan.render import Encoded
+from tests.models import perturbed, psnr
 
 SIZE = 64
 NARROW = StyleMapGANConfig(
@@ -21,22 +22,6 @@ NARROW = StyleMapGANConfig(
 )
 ATOL = 1e-4
 PSNR_MIN = 40.0
-
-
-def perturbed(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
-    """Random weights with every parameter moved off its init (biases and gains matter)."""
-    torch.manual_seed(seed)
-    model = StyleMapGAN(config, with_discriminator=False).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR for images in [-1, 1] (peak-to-peak 2), on the unclamped outputs."""
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -22,6 +22,7 @@ from smapgan.fast import FastRenderer
 from smapgan.fast.precision import Precision
 from smapgan.ops import OpContext, discover
 from smapgan.render import ReferenceRenderer
+from tests.models import psnr
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 ATOL = 1e-4
@@ -97,11 +98,6 @@ def images_of(result: dict[str, Any]) -> list[torch.Tensor]:
         elif isinstance(value, list):
             out += [v for v in value if isinstance(v, torch.Tensor)]
     return out
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
 
 
 @pytest.mark.parametrize("renderer_kind", ["exact", "exact-idle-fill", "fast"])

@@ -12,6 +12,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.latent import editing
 from smapgan.fast import FastRenderer
 from smapgan.render import Encoded, ReferenceRenderer, Renderer
+from tests.models import perturbed
 
 SIZE = 32
 CONFIG = StyleMapGANConfig(
@@ -29,12 +30,7 @@ def _one_thread(one_torch_thread: None) -> None:
 
 @pytest.fixture(scope="module")
 def model() -> StyleMapGAN:
-    torch.manual_seed(0)
-    model = StyleMapGAN(CONFIG, with_discriminator=False).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model
+    return perturbed(CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+"""Random models for the renderer tests, and the PSNR their fast paths are held to.
+
+Not a test module: ``tests/test_fast.py``, ``test_render_contract.py`` and others import it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan.latent.metrics import psnr_from_mse
+
+
+def perturbed(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
+    """Random weights with every parameter moved off its init (biases and gains matter)."""
+    torch.manual_seed(seed)
+    model = StyleMapGAN(config, with_discriminator=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR for images in [-1, 1] (peak-to-peak 2), on the unclamped outputs."""
+    return psnr_from_mse(float(((a - b) ** 2).mean()))
