@@ -32,6 +32,7 @@ from .emoji_sets import (
     parse_sets,
     read_catalogue,
 )
+from ..intake.images import to_rgb
 from .raster import SUPERSAMPLE, RasterError, frame_on_white
 
 NATIVE_SIZE = 64
@@ -85,9 +86,7 @@ def split_of(unified: str, val_fraction: float) -> str:
 
 def composite_on_white(image: Image.Image, size: int = NATIVE_SIZE) -> Image.Image:
     """Flatten straight-alpha RGBA onto white (before any resize, so edges never pick up black)."""
-    rgba = image.convert("RGBA")
-    flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    rgb = flat.convert("RGB")
+    rgb = to_rgb(image.convert("RGBA"))
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
     return rgb

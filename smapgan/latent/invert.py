@@ -209,22 +209,24 @@ def refine(
             prox = sum((c - a).pow(2).flatten(1).sum(1) for c, a in zip(codes, anchors)) / numel
             return fit + proximity * prox, fit
 
-        def keep_best(per_image: torch.Tensor) -> None:
-            better = per_image.detach() < best_loss
+        def measure() -> torch.Tensor:
+            """The objective at the current codes, per image; the best code per image is kept."""
+            total, fit = objective()
+            better = total.detach() < best_loss
             if bool(better.any()):
-                best_loss.copy_(torch.where(better, per_image.detach(), best_loss))
+                best_loss.copy_(torch.where(better, total.detach(), best_loss))
                 for b, c in zip(best, codes):
                     b.copy_(torch.where(better.view(-1, *[1] * (c.ndim - 1)), c.detach(), b))
+            if trace is not None:
+                trace.losses.append(float(total.detach().mean()))
+                trace.fit_losses.append(float(fit.detach().mean()))
+            return total
 
         stopped = False
         done = 0
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            total, fit = objective()
-            keep_best(total)
-            if trace is not None:
-                trace.losses.append(float(total.detach().mean()))
-                trace.fit_losses.append(float(fit.detach().mean()))
+            total = measure()
             total.sum().backward()
             optimizer.step()
             done = step + 1
@@ -234,11 +236,7 @@ def refine(
                 break
         if not stopped:  # the code after the last update has not been measured yet
             with torch.no_grad():
-                total, fit = objective()
-            keep_best(total)
-            if trace is not None:
-                trace.losses.append(float(total.detach().mean()))
-                trace.fit_losses.append(float(fit.detach().mean()))
+                measure()
         if trace is not None:
             trace.steps_done, trace.stopped = done, stopped
         out = []
