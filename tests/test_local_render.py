@@ -10,6 +10,7 @@ from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
 from smapgan.preview import Previewer
+from tests.models import perturbed, psnr
 
 SIZE = 64
 NARROW = StyleMapGANConfig(
@@ -31,11 +32,6 @@ def box_mask(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
     return m
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Every test of this module on one torch thread (see conftest)."""
@@ -43,12 +39,7 @@ def _one_thread(one_torch_thread: None) -> None:
 
 @pytest.fixture(scope="module")
 def model() -> StyleMapGAN:
-    torch.manual_seed(0)
-    model = StyleMapGAN(NARROW, with_discriminator=False).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model
+    return perturbed(NARROW)
 
 
 @pytest.fixture(scope="module")
