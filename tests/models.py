@@ -10,6 +10,11 @@ import torch
 from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.latent.metrics import psnr_from_mse
 
+NARROW = StyleMapGANConfig(
+    size=64, latent_spatial_size=8, latent_channel_size=16, mapping_layer_num=2, channel_base=512, channel_max=32
+)
+"""A 64 px model narrow enough for many renders per test."""
+
 
 def perturbed(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
     """Random weights with every parameter moved off its init (biases and gains matter)."""

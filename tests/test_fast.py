@@ -14,12 +14,9 @@ from smapgan.fast import FastRenderer, LRUCache
 from smapgan.fast.incremental import expand_window
 from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder
 from smapgan.render import Encoded
-from tests.models import perturbed, psnr
+from tests.models import NARROW, perturbed, psnr
 
-SIZE = 64
-NARROW = StyleMapGANConfig(
-    size=SIZE, latent_spatial_size=8, latent_channel_size=16, mapping_layer_num=2, channel_base=512, channel_max=32
-)
+SIZE = NARROW.size
 ATOL = 1e-4
 PSNR_MIN = 40.0
 

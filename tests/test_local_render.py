@@ -10,12 +10,9 @@ from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
 from smapgan.preview import Previewer
-from tests.models import perturbed, psnr
+from tests.models import NARROW, perturbed, psnr
 
-SIZE = 64
-NARROW = StyleMapGANConfig(
-    size=SIZE, latent_spatial_size=8, latent_channel_size=16, mapping_layer_num=2, channel_base=512, channel_max=32
-)
+SIZE = NARROW.size
 ATOL = 1e-4
 MASKS = {
     "corner": (0, 12, 0, 12),
