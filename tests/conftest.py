@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -95,6 +95,22 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_model")
     model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir: Path) -> Any:
+    """The tiny model, loaded once per module (a module that needs another model defines its own ``model``)."""
+    from smapgan import StyleMapGAN
+
+    return StyleMapGAN.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Any:
+    """The built-in ops (no ``SMAPGAN_OPS_PATH`` folders)."""
+    from smapgan.ops import discover
+
+    return discover(paths=[])
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN
 from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, discover
 from smapgan.render import ReferenceRenderer
@@ -23,11 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir) -> StyleMapGAN:
-    return StyleMapGAN.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smapgan import StyleMapGAN
 from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, Registry, discover
 from smapgan.render import ReferenceRenderer
@@ -32,11 +31,6 @@ FRAMES = 32
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Every test of this module on one torch thread (see conftest)."""
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir) -> StyleMapGAN:
-    return StyleMapGAN.from_pretrained(tiny_model_dir)
 
 
 class Gate:

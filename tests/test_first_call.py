@@ -20,7 +20,7 @@ import torch
 from smapgan import StyleMapGAN
 from smapgan.fast import FastRenderer
 from smapgan.fast.precision import Precision
-from smapgan.ops import OpContext, discover
+from smapgan.ops import OpContext
 from smapgan.render import ReferenceRenderer
 from tests.models import psnr
 
@@ -42,11 +42,6 @@ def model(tiny_model_dir) -> StyleMapGAN:
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.2)
     return model
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover(paths=[])
 
 
 def box(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import smapgan.ops.inversion as inversion_module
-from smapgan import StyleMapGAN
 from smapgan.cli import main
 from smapgan.ops import OpContext, discover
 from smapgan.ops.inversion import Inversion
@@ -24,16 +23,6 @@ NEUTRAL, HEARTS = str(EXAMPLES / "neutral_face.png"), str(EXAMPLES / "heart_eyes
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     return None
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir) -> StyleMapGAN:
-    return StyleMapGAN.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover(paths=[])
 
 
 @pytest.fixture

@@ -8,13 +8,8 @@ import time
 import pytest
 
 from smapgan.intake import limits
-from smapgan.ops import OpError, discover
+from smapgan.ops import OpError
 from smapgan.ops.spec import parse_input
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover(paths=[])
 
 
 @pytest.mark.parametrize(

@@ -40,16 +40,6 @@ def _one_thread(one_torch_thread: None) -> None:
     """Every test of this module on one torch thread (see conftest)."""
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model_dir) -> StyleMapGAN:
-    return StyleMapGAN.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover(paths=[])
-
-
 @pytest.fixture
 def ctx(model) -> OpContext:
     return OpContext(model)

@@ -13,10 +13,9 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from smapgan import StyleMapGAN
 from smapgan.latent import editing
 from smapgan.intake import images as imageio
-from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, OpError, discover, growing, op
+from smapgan.ops import FramesOutput, ImageInput, ImageOutput, OpContext, OpError, growing, op
 from smapgan.render import ReferenceRenderer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
@@ -25,16 +24,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "exam
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Every test of this module on one torch thread (see conftest)."""
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir) -> StyleMapGAN:
-    return StyleMapGAN.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return discover(paths=[])
 
 
 @pytest.fixture(params=["reference", "fast"])
