@@ -198,8 +198,6 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return Image.fromarray(_to_uint8(np.asarray(image, dtype=np.float64))).convert("RGB")
-    if image.mode in ("1", "L", "P", "CMYK", "YCbCr", "RGBX"):
-        return image.convert("RGB")
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as exc:
