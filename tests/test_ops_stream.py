@@ -49,7 +49,7 @@ def former_local_transplant(ctx: OpContext, original, reference, space: str, fra
     ts = [1.0 if frames == 1 else i / (frames - 1) for i in range(frames)]
     if space == "w+":
         edited = editing.blend_pyramid(ctx.pyramid(base), ctx.pyramid(ctx.encode(reference)), reference.mask)
-        animation = ctx.render_path(base, edited, ts)
+        animation = list(ctx.iter_path(base, edited, ts))
         return {"image": animation[-1], "animation": animation}
     stylemap = editing.blend_stylemap(base.stylemap, ctx.encode(reference).stylemap, reference.mask)
     image = ctx.render(ctx.expand(stylemap, base=base), base=base)

@@ -103,10 +103,6 @@ class OpContext:
             self.report((i + 1) / len(ts), "rendering frames")
             yield frame
 
-    def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Sequence[float]) -> list[torch.Tensor]:
-        """Every frame of :meth:`iter_path`, once all are rendered."""
-        return list(self.iter_path(base, target, ts))
-
     def mean_stylemap(self) -> torch.Tensor:
         """The model's average mapping output (1,C,L,L), computed once per model (by the renderer)."""
         return self.renderer.mean_stylemap()
