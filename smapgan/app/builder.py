@@ -26,8 +26,6 @@ from PIL import Image
 
 from ..intake import images as imageio
 from ..intake import limits
-from ..intake.align import FaceNotFound
-from ..intake.faces import FaceSupportMissing
 from ..latent.invert import step_gflop
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
@@ -315,9 +313,11 @@ def _build_tab(
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
     photo = None
-    if app.model is not None:
-        photo = PhotoIntake([app.model, app.crop, app.face], app.face,
-                            lambda source, *choices: _photo_preview(app.models, source, *choices), app.crop_views)
+    if app.model is not None:  # uploads previewed as the chosen model sees them
+        def preview(source: Any, name: Any, crop: Any, face: Any) -> tuple[int, Any, str, int]:
+            return photos.upload_preview(source, app.models.get(name).model, crop, face)
+
+        photo = PhotoIntake([app.model, app.crop, app.face], app.face, preview, app.crop_views)
     ui = WidgetFactory(model, display, initial, found.name, status, photo=photo)
     images = {i.name for i in found.image_inputs}
     compare = bool(images)  # single-image results are compared with the first input
@@ -464,17 +464,7 @@ def _no_examples(found: Op, served: ServedModel) -> str:
     """The line shown where a model has no examples for ``found`` (and why, where its listing is unreadable)."""
     why = f" ({served.examples.problem})" if served.examples.problem else ""
     return (f"No examples for {found.title} with this model{why}. A model folder gives its own in "
-            f"`examples/examples.json` (docs/DESIGN.md).")
-
-
-def _photo_preview(models: ModelChoices, source: Any, name: Any, crop: Any, face: Any) -> tuple[int, Any, str, int]:
-    """An upload as the chosen model sees it (:class:`~smapgan.app.inputs.PhotoIntake`): its side, and the crop
-    to show beside the photo with a note and the number of faces (no crop: the center crop replaces the upload)."""
-    model = models.get(name).model
-    if photos.crop_mode(crop, model) == "center" and model.config.alignment != "ffhq":
-        return model.config.size, None, "", 0
-    cropped, note, faces = photos.preview(source, model, crop, face)
-    return model.config.size, cropped, note, faces
+            f"`examples/examples.json` (docs/photos.md).")
 
 
 def _as_files(value: Any, folder: Path) -> Any:
