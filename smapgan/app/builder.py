@@ -229,7 +229,7 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
     the queue's caps; in a lane of its own, so that it never waits for an edit that is running), and the
     page then shows the model chosen by then.
     """
-    outputs = [header, app.crop, app.face, *app.crop_views, *(c for s in switches for c in s.components)]
+    outputs = [header, app.crop, app.face, *(c for s in switches for c in s.components)]
     pending = gr.Textbox(visible=False, elem_id="model-pending")
 
     def page(served: ServedModel) -> list[Any]:
@@ -237,7 +237,6 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
             aligns = served.model.config.alignment == "ffhq"
             served.derived["page"] = [
                 _header(title, served.model), gr.update(visible=aligns), gr.update(visible=False, value=0),
-                *(gr.update(visible=False, value=None) for _ in app.crop_views),
                 *(v for s in switches for v in s.values(served)),
             ]
         return [dict(v) if isinstance(v, dict) else v for v in served.derived["page"]]  # Gradio consumes updates
@@ -259,6 +258,9 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
 
     app.model.change(show, [app.model], [*outputs, pending], queue=False, api_visibility="private",
                      show_progress="hidden")
+    if app.crop_views:  # the uploads' crops were the last model's: emptied in the browser (then not shown)
+        empty = "null" if len(app.crop_views) == 1 else json.dumps([None] * len(app.crop_views))
+        app.model.change(None, None, app.crop_views, js=f"() => {empty}", api_visibility="private")
     pending.change(load, [pending], [header], api_visibility="private", show_progress="minimal",
                    concurrency_id="models", concurrency_limit=1,
                    ).success(show, [app.model], [*outputs, pending], queue=False, api_visibility="private",
@@ -306,9 +308,10 @@ def _build_tab(
         app = AppInputs(ModelChoices.of(model, renderer), None, None, None)
     if found.description:
         gr.Markdown(found.description)
-    notice = _unavailable(found, model)
-    unavailable = gr.Markdown(notice, visible=bool(notice), elem_id=f"{found.name}-unavailable")
     rows = _model_rows(found, app.models.get(), display)
+    # What the tab says about the model: an op it cannot run, no examples of its own (empty: not shown).
+    notes = gr.Markdown(_notes(found, app.models.get(), rows), elem_id=f"{found.name}-notes",
+                        elem_classes=["smapgan-status"])
     initial = rows[0] if rows and prefill else {}
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
@@ -344,8 +347,6 @@ def _build_tab(
     by_param = {p: c for w in inputs for p, c in zip(w.params, w.components)}
     output_components = [c for o in outputs for c in o.components]
     dataset, columns = None, list(by_param)
-    no_examples = gr.Markdown(_no_examples(found, app.models.get()), visible=not rows,
-                              elem_id=f"{found.name}-no-examples", elem_classes=["smapgan-status"])
     # Another model's examples are shown in the same Dataset: its columns come from the default model's
     # examples, else from the ops' own (the bundled model's), shown once that model is chosen.
     layout = rows or (example_rows(found, model, display, app.models.bundled_examples) if found.examples else [])
@@ -357,6 +358,7 @@ def _build_tab(
             examples_per_page=4,
             cache_examples=False,
             visible=bool(rows),
+            elem_id=f"{found.name}-examples",
         ).dataset
         # The columns Gradio shows: inputs that some example gives (another model's rows are sent so).
         shown_ids = {c._id for c in dataset._components}
@@ -428,23 +430,18 @@ def _build_tab(
     choices = [w for w in inputs if isinstance(w.item, ChoiceInput) and callable(w.item.choices)]
 
     def for_model(served: ServedModel) -> list[Any]:
-        """The tab for another model: its notice, its directions (choices), its examples or a line saying
-        it has none."""
-        values: list[Any] = []
-        notice = _unavailable(found, served.model)
-        values.append(gr.update(value=notice, visible=bool(notice)))
+        """The tab for another model: its notes, its directions (choices), its examples."""
+        own = _model_rows(found, served, display)
+        values: list[Any] = [_notes(found, served, own)]  # a value, not an update: Gradio sends those cheaply
         for w in choices:
             options = w.item.options(served.model)
             values.append(gr.update(choices=options, value=w.item.default_value(served.model)))
-        own = _model_rows(found, served, display)
-        values.append(gr.update(value=_no_examples(found, served), visible=not own))
         if dataset is not None:
             samples = [[_as_files(row.get(p), gif_dir) for p in columns] for row in own]
             values.append(gr.Dataset(samples=samples or [[None] * len(columns)], visible=bool(samples)))
         return values
 
-    switched = [unavailable, *(w.components[0] for w in choices), no_examples,
-                *([dataset] if dataset is not None else [])]
+    switched = [notes, *(w.components[0] for w in choices), *([dataset] if dataset is not None else [])]
     return tab.overlays, TabSwitch(switched, for_model)
 
 
@@ -460,11 +457,15 @@ def _model_rows(found: Op, served: ServedModel, display: int) -> list[dict[str, 
     return served.derived[key]
 
 
-def _no_examples(found: Op, served: ServedModel) -> str:
-    """The line shown where a model has no examples for ``found`` (and why, where its listing is unreadable)."""
-    why = f" ({served.examples.problem})" if served.examples.problem else ""
-    return (f"No examples for {found.title} with this model{why}. A model folder gives its own in "
-            f"`examples/examples.json` (docs/photos.md).")
+def _notes(found: Op, served: ServedModel, rows: list[dict[str, Any]]) -> str:
+    """What ``found``'s tab says about the model: that it cannot run the op, that it has no examples for it
+    (and why, where its listing is unreadable); "" when neither."""
+    notes = [_unavailable(found, served.model)]
+    if not rows:
+        why = f" ({served.examples.problem})" if served.examples.problem else ""
+        notes.append(f"No examples for {found.title} with this model{why}; a model folder gives its own in "
+                     f"`examples/examples.json` (docs/photos.md).")
+    return "\n\n".join(n for n in notes if n)
 
 
 def _as_files(value: Any, folder: Path) -> Any:

@@ -81,7 +81,8 @@ class PhotoIntake:
     face: Any
     preview: Callable[..., tuple[int, Any, str, int]]
     views: list[Any]
-    """The crop views made: another model crops differently, so a model switch hides them."""
+    """The crop views made: another model crops differently, so a model switch empties them (an empty one
+    is not shown: ``ui.css``, so that neither needs a change of visibility, which Gradio sends dearly)."""
 
 
 EMPTY_EDITOR = {"background": None, "layers": [], "composite": None}
@@ -294,11 +295,12 @@ def _connect_upload(tab: Tab, comp: Any, size: int, display: int, photo: PhotoIn
     keep = [gr.skip() for _ in stale]
     extra: list[Any] = []
     if photo is not None:
-        view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False, visible=False,
-                        elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, height=display + 60)
+        view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False,
+                        elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, elem_classes=["smapgan-crop"],
+                        height=display + 60)
         photo.views.append(view)
         extra = [view, photo.face]
-    hidden = [gr.update(visible=False, value=None), gr.skip()][: len(extra)]
+    hidden = [None, gr.skip()][: len(extra)]
 
     def on_upload(payload: Any, state: Any, *choices: Any) -> list[Any]:
         source = file_source(payload) if payload else None
@@ -310,11 +312,11 @@ def _connect_upload(tab: Tab, comp: Any, size: int, display: int, photo: PhotoIn
                 if cropped is None:
                     return [preview_image(source, side, display), "", *hidden, *keep]
         except FaceNotFound as exc:
-            return [gr.skip(), status_text(str(exc), error=True), hidden[0], gr.update(visible=False), *keep]
+            return [gr.skip(), status_text(str(exc), error=True), None, gr.update(visible=False), *keep]
         except (imageio.ImageInputError, limits.LimitError, spec.OpError, FaceSupportMissing, ValueError) as exc:
             status, *blank = _refused(tab, state, str(exc))
             return [None, status, *hidden, *blank]
-        shown = gr.update(value=imageio.preview(cropped, display), visible=True)
+        shown = imageio.preview(cropped, display)
         face_update = gr.update(visible=True, maximum=faces - 1) if faces > 1 else gr.skip()
         return [gr.skip(), status_text(note), shown, face_update, *keep]
 
