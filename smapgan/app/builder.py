@@ -224,10 +224,11 @@ def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: lis
     """Choosing a model shows its header, examples, choices and notices.
 
     A model in memory is shown by an unqueued event, which only sends what was made for the model when it
-    was first shown (nothing computed, no queue round trip). A model that is not (or not yet shown) goes
-    to ``pending``, whose change loads it in the queue (a load is work a client must not start outside
-    the queue's caps; in a lane of its own, so that it never waits for an edit that is running), and the
-    page then shows the model chosen by then.
+    was first shown (nothing computed, no queue round trip; few updates, as Gradio rebuilds a component
+    and its config for each). A model not in memory (or not shown yet) goes to ``pending``, whose change
+    loads it in the queue (a load is work a client must not start outside the queue's caps; in a lane of
+    its own, so that it never waits for an edit that is running), and the page then shows the model
+    chosen by then.
     """
     outputs = [header, app.crop, app.face, *(c for s in switches for c in s.components)]
     pending = gr.Textbox(visible=False, elem_id="model-pending")
