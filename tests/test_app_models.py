@@ -46,6 +46,10 @@ def faces_model_dir(tiny_model_dir, tmp_path) -> Path:
     (target / "directions.safetensors").unlink()
     config = json.loads((target / "config.json").read_text())
     (target / "config.json").write_text(json.dumps({**config, "alignment": "ffhq"}))
+    # Its own examples: one for Reconstruct, none for the other ops.
+    (target / "examples").mkdir()
+    Image.new("RGB", (40, 40), (200, 30, 90)).save(target / "examples" / "face.png")
+    (target / "examples" / "examples.json").write_text(json.dumps({"reconstruct": [{"original": "face.png"}]}))
     return target
 
 
@@ -69,7 +73,7 @@ def test_models_load_on_first_use_and_the_least_recent_is_dropped(tiny_model_dir
     assert models.loaded() == [str(faces_model_dir)]  # K = 1: the first was dropped
     again = models.get(str(tiny_model_dir))
     assert loads == [str(tiny_model_dir), str(faces_model_dir), str(tiny_model_dir)]
-    assert again is not first and again.generation > first.generation
+    assert again is not first
     with pytest.raises(ValueError, match="model must be one of"):
         models.get("someone/else")
 
@@ -130,8 +134,10 @@ def two_model_app(hub, tiny_model_dir, faces_model_dir):
     loads: list[str] = []
 
     def load(source: str, revision: str | None, device: str):
+        from smapgan.defaults import default_model_path
+
         loads.append(source)
-        model = StyleMapGAN.from_pretrained(source, revision=revision)
+        model = StyleMapGAN.from_pretrained(default_model_path() if source == BUNDLED else source, revision=revision)
         return model, ReferenceRenderer(model)  # results compared bit for bit with OpContext's
 
     models = ModelChoices([str(tiny_model_dir), FACES], max_loaded=2, loader=load)
@@ -192,28 +198,133 @@ def test_no_face_and_a_missing_op_say_so_over_http(two_model_app, tmp_path, astr
         client.predict(original=handle_file(str(astronaut)), model=FACES, api_name="/semantic_edit")
 
 
-def test_choosing_a_model_shows_its_directions_examples_and_notices(two_model_app, tiny_model_dir):
-    """The dropdown's handler: the face model has no directions, so Semantic edit says so; back again, not."""
-    _client, models, _loads, demo = two_model_app
-    choice = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-choice")
-    notice = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "semantic_edit-unavailable")
-    fn = next(f for f in demo.fns.values() if [i._id for i in f.inputs] == [choice._id])
-    ids = [o._id for o in fn.outputs]
-    shown = dict(zip(ids, fn.fn(FACES)))
-    assert shown[notice._id]["visible"] and "not available for this model" in shown[notice._id]["value"]
-    direction = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "semantic_edit-direction")
-    assert shown[direction._id]["choices"] == []
+def by_elem_id(demo: Any, elem_id: str) -> Any:
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def choose(demo: Any, name: str) -> dict[int, Any]:
+    """What the page shows once ``name`` is chosen in the dropdown, by block id: the unqueued switch, and
+    where it hands the model to the queue (not in memory, or not shown yet), the load and the switch again."""
     import gradio as gr
 
-    datasets = {o._id: o for o in fn.outputs if isinstance(o, gr.Dataset)}
+    choice, pending = by_elem_id(demo, "model-choice"), by_elem_id(demo, "model-pending")
+    show = next(f for f in demo.fns.values() if [i._id for i in f.inputs] == [choice._id])
+    load = next(f for f in demo.fns.values() if [i._id for i in f.inputs] == [pending._id])
+    assert show.queue is False and load.queue is not False  # only a load waits in the queue
+    values = show.fn(name)
+    if not isinstance(values[-1], type(gr.skip())):
+        load.fn(values[-1])
+        values = show.fn(name)
+    assert isinstance(values[-1], type(gr.skip()))  # shown: nothing left to load
+    return dict(zip([o._id for o in show.outputs], values))
+
+
+def test_choosing_a_model_shows_its_directions_examples_and_notices(two_model_app, tiny_model_dir):
+    """The dropdown's handler: the face model has no directions, so Semantic edit says so; back again, not."""
+    import gradio as gr
+
+    _client, models, loads, demo = two_model_app
+    notes = by_elem_id(demo, "semantic_edit-notes")
+    shown = choose(demo, FACES)
+    assert "not available for this model" in shown[notes._id]
+    direction = by_elem_id(demo, "semantic_edit-direction")
+    assert shown[direction._id]["choices"] == []
+    datasets = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
     assert datasets
-    for block_id, dataset in datasets.items():  # each model's examples, in the columns the page shows
-        sent = shown[block_id]
+    for dataset in datasets:  # each model's examples, in the columns the page shows
+        sent = shown[dataset._id]
         assert all(len(sample) == len(dataset._components) for sample in sent.raw_samples), dataset
-    back = dict(zip(ids, fn.fn(str(tiny_model_dir))))
-    assert not back[notice._id]["visible"]
+    back = choose(demo, str(tiny_model_dir))
+    assert "not available" not in back[notes._id]
     own = discover(paths=[]).ops["semantic_edit"].input("direction").options(models.get(str(tiny_model_dir)).model)
     assert own and back[direction._id]["choices"] == own
+    assert loads == [str(tiny_model_dir), FACES]  # switching between models in memory loads nothing
+
+
+def test_each_model_shows_its_own_examples(two_model_app, tiny_model_dir, faces_model_dir):
+    """The face model (from the Hub) lists one example of its own; the tiny model (a folder) has none and
+    says so; the bundled model shows the ops' own (emoji), which no other model shows."""
+    import gradio as gr
+
+    _client, models, _loads, demo = two_model_app
+    ops = discover(paths=[]).names()
+    datasets = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
+    reconstruct = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset)
+                       and any(getattr(c, "elem_id", None) == "reconstruct-original" for c in b._components))
+    notes = {op: by_elem_id(demo, f"{op}-notes") for op in ops}
+
+    def examples_shown(shown: dict[int, Any]) -> dict[int, list[list[Any]]]:
+        return {d._id: shown[d._id].raw_samples for d in datasets if shown[d._id].visible}
+
+    faces = choose(demo, FACES)
+    assert list(examples_shown(faces)) == [reconstruct._id]  # Reconstruct's own example, nothing else
+    (path,) = examples_shown(faces)[reconstruct._id][0]
+    face = np.asarray(Image.open(path).convert("RGB"))
+    assert (face == (200, 30, 90)).all()  # the model's own picture, not an emoji
+    assert "No examples" not in faces[notes["reconstruct"]._id]
+    assert all("No examples" in faces[notes[op]._id] for op in ops if op != "reconstruct")
+
+    tiny = choose(demo, str(tiny_model_dir))
+    assert examples_shown(tiny) == {}
+    assert all("No examples" in tiny[notes[op]._id] for op in ops)
+
+    bundled = choose(demo, BUNDLED)
+    shown = examples_shown(bundled)
+    assert reconstruct._id in shown and len(shown) >= 5  # the ops' own examples
+    (emoji,) = shown[reconstruct._id][0]
+    assert not (np.asarray(Image.open(emoji).convert("RGB")) == (200, 30, 90)).all()
+    assert not any(bundled[note._id] for note in notes.values())  # nothing to say: not shown
+
+
+def test_a_models_examples_listing_cannot_reach_outside_its_folder(tmp_path, tiny_model_dir):
+    """A listing names files of its folder only; one that is not JSON is reported, not a crash."""
+    from smapgan.app.examples import example_rows, read_examples
+
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(secret)
+    (folder / "examples.json").write_text(json.dumps({"reconstruct": [
+        {"original": str(secret)}, {"original": "../secret.png"}]}))
+    examples = read_examples(folder)
+    op = discover(paths=[]).ops["reconstruct"]
+    model = StyleMapGAN.from_pretrained(tiny_model_dir)
+    assert example_rows(op, model, 32, folder, examples.of(op)) == []  # both skipped
+    (folder / "examples.json").write_text("{not json")
+    broken = read_examples(folder)
+    assert broken.of(op) == [] and "examples.json is not readable JSON" in broken.problem
+
+
+def test_refinement_is_priced_by_the_model_each_job_names(tiny_model_dir, tmp_path, monkeypatch):
+    """Two models with different GFLOP per step: each refinement job is charged its own model's."""
+    from smapgan import StyleMapGANConfig
+    from smapgan.app import build_demo, gate
+    from smapgan.latent.invert import step_gflop
+    from smapgan.ops.inversion import REFINED
+
+    config = StyleMapGANConfig(size=64, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2,
+                               channel_base=256, channel_max=32)
+    StyleMapGAN(config, with_discriminator=False).save_pretrained(tmp_path / "larger")
+    priced: list[Any] = []
+    monkeypatch.setattr(gate, "install_fair_queue", lambda demo, price=None: priced.append(price))
+    models = ModelChoices([str(tiny_model_dir), str(tmp_path / "larger")], loader=counting_loader([]))
+    demo = build_demo(models, registry=discover(paths=[]), prefill=False)
+    (price,) = priced
+    event = next(f for f in demo.fns.values() if f.api_name == "reconstruct")
+
+    def job(model: str) -> list[Any]:
+        given = {"inversion-choice": REFINED, "inversion-steps": 10, "model-choice": model,
+                 "reconstruct-original": {"path": "photo.png"}}
+        return [given.get(getattr(block, "elem_id", None)) for block in event.inputs]
+
+    small = step_gflop(models.get(str(tiny_model_dir)).model)
+    assert price(event, job(str(tiny_model_dir))) == pytest.approx(10 * small)
+    # Not in memory yet (its size unknown): charged as the dearest model counted so far.
+    assert price(event, job(str(tmp_path / "larger"))) == pytest.approx(10 * small)
+    large = step_gflop(models.get(str(tmp_path / "larger")).model)
+    assert large > 1.4 * small
+    assert price(event, job(str(tmp_path / "larger"))) == pytest.approx(10 * large)
+    assert price(event, job(str(tiny_model_dir))) == pytest.approx(10 * small)
 
 
 def test_several_faces_the_face_parameter_chooses(two_model_app, tmp_path):

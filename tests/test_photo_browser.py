@@ -1,9 +1,11 @@
 """Your own photo in the app, in Chromium: upload the astronaut, see the aligned crop, run a local
-transplant, see and download the result put back into the photo, switch model, run again.
+transplant, see and download the result put back into the photo, switch model (each shows its own
+examples), run again.
 
 The face model is a 256 px model with random weights (narrow channels, so that a run takes
-seconds here) whose config says ``alignment: ffhq``, served through the loopback Hub double next
-to the bundled model. Set ``SMAPGAN_SCREENSHOTS=DIR`` to keep the screenshots.
+seconds here) whose config says ``alignment: ffhq``, with two Local transplant examples of its own,
+served through the loopback Hub double next to the bundled model. Set ``SMAPGAN_SCREENSHOTS=DIR``
+to keep the screenshots.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ def url(hub, tmp_path, one_torch_thread):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         StyleMapGAN(config, with_discriminator=False).eval().save_pretrained(tmp_path / "faces")
+    examples = tmp_path / "faces" / "examples"
+    examples.mkdir()
+    astronaut = Image.fromarray(skimage_data.astronaut())
+    astronaut.crop((140, 20, 340, 220)).save(examples / "face.png")
+    astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT).crop((170, 20, 370, 220)).save(examples / "mirrored.png")
+    (examples / "examples.json").write_text(json.dumps({"local_transplant": [
+        {"original": "face.png", "references": ["mirrored.png"]},
+        {"original": "mirrored.png", "references": ["face.png"]},
+    ]}))
     push_folder(tmp_path / "faces", FACES)
     demo = build_demo(ModelChoices([FACES, None], device="cpu"), registry=discover(paths=[]))
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
@@ -100,11 +111,22 @@ def switch_model(page, name: str, header_text: str) -> float:
     return page.evaluate("() => window.__switched - window.__t0")
 
 
+def example_images(page, op: str) -> int:
+    """How many pictures the op's examples show."""
+    return page.locator(f"#{op}-examples img").count()
+
+
 def test_photo_flow_in_the_browser(page, photos, tmp_path):
     folder = Path(os.environ.get("SMAPGAN_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     open_tab(page, "Local transplant", "local_transplant")
     assert "aligned on the face" in page.locator("#header").inner_text()
+    assert example_images(page, "local_transplant") == 4  # the face model's own: two originals, two references
+    shot(page, "0-own-examples", folder)
+    open_tab(page, "Reconstruct", "reconstruct")
+    assert "No examples for Reconstruct with this model" in page.locator("#reconstruct-notes").inner_text()
+    assert example_images(page, "reconstruct") == 0  # none of its own: not the emoji
+    open_tab(page, "Local transplant", "local_transplant")
 
     # The photo stays as uploaded; the aligned crop is shown beside it.
     upload(page, "local_transplant-original", str(photos["astronaut"]))
@@ -141,6 +163,8 @@ def test_photo_flow_in_the_browser(page, photos, tmp_path):
                                     round(again)}}))
     assert "aligned on the face" not in page.locator("#header").inner_text()
     assert page.locator("#local_transplant-original-crop").is_hidden()  # that crop was the other model's
+    assert example_images(page, "local_transplant") == 2  # the bundled model's (emoji): one example
+    assert page.locator("#local_transplant-notes").is_hidden()  # nothing to say
     assert "Done" in run(page, "local_transplant")
     shot(page, "3-other-model", folder)
     result = page.locator("#local_transplant-image-download")

@@ -222,13 +222,14 @@ def test_f_no_handler_runs_outside_the_queue(app, api):
 
     # Outside the queue only events whose inputs cannot carry a user's file: gr.Examples' loader (a row
     # index), Run's status steps and the frame preview (the session's own results and a number),
-    # the inversion's stop button. Their work is constant and small, whatever a client sends.
+    # the inversion's stop button, the model switch (a name: it shows a model in memory, never loads
+    # one). Their work is constant and small, whatever a client sends.
     carries_files = (gr.Image, gr.ImageEditor, gr.File, gr.Gallery, gr.ImageSlider, gr.Video, gr.Audio)
     unqueued = [fn.name for fn in app.fns.values() if not fn.queue and any(isinstance(b, carries_files) for b in fn.inputs)]
     assert not unqueued, f"events that decode files outside the queue: {unqueued}"
     for fn in app.fns.values():
         if not fn.queue:
-            assert all(isinstance(b, (gr.State, gr.Slider, gr.Dataset, gr.Button)) for b in fn.inputs), fn.name
+            assert all(isinstance(b, (gr.State, gr.Slider, gr.Dataset, gr.Button, gr.Dropdown)) for b in fn.inputs), fn.name
     preview = next(i for i, fn in app.fns.items() if fn.inputs and isinstance(fn.inputs[0], gr.Image)
                    and any(t[1] == "upload" for t in fn.targets))
     files = [api.upload("icon.ico", ico_pointing_at(bomb_png(12000))), api.upload("pages.tiff", tiff_pages(40_000))]

@@ -26,19 +26,17 @@ from PIL import Image
 
 from ..intake import images as imageio
 from ..intake import limits
-from ..intake.align import FaceNotFound
-from ..intake.faces import FaceSupportMissing
+from ..latent.invert import step_gflop
 from ..model import StyleMapGAN
 from ..render import ReferenceRenderer, Renderer
 from ..ops import Registry, discover
 from ..ops.spec import ChoiceInput, ImageOutput, Op, OpError, short_repr
 from . import departures, gate
-from .examples import example_rows
-from .inputs import PREVIEW_EVENT, Tab, Widget, WidgetFactory, display_side, status_text
+from .examples import ModelExamples, example_rows
+from .inputs import PhotoIntake, Tab, Widget, WidgetFactory, display_side, status_text
 from .outputs import Converter, OutputBinding, build_output, write_file
 from . import inversion as inversion_control
 from . import photos
-from .intake import file_source, preview_image
 from .models import ModelChoices, ServedModel
 from .zerogpu import on_gpu
 
@@ -96,20 +94,21 @@ def build_demo(
 
     ``model`` may be a :class:`~smapgan.app.models.ModelChoices`: a model dropdown then sits above
     the tabs, each model is loaded on first use (each with its own renderer, for its device), and
-    every endpoint also takes ``model`` (a name of the dropdown), ``crop`` and ``face``.
+    every endpoint also takes ``model`` (a name of the dropdown), ``crop`` and ``face``. Each model
+    shows its own examples (:class:`~smapgan.app.examples.ModelExamples`); ``examples_dir`` is for a
+    single model, whose examples are then the ops' own with their files in that folder.
     """
     if isinstance(model, ModelChoices):
-        if renderer is not None:
-            raise ValueError("with several models each has its own renderer: pass renderer=None")
+        if renderer is not None or examples_dir is not None:
+            raise ValueError("with several models each has its own renderer and examples: pass neither")
         models = model
         served = models.get()
         model, renderer = served.model, served.renderer
     else:
         if renderer is None:
             renderer = default_renderer(model)
-        models = ModelChoices.of(model, renderer)
+        models = ModelChoices.of(model, renderer, examples=ModelExamples(Path(examples_dir or EXAMPLES_DIR)))
     registry = discover() if registry is None else registry
-    examples_dir = Path(examples_dir) if examples_dir is not None else EXAMPLES_DIR
     size = model.config.size
     display = display_side(size, display_size)
     gif_dir = Path(tempfile.mkdtemp(prefix="smapgan-app-"))
@@ -151,7 +150,7 @@ def build_demo(
             for found in registry.sorted():
                 with gr.Tab(found.title, id=found.name):
                     tab_overlays, switch = _build_tab(
-                        found, model, renderer, cache, session, mode_input, display, gif_dir, examples_dir, prefill,
+                        found, model, renderer, cache, session, mode_input, display, gif_dir, prefill,
                         inversion, shared_inputs,
                     )
                     overlays += tab_overlays
@@ -159,10 +158,30 @@ def build_demo(
         _connect_model_choice(shared_inputs, header, title, switches)
         _browser_helpers(overlays, display)
     demo.queue(default_concurrency_limit=1, max_size=limits.MAX_QUEUE)
-    # Per-session and per-address caps on queued + running jobs; refinement priced and in a lane of its own.
-    gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, model))
+    # Per-session and per-address caps on queued + running jobs; refinement priced (by the model each job
+    # names) and in a lane of its own.
+    gate.install_fair_queue(demo, price=inversion_control.pricing(inversion, _step_gflop(models), shared_inputs.model))
     departures.install(demo)  # a client that leaves: its queued jobs dropped, its running ones stopped
     return demo
+
+
+def _step_gflop(models: ModelChoices) -> Callable[[Any], float]:
+    """``per_step(name)``: GFLOP of one refinement step of the model named (what a job is charged per step
+    and image), counted once per model. A model not in memory yet is charged as the dearest one counted
+    so far: its size is known only once it is loaded."""
+    counted: dict[str, float] = {}
+
+    def per_step(name: Any) -> float:
+        name = name if name in models.names else models.default  # any other name is refused by the op
+        if name not in counted:
+            served = models.peek(name)
+            if served is None:
+                return max(counted.values())
+            counted[name] = step_gflop(served.model)
+        return counted[name]
+
+    per_step(models.default)  # loaded by now: the floor of what an unknown model is charged
+    return per_step
 
 
 def _header(title: str, model: StyleMapGAN) -> str:
@@ -202,26 +221,51 @@ class TabSwitch:
 
 
 def _connect_model_choice(app: AppInputs, header: Any, title: str, switches: list[TabSwitch]) -> None:
-    """Choosing a model loads it (first use only) and shows its header, examples, choices and notices."""
-    outputs = [header, app.crop, app.face, *app.crop_views, *(c for s in switches for c in s.components)]
+    """Choosing a model shows its header, examples, choices and notices.
 
-    def switch(name: str) -> list[Any]:
+    A model in memory is shown by an unqueued event, which only sends what was made for the model when it
+    was first shown (nothing computed, no queue round trip; few updates, as Gradio rebuilds a component
+    and its config for each). A model not in memory (or not shown yet) goes to ``pending``, whose change
+    loads it in the queue (a load is work a client must not start outside the queue's caps; in a lane of
+    its own, so that it never waits for an edit that is running), and the page then shows the model
+    chosen by then.
+    """
+    outputs = [header, app.crop, app.face, *(c for s in switches for c in s.components)]
+    pending = gr.Textbox(visible=False, elem_id="model-pending")
+
+    def page(served: ServedModel) -> list[Any]:
+        if "page" not in served.derived:  # made once per load: its examples' images are stored when made
+            aligns = served.model.config.alignment == "ffhq"
+            served.derived["page"] = [
+                _header(title, served.model), gr.update(visible=aligns), gr.update(visible=False, value=0),
+                *(v for s in switches for v in s.values(served)),
+            ]
+        return [dict(v) if isinstance(v, dict) else v for v in served.derived["page"]]  # Gradio consumes updates
+
+    def show(name: str) -> list[Any]:
+        served = app.models.peek(name) if name in app.models.names else None
+        if served is None or "page" not in served.derived:
+            return [*(gr.skip() for _ in outputs), f"{name}\n{secrets.token_hex(4)}"]  # a change each time
+        return [*page(served), gr.skip()]
+
+    def load(request: str) -> Any:
+        name = request.rpartition("\n")[0]
         try:
-            served = app.models.get(name)
+            page(app.models.get(name))
         except Exception as exc:  # a Hub id that cannot be reached: say so, the other models still work
             logger.warning("model %s could not be loaded: %s", name, exc)
             raise gr.Error(f"model {name} could not be loaded: {exc}", print_exception=False) from None
-        aligns = served.model.config.alignment == "ffhq"
-        return [
-            _header(title, served.model), gr.update(visible=aligns), gr.update(visible=False, value=0),
-            *(gr.update(visible=False, value=None) for _ in app.crop_views),
-            *(v for s in switches for v in s.values(served)),
-        ]
+        return gr.skip()
 
-    # Queued (a first use loads a model: work a client must not start outside the queue's caps), in a
-    # lane of its own, so that a switch never waits for an edit that is running.
-    app.model.change(switch, [app.model], outputs, api_visibility="private", show_progress="minimal",
-                     concurrency_id="models", concurrency_limit=1)
+    app.model.change(show, [app.model], [*outputs, pending], queue=False, api_visibility="private",
+                     show_progress="hidden")
+    if app.crop_views:  # the uploads' crops were the last model's: emptied in the browser (then not shown)
+        empty = "null" if len(app.crop_views) == 1 else json.dumps([None] * len(app.crop_views))
+        app.model.change(None, None, app.crop_views, js=f"() => {empty}", api_visibility="private")
+    pending.change(load, [pending], [header], api_visibility="private", show_progress="minimal",
+                   concurrency_id="models", concurrency_limit=1,
+                   ).success(show, [app.model], [*outputs, pending], queue=False, api_visibility="private",
+                             show_progress="hidden")
 
 
 def _unavailable(found: Op, model: StyleMapGAN) -> str:
@@ -252,7 +296,6 @@ def _build_tab(
     mode_input: Any,
     display: int,
     gif_dir: Path,
-    examples_dir: Path,
     prefill: bool,
     inversion: inversion_control.InversionControls | None = None,
     app: AppInputs | None = None,
@@ -266,14 +309,20 @@ def _build_tab(
         app = AppInputs(ModelChoices.of(model, renderer), None, None, None)
     if found.description:
         gr.Markdown(found.description)
-    notice = _unavailable(found, model)
-    unavailable = gr.Markdown(notice, visible=bool(notice), elem_id=f"{found.name}-unavailable")
-    rows = example_rows(found, model, display, examples_dir) if found.examples else []
+    rows = _model_rows(found, app.models.get(), display)
+    # What the tab says about the model: an op it cannot run, no examples of its own (empty: not shown).
+    notes = gr.Markdown(_notes(found, app.models.get(), rows), elem_id=f"{found.name}-notes",
+                        elem_classes=["smapgan-status"])
     initial = rows[0] if rows and prefill else {}
     # What the tab has to say (running, done, an error, an unreadable upload), under Run.
     status = gr.Markdown("", elem_id=f"{found.name}-status", elem_classes=["smapgan-status"], render=False)
-    photo_upload = (lambda comp, tab: _photo_upload(app, comp, tab, display)) if app.model is not None else None
-    ui = WidgetFactory(model, display, initial, found.name, status, photo_upload=photo_upload)
+    photo = None
+    if app.model is not None:  # uploads previewed as the chosen model sees them
+        def preview(source: Any, name: Any, crop: Any, face: Any) -> tuple[int, Any, str, int]:
+            return photos.upload_preview(source, app.models.get(name).model, crop, face)
+
+        photo = PhotoIntake([app.model, app.crop, app.face], app.face, preview, app.crop_views)
+    ui = WidgetFactory(model, display, initial, found.name, status, photo=photo)
     images = {i.name for i in found.image_inputs}
     compare = bool(images)  # single-image results are compared with the first input
     built: dict[str, Widget] = {}
@@ -299,13 +348,18 @@ def _build_tab(
     by_param = {p: c for w in inputs for p, c in zip(w.params, w.components)}
     output_components = [c for o in outputs for c in o.components]
     dataset, columns = None, list(by_param)
-    if rows:
+    # Another model's examples are shown in the same Dataset: its columns come from the default model's
+    # examples, else from the ops' own (the bundled model's), shown once that model is chosen.
+    layout = rows or (example_rows(found, model, display, app.models.bundled_examples) if found.examples else [])
+    if layout:
         dataset = gr.Examples(
-            [[row.get(p) for p in by_param] for row in rows],
+            [[row.get(p) for p in by_param] for row in layout],
             list(by_param.values()),
             label="Examples",
             examples_per_page=4,
             cache_examples=False,
+            visible=bool(rows),
+            elem_id=f"{found.name}-examples",
         ).dataset
         # The columns Gradio shows: inputs that some example gives (another model's rows are sent so).
         shown_ids = {c._id for c in dataset._components}
@@ -377,24 +431,42 @@ def _build_tab(
     choices = [w for w in inputs if isinstance(w.item, ChoiceInput) and callable(w.item.choices)]
 
     def for_model(served: ServedModel) -> list[Any]:
-        """The tab for another model: its notice, its directions (choices), its examples."""
-        values: list[Any] = []
-        notice = _unavailable(found, served.model)
-        values.append(gr.update(value=notice, visible=bool(notice)))
+        """The tab for another model: its notes, its directions (choices), its examples."""
+        own = _model_rows(found, served, display)
+        values: list[Any] = [_notes(found, served, own)]  # a value, not an update: Gradio sends those cheaply
         for w in choices:
             options = w.item.options(served.model)
             values.append(gr.update(choices=options, value=w.item.default_value(served.model)))
         if dataset is not None:
-            key = f"examples:{found.name}"
-            if key not in served.derived:  # made once per model: a Dataset stores its images when made
-                samples = [[_as_files(row.get(p), gif_dir) for p in columns]
-                           for row in example_rows(found, served.model, display, examples_dir)]
-                served.derived[key] = gr.Dataset(samples=samples or [[None] * len(columns)], visible=bool(samples))
-            values.append(served.derived[key])
+            samples = [[_as_files(row.get(p), gif_dir) for p in columns] for row in own]
+            values.append(gr.Dataset(samples=samples or [[None] * len(columns)], visible=bool(samples)))
         return values
 
-    switched = [unavailable, *(w.components[0] for w in choices), *([dataset] if dataset is not None else [])]
+    switched = [notes, *(w.components[0] for w in choices), *([dataset] if dataset is not None else [])]
     return tab.overlays, TabSwitch(switched, for_model)
+
+
+def _model_rows(found: Op, served: ServedModel, display: int) -> list[dict[str, Any]]:
+    """The model's own examples of ``found`` as component values, made once per model (their images decoded)."""
+    key = f"examples:{found.name}"
+    if key not in served.derived:
+        examples = served.examples
+        served.derived[key] = (
+            example_rows(found, served.model, display, examples.folder, examples.of(found))
+            if examples.folder is not None else []
+        )
+    return served.derived[key]
+
+
+def _notes(found: Op, served: ServedModel, rows: list[dict[str, Any]]) -> str:
+    """What ``found``'s tab says about the model: that it cannot run the op, that it has no examples for it
+    (and why, where its listing is unreadable); "" when neither."""
+    notes = [_unavailable(found, served.model)]
+    if not rows:
+        why = f" ({served.examples.problem})" if served.examples.problem else ""
+        notes.append(f"No examples for {found.title} with this model{why}; a model folder gives its own in "
+                     f"`examples/examples.json` (docs/photos.md).")
+    return "\n\n".join(n for n in notes if n)
 
 
 def _as_files(value: Any, folder: Path) -> Any:
@@ -426,44 +498,6 @@ def _show_photo(memo: dict[str, Any], files: Path) -> list[Any]:
     path, (width, height) = photo
     label = f"Download the photo ({width}x{height} PNG)"
     return [gr.update(value=path, visible=True), gr.update(value=path, label=label, visible=True)]
-
-
-def _photo_upload(app: AppInputs, comp: Any, tab: Tab, display: int) -> None:
-    """An upload's preview for the chosen model: the center crop replaces the upload as before, but a
-    face-aligned crop is shown beside the photo, which stays as uploaded (the result goes back into it).
-    A refused upload also empties the tab's results and its last run, which belonged to the old input."""
-    status = tab.status
-    stale = [c for o in tab.outputs for c in (*o.components, *o.views)]
-    keep = [gr.skip() for _ in stale]
-    view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False, visible=False,
-                    elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, height=display + 60)
-    app.crop_views.append(view)
-    hidden = gr.update(visible=False, value=None)
-
-    def on_upload(payload: Any, state: Any, name: str | None, crop: str | None, face: Any) -> list[Any]:
-        source = file_source(payload) if payload else None
-        if source is None:
-            return [gr.skip(), "", hidden, gr.skip(), *keep]
-        try:
-            model = app.models.get(name).model
-            with limits.pixel_budget():
-                if photos.crop_mode(crop, model) == "center" and model.config.alignment != "ffhq":
-                    return [preview_image(source, model.config.size, display), "", hidden, gr.skip(), *keep]
-                cropped, note, faces = photos.preview(source, model, crop, face)
-        except FaceNotFound as exc:
-            return [gr.skip(), status_text(str(exc), error=True),
-                    hidden, gr.update(visible=False), *keep]
-        except (imageio.ImageInputError, limits.LimitError, OpError, FaceSupportMissing, ValueError) as exc:
-            if isinstance(state, dict):
-                state.pop(tab.op.name, None)
-            blank = [v for o in tab.outputs for v in o.blank()]
-            return [None, status_text(str(exc), error=True), hidden, gr.skip(), *blank]
-        shown = gr.update(value=imageio.preview(cropped, display), visible=True)
-        face_update = gr.update(visible=True, maximum=faces - 1) if faces > 1 else gr.skip()
-        return [gr.skip(), status_text(note), shown, face_update, *keep]
-
-    comp.upload(on_upload, [comp, tab.session, app.model, app.crop, app.face], [comp, status, view, app.face, *stale],
-                preprocess=False, api_visibility="private", **PREVIEW_EVENT)
 
 
 def _views(output: OutputBinding, memo: dict[str, Any]) -> list[Any]:

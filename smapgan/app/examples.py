@@ -1,4 +1,5 @@
-"""An op's declared examples as starting values of its tab's components (the rows of ``gr.Examples``).
+"""Examples as starting values of a tab's components (the rows of ``gr.Examples``): an op's declared
+ones (the bundled model's), or a model's own (:func:`read_examples`).
 
 Each input kind turns an example's value into its components' values with its entry of
 :data:`EXAMPLE_FIELDS` (or its nearest base kind's: :func:`~.inputs.for_kind`).
@@ -6,9 +7,11 @@ Each input kind turns an example's value into its components' values with its en
 
 from __future__ import annotations
 
+import json
 import logging
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Callable, Mapping, Sequence
 
 from ..intake import images as imageio
 from ..ops import spec
@@ -17,12 +20,62 @@ from .intake import preview_image
 
 logger = logging.getLogger(__name__)
 
+EXAMPLES_FOLDER = "examples"
+"""A model folder's (or Hub repo's) folder of examples: its images and :data:`EXAMPLES_LISTING`."""
+EXAMPLES_LISTING = "examples.json"
+"""In :data:`EXAMPLES_FOLDER`: ``{"op name": [example, ...]}``, each example as an op declares its own
+(input name to value; images are file names of the folder)."""
 
-def example_rows(found: spec.Op, model: Any, display: int, examples_dir: Path) -> list[dict[str, Any]]:
-    """Each declared example as component values keyed by API parameter name (unusable ones are logged)."""
+
+@dataclass(frozen=True)
+class ModelExamples:
+    """The examples a model comes with: the folder their files are in, and each op's examples.
+
+    An op's examples name images of the bundled model's training set, so they are the bundled model's
+    (``by_op`` None); another model shows its own or none, never those.
+    """
+
+    folder: Path | None = None
+    by_op: Mapping[str, Sequence[Mapping[str, Any]]] | None = field(default=None, compare=False)
+    """Examples by op name; None: each op's declared examples (whose files are in ``folder``)."""
+    problem: str = ""
+    """Why the model's examples could not be read ("" when they could, or there are none)."""
+
+    def of(self, found: spec.Op) -> list[Mapping[str, Any]]:
+        """The examples of ``found`` for this model (none without a folder)."""
+        if self.folder is None:
+            return []
+        return list(found.examples if self.by_op is None else self.by_op.get(found.name, ()))
+
+
+def read_examples(folder: Path) -> ModelExamples:
+    """A model's own examples: ``folder`` (its :data:`EXAMPLES_FOLDER`) with :data:`EXAMPLES_LISTING`.
+    No listing: no examples. A listing that cannot be read: none either, and ``problem`` says why (logged)."""
+    listing = folder / EXAMPLES_LISTING
+    if not listing.is_file():
+        return ModelExamples()
+    try:
+        by_op = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problem = f"{listing} is not readable JSON ({exc})"
+    else:
+        if isinstance(by_op, dict) and all(
+            isinstance(examples, list) and all(isinstance(e, dict) for e in examples) for examples in by_op.values()
+        ):
+            return ModelExamples(folder, by_op)
+        problem = f"{listing} must map op names to lists of examples (objects of input values)"
+    logger.warning("model examples skipped: %s", problem)
+    return ModelExamples(problem=problem)
+
+
+def example_rows(
+    found: spec.Op, model: Any, display: int, examples_dir: Path, examples: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Each example (default: the op's declared ones; files in ``examples_dir``) as component values keyed
+    by API parameter name (unusable ones are logged)."""
     ui = WidgetFactory(model, display, examples_dir=examples_dir)
     rows = []
-    for example in found.examples:
+    for example in found.examples if examples is None else examples:
         row: dict[str, Any] = {}
         try:
             for item in found.inputs:
@@ -59,13 +112,16 @@ def image_fields(ui: WidgetFactory, item: spec.ImageInput, value: Any) -> dict[s
 
 
 def example_image(ui: WidgetFactory, item: spec.ImageInput, value: Any) -> Any:
-    """An image component's value for a file name of the examples folder (or a path): what the model sees.
+    """An image component's value for a file name of the examples folder: what the model sees.
 
-    No preset mask in the app: a layer given with the value cannot be undone (and the editor logs
-    "No draw texture found for layer" for it); the user brushes instead.
+    The name must stay inside the folder (a model's listing is not the app's to trust). No preset mask
+    in the app: a layer given with the value cannot be undone (and the editor logs "No draw texture
+    found for layer" for it); the user brushes instead.
     """
     assert ui.examples_dir is not None, "examples need the factory's examples_dir"
-    image = preview_image(ui.examples_dir / value, ui.size, ui.display)  # an absolute path stays itself
+    if not isinstance(value, str) or PurePath(value).is_absolute() or ".." in PurePath(value).parts:
+        raise ValueError(f"{item.name}: example image {value!r} is not a file name inside the examples folder")
+    image = preview_image(ui.examples_dir / value, ui.size, ui.display)
     return image if item.mask == "none" else {"background": image, "layers": [], "composite": None}
 
 

@@ -17,6 +17,8 @@ import gradio as gr
 
 from ..intake import images as imageio
 from ..intake import limits
+from ..intake.align import FaceNotFound
+from ..intake.faces import FaceSupportMissing
 from ..ops import spec
 from . import blobs
 from .intake import file_source, image_source, preview_image
@@ -65,6 +67,24 @@ class Tab:
     """Entries for the page script: a box or points drawn on the image component they refer to."""
 
 
+@dataclass
+class PhotoIntake:
+    """An upload previewed as a photo for the chosen model (the app's intake: :mod:`smapgan.app.builder`).
+
+    ``preview(source, *values)``, given the values of ``inputs`` (the model, crop and face controls),
+    returns the model's side and, where the photo is not simply center-cropped, the crop the model will
+    see (shown beside the photo, which stays as uploaded: the result goes back into it), a note and the
+    number of faces found (``face`` is shown when there are several).
+    """
+
+    inputs: list[Any]
+    face: Any
+    preview: Callable[..., tuple[int, Any, str, int]]
+    views: list[Any]
+    """The crop views made: another model crops differently, so a model switch empties them (an empty one
+    is not shown: ``ui.css``, so that neither needs a change of visibility, which Gradio sends dearly)."""
+
+
 EMPTY_EDITOR = {"background": None, "layers": [], "composite": None}
 """An editor with no image: the starting value (and so the API default) of an optional canvas."""
 
@@ -79,12 +99,10 @@ class WidgetFactory:
 
     def __init__(
         self, model: Any, display: int, initial: dict[str, Any] | None = None, prefix: str = "", status: Any = None,
-        examples_dir: Path | None = None, photo_upload: Callable[[Any, Any], None] | None = None,
+        examples_dir: Path | None = None, photo: PhotoIntake | None = None,
     ) -> None:
         self.model = model
-        # The app's photo intake (smapgan.app.builder): wires an image upload's preview itself, given the
-        # component and its tab (aligned crops shown beside the photo, which stays as uploaded).
-        self.photo_upload = photo_upload
+        self.photo = photo  # plain image uploads are previewed as photos for the chosen model
         self.size = model.config.size
         self.display = display
         self.initial = initial or {}
@@ -234,10 +252,10 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
     def connect(tab: Tab) -> None:
         if tab.status is not None:
             for comp, guard in uploads:
-                if guard is None and ui.photo_upload is not None:  # the app's photo intake previews it
-                    ui.photo_upload(comp, tab)
+                if guard is None:
+                    _connect_upload(tab, comp, size, display, ui.photo)
                 else:
-                    _connect_refusal(tab, comp, guard, size, display)
+                    _connect_unreadable(tab, guard, size)
 
     if item.count == 1:
         params = [item.name]
@@ -255,40 +273,68 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
     return Widget(item, components, params, to_value, connect)
 
 
-def _connect_refusal(tab: Tab, comp: Any, guard: Any, size: int, display: int) -> None:
-    """A refused upload: the tab's status line says why; the input, the tab's results and its last run
-    (whose frames the previews show) are emptied. Any other upload clears an earlier message.
+def _refused(tab: Tab, state: Any, message: str) -> list[Any]:
+    """A refused upload: the tab's status line says why, and its results and last run (whose frames the
+    previews show) are emptied, as they belonged to the old input. Values for [status, *stale outputs]."""
+    if isinstance(state, dict):
+        state.pop(tab.op.name, None)
+    return [status_text(message, error=True), *(v for o in tab.outputs for v in o.blank())]
 
-    A plain upload is decoded on the server for its preview. An editor's file reaches the server only
-    when the browser could not draw it (``guard``: ``guard.js``, which also empties the editor in the
-    browser; a value sent from here would leave it stuck "processing"): the decoder then says why.
-    """
-    stale = [c for o in tab.outputs for c in (*o.components, *o.views)]
-    name = tab.op.name
 
-    def refused(state: Any, message: str) -> list[Any]:
-        if isinstance(state, dict):
-            state.pop(name, None)
-        return [status_text(message, error=True), *(v for o in tab.outputs for v in o.blank())]
+def _stale(tab: Tab) -> list[Any]:
+    """The tab's result components and views: what a refused upload empties."""
+    return [c for o in tab.outputs for c in (*o.components, *o.views)]
 
-    if guard is None:
-        def on_upload(payload: Any, state: Any) -> list[Any]:
-            try:
-                with limits.pixel_budget():
-                    shown = preview_image(file_source(payload), size, display) if payload else None
-            except (imageio.ImageInputError, limits.LimitError) as exc:
-                return [None, *refused(state, str(exc))]
-            return [shown, "", *(gr.skip() for _ in stale)]
 
-        comp.upload(on_upload, [comp, tab.session], [comp, tab.status, *stale], preprocess=False,
-                    api_visibility="private", **PREVIEW_EVENT)
-        return
+def _connect_upload(tab: Tab, comp: Any, size: int, display: int, photo: PhotoIntake | None = None) -> None:
+    """A plain upload is decoded on the server for its preview: the center crop replaces it, or (a
+    ``photo`` whose model aligns faces) the crop is shown beside it. A refused upload is emptied
+    (:func:`_refused`); no face found keeps the photo (the center crop is still a choice). Any other
+    upload clears an earlier message."""
+    stale = _stale(tab)
+    keep = [gr.skip() for _ in stale]
+    extra: list[Any] = []
+    if photo is not None:
+        view = gr.Image(label="What the model sees (aligned)", type="pil", interactive=False,
+                        elem_id=f"{comp.elem_id}-crop" if comp.elem_id else None, elem_classes=["smapgan-crop"],
+                        height=display + 60)
+        photo.views.append(view)
+        extra = [view, photo.face]
+    hidden = [None, gr.skip()][: len(extra)]
+
+    def on_upload(payload: Any, state: Any, *choices: Any) -> list[Any]:
+        source = file_source(payload) if payload else None
+        if source is None:
+            return [gr.skip(), "", *hidden, *keep]
+        try:
+            with limits.pixel_budget():
+                side, cropped, note, faces = (size, None, "", 0) if photo is None else photo.preview(source, *choices)
+                if cropped is None:
+                    return [preview_image(source, side, display), "", *hidden, *keep]
+        except FaceNotFound as exc:
+            return [gr.skip(), status_text(str(exc), error=True), None, gr.update(visible=False), *keep]
+        except (imageio.ImageInputError, limits.LimitError, spec.OpError, FaceSupportMissing, ValueError) as exc:
+            status, *blank = _refused(tab, state, str(exc))
+            return [None, status, *hidden, *blank]
+        shown = imageio.preview(cropped, display)
+        face_update = gr.update(visible=True, maximum=faces - 1) if faces > 1 else gr.skip()
+        return [gr.skip(), status_text(note), shown, face_update, *keep]
+
+    choices = photo.inputs if photo is not None else []
+    comp.upload(on_upload, [comp, tab.session, *choices], [comp, tab.status, *extra, *stale], preprocess=False,
+                api_visibility="private", **PREVIEW_EVENT)
+
+
+def _connect_unreadable(tab: Tab, guard: Any, size: int) -> None:
+    """An editor's file reaches the server only when the browser could not draw it (``guard``: ``guard.js``,
+    which also empties the editor in the browser; a value sent from here would leave it stuck
+    "processing"): the decoder then says why, and the upload is refused (:func:`_refused`)."""
 
     def on_unreadable(state: Any, event: gr.EventData) -> list[Any]:
         data = event._data if isinstance(event._data, dict) else {}
-        return refused(state, _why_unreadable(data.get("path"), data.get("name"), size))
+        return _refused(tab, state, _why_unreadable(data.get("path"), data.get("name"), size))
 
-    guard.submit(on_unreadable, [tab.session], [tab.status, *stale], api_visibility="private", **PREVIEW_EVENT)
+    guard.submit(on_unreadable, [tab.session], [tab.status, *_stale(tab)], api_visibility="private", **PREVIEW_EVENT)
 
 
 def _why_unreadable(path: Any, name: Any, size: int) -> str:

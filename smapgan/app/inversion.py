@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ..latent.invert import DEFAULT_STEPS, step_gflop
+from ..latent.invert import DEFAULT_STEPS
 from ..ops.inversion import CHOICES, ENCODER_ONLY, MAX_STEPS, REFINED, Inversion, InversionSession
 from . import departures
 
@@ -54,10 +54,12 @@ def build_controls() -> InversionControls:
     return InversionControls(choice, steps, stop, session)
 
 
-def pricing(controls: InversionControls, model: Any) -> Callable[[Any, list[Any]], float]:
-    """``price(event, values)``: a queued job's refinement work in GFLOP (steps x images x the model's
-    GFLOP per step, counted once here), 0 for encoder-only jobs; for the fair queue's budget and lane."""
-    per_step = step_gflop(model)
+def pricing(
+    controls: InversionControls, per_step: Callable[[Any], float], model: Any = None
+) -> Callable[[Any, list[Any]], float]:
+    """``price(event, values)``: a queued job's refinement work in GFLOP (steps x images x GFLOP per step of
+    the model the job names: ``per_step(name)``, the name being the value of ``model``, the model choice,
+    among the job's inputs, else None), 0 for encoder-only jobs; for the fair queue's budget and lane."""
     image_kinds = (gr.Image, gr.ImageEditor, gr.Gallery, gr.File)
 
     def price(event: Any, values: list[Any]) -> float:
@@ -72,7 +74,8 @@ def pricing(controls: InversionControls, model: Any) -> Callable[[Any, list[Any]
             return 0.0  # refused by the op's own check, with its message
         images = sum(len(value) if isinstance(value, list) else 1
                      for block, value in zip(inputs, values) if isinstance(block, image_kinds) and value)
-        return steps * max(images, 1) * per_step
+        name = values[inputs.index(model)] if model is not None and model in inputs else None
+        return steps * max(images, 1) * per_step(name)
 
     return price
 

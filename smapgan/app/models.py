@@ -8,7 +8,7 @@ again, nothing else. The bundled model is always a choice, so the app has one of
 
 from __future__ import annotations
 
-import itertools
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..model import StyleMapGAN
+from ..model.hub import HubError, resolve_model_dir
+from ..ops.examples import EXAMPLES_DIR
 from ..render import Renderer
+from .examples import EXAMPLES_FOLDER, ModelExamples, read_examples
+
+logger = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 """The name the bundled model is offered under."""
@@ -24,13 +29,12 @@ BUNDLED = "bundled"
 
 @dataclass
 class ServedModel:
-    """A loaded model, its renderer, and what the app derived from it (examples rows, by op)."""
+    """A loaded model, its renderer, its examples, and what the app derived from it (by key)."""
 
     name: str
     model: StyleMapGAN
     renderer: Renderer
-    generation: int
-    """Unique per load: a session's stylemap handles belong to one load's renderer."""
+    examples: ModelExamples = field(default_factory=ModelExamples)
     derived: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,7 +54,9 @@ class ModelChoices:
 
     ``sources``: folders or Hub ids in the order offered (the first is the default); the bundled
     model is added last when it is not listed and exists. ``device``: ``auto``, ``cpu`` or ``cuda``
-    (:func:`smapgan.device.renderer_for_device`).
+    (:func:`smapgan.device.renderer_for_device`). Each model's examples are its folder's (or Hub
+    repo's) ``examples/`` (:func:`smapgan.app.examples.read_examples`); the bundled model's are the
+    ops' own, whose files are in ``bundled_examples``.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class ModelChoices:
         device: str = "auto",
         revision: str | None = None,
         loader: Callable[[str, str | None, str], tuple[StyleMapGAN, Renderer]] = default_loader,
+        bundled_examples: Path = EXAMPLES_DIR,
     ) -> None:
         if max_loaded < 1:
             raise ValueError(f"max_loaded must be at least 1, got {max_loaded}")
@@ -74,16 +81,21 @@ class ModelChoices:
         self.device = device
         self.revision = revision
         self._loader = loader
+        self.bundled_examples = Path(bundled_examples)
         self._loaded: OrderedDict[str, ServedModel] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loads = itertools.count(1)
+        self._lock = threading.Lock()  # held for a moment: the table of loaded models
+        self._loading = threading.Lock()  # held for a load: one at a time, two at once could hold K+1 models
 
     @classmethod
-    def of(cls, model: StyleMapGAN, renderer: Renderer, name: str = "model") -> "ModelChoices":
-        """One model already loaded (what ``build_demo(model)`` serves): nothing else is offered."""
+    def of(
+        cls, model: StyleMapGAN, renderer: Renderer, name: str = "model", examples: ModelExamples | None = None
+    ) -> "ModelChoices":
+        """One model already loaded (what ``build_demo(model)`` serves): nothing else is offered.
+        ``examples``: its examples (default: the ops' own, from the bundled examples folder)."""
         choices = cls([name], loader=_never)
         choices.names = [name]
-        choices._loaded[name] = ServedModel(name, model, renderer, next(choices._loads))
+        served = ServedModel(name, model, renderer, examples or ModelExamples(choices.bundled_examples))
+        choices._loaded[name] = served
         return choices
 
     @property
@@ -95,21 +107,44 @@ class ModelChoices:
         with self._lock:
             return list(self._loaded)
 
+    def peek(self, name: str | None) -> ServedModel | None:
+        """The model ``name`` (default: the first) if it is in memory, else None: never loads, never waits
+        for a load, does not count as a use (what may run outside the queue: a page's model switch)."""
+        with self._lock:
+            return self._loaded.get(name or self.default)
+
     def get(self, name: str | None = None) -> ServedModel:
         """The model ``name`` (default: the first), loaded now if it is not in memory."""
         name = name or self.default
         if name not in self.names:
             raise ValueError(f"model must be one of {', '.join(self.names)}; got {name!r}")
-        with self._lock:  # one load at a time: two at once could hold K+1 models
-            served = self._loaded.get(name)
-            if served is None:
-                model, renderer = self._loader(name, self.revision, self.device)
-                served = ServedModel(name, model, renderer, next(self._loads))
+        with self._loading:
+            with self._lock:
+                served = self._loaded.get(name)
+                if served is not None:
+                    self._loaded.move_to_end(name)
+                    return served
+            model, renderer = self._loader(name, self.revision, self.device)
+            served = ServedModel(name, model, renderer, self._examples_of(name))
+            with self._lock:
                 self._loaded[name] = served
                 while len(self._loaded) > self.max_loaded:
                     self._loaded.popitem(last=False)
-            self._loaded.move_to_end(name)
             return served
+
+    def _examples_of(self, name: str) -> ModelExamples:
+        """The examples that come with model ``name``: the ops' own for the bundled model, else its folder's
+        (or Hub repo's) ``examples/``, none when it has none or they cannot be fetched (logged)."""
+        if name == BUNDLED:
+            return ModelExamples(self.bundled_examples)
+        if Path(name).is_dir():
+            return read_examples(Path(name) / EXAMPLES_FOLDER)
+        try:
+            folder = resolve_model_dir(name, self.revision, allow_patterns=[f"{EXAMPLES_FOLDER}/*"], required_files=())
+        except HubError as exc:
+            logger.warning("model %s: its examples could not be fetched (%s)", name, exc)
+            return ModelExamples(problem=f"its examples could not be fetched ({exc})")
+        return read_examples(folder / EXAMPLES_FOLDER)
 
 
 def _bundled_exists() -> bool:

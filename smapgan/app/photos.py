@@ -137,3 +137,13 @@ def preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -
     except FaceNotFound:
         raise FaceNotFound("no face was found in the photo; choose Crop: center to use the center crop") from None
     return aligned.crop, aligned.note, len(aligned.faces)
+
+
+def upload_preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -> tuple[int, Any, str, int]:
+    """An upload as ``model`` will see it (:class:`~smapgan.app.inputs.PhotoIntake`): the model's side, and
+    the crop to show beside the photo with a note and the number of faces; no crop (None) where the
+    model simply center-crops, so that the center crop replaces the upload as any image's does."""
+    if crop_mode(crop_choice, model) == "center" and model.config.alignment != "ffhq":
+        return model.config.size, None, "", 0
+    cropped, note, faces = preview(source, model, crop_choice, face)
+    return model.config.size, cropped, note, faces
