@@ -151,6 +151,11 @@ def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, 
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     first = editing.blend_pyramid(pa, pb, box_mask(8, 24, 8, 24))
+    # The first edit of a base: the exact render at once (no features to record before it), then recorded.
+    assert not renderer.local_ready(a)
+    shown = list(previewer.render(first, a))
+    assert [s.exact for s in shown] == [True] and renderer.stats["local"] == 0 and renderer.local_ready(a)
+    assert torch.equal(shown[0].image, renderer.render(first, base=a))
     shown = list(previewer.render(first, a))
     assert [s.exact for s in shown] == [False, True]
     assert torch.equal(shown[-1].image, renderer.render(first, base=a))  # the last image shown is the exact one
@@ -166,9 +171,15 @@ def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, 
     assert renderer.stats["renders"] == exact_renders  # no exact render was made for the stale edit
     last = list(newer)
     assert len(last) == 1 and last[0].exact and torch.equal(last[0].image, renderer.render(moved, base=a))
+    # A newer edit waiting elsewhere (the app's queue: ``newer``) cancels the exact render too.
+    waiting = Previewer(renderer, newer=lambda: True)
+    exact_renders = renderer.stats["renders"]
+    assert [s.exact for s in waiting.render(moved, a)] == [False]
+    assert renderer.stats["renders"] == exact_renders + 1  # the local render alone
     # Where the local render is the exact one (nothing pays), it is shown once, marked exact.
-    exact_only = Previewer(FastRenderer(model, local_max_cost=0.0))
-    assert [s.exact for s in exact_only.render(first, a)] == [True]
+    exact_only = FastRenderer(model, local_max_cost=0.0)
+    exact_only.prepare_local(a)
+    assert [s.exact for s in Previewer(exact_only).render(first, a)] == [True]
 
 
 @torch.no_grad()

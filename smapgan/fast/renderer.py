@@ -379,6 +379,22 @@ class FastRenderer(Renderer):
             frozen = functools.partial(local.frozen_normalize, features)
             return synthesize_patched(engine.decoder(dtype), mods, patches, normalize=frozen)
 
+    def local_ready(self, base: Encoded) -> bool:
+        """Are ``base``'s features for a local render recorded (in this mode's dtype)? Unsupported models: True
+        (their ``render_local`` is the exact render, with nothing to record)."""
+        if not self._engine.supported:
+            return True
+        with self._engine.lock:
+            entry = self._engine.cache.get(base.key)
+            return entry is not None and self.dtype in entry.features
+
+    @torch.inference_mode()
+    def prepare_local(self, base: Encoded) -> None:
+        """Record ``base``'s features for local renders of its edits now (a full synthesis), if not yet."""
+        if self._engine.supported:
+            with self._engine.lock:
+                self._features(self._entry(base))
+
     def _features(self, entry: ImageEntry) -> local.BaseFeatures:
         """The base's recorded features and statistics in this mode's dtype (a full synthesis the first time)."""
         engine, dtype = self._engine, self.dtype
