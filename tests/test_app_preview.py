@@ -48,7 +48,7 @@ def layer(folder: Path, y0: int, y1: int, x0: int, x1: int) -> str:
 def app(model):
     from smapgan.app import build_demo
 
-    renderer = FastRenderer(model, local_max_cost=1.0)  # always local where it can: the tiny model's edits
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)  # always local where it can
     registry = Registry({"local_transplant": discover(paths=[])["local_transplant"]})
     demo = build_demo(model, renderer=renderer, registry=registry, prefill=False)
     endpoint = next(f for f in demo.fns.values() if f.api_name == "local_transplant").fn
