@@ -575,6 +575,8 @@ def _handler(
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
                     if departures.left():  # between frames: the client is gone, nobody will see the rest
                         return
+                    if "preview_s" in memo and ctx.newer_edit():  # after a preview: the exact one is stale
+                        return
                     if "before" not in memo:  # the inputs were decoded by the op's first step
                         memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)
