@@ -144,7 +144,8 @@ def main() -> int:
             build_model().save_pretrained(model_arg)
         size = Image.open(REFERENCE).size[0]
         port = free_port()
-        cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)] + (["--model", model_arg] if model_arg else [])
+        cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
+        cmd += ["--model", model_arg] if model_arg else []
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GRADIO_ANALYTICS_ENABLED="False")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

@@ -63,7 +63,7 @@ def done_note(memo: dict[str, Any]) -> str:
     return "" if seconds is None else f" A local preview was shown after {seconds:.2f} s."
 
 
-def connect_status(found: Op, outputs: list[Any], session: Any, status: Any) -> None:
+def connect_status(found: Op, outputs: list[Any], session: Any, status_line: Any) -> None:
     """Say on the status line whether the image shown is the preview or the exact render, as it changes."""
     if not found.streams:
         return
@@ -73,5 +73,5 @@ def connect_status(found: Op, outputs: list[Any], session: Any, status: Any) -> 
 
     for output in outputs:
         if isinstance(output.item, ImageOutput):
-            output.components[0].change(shown, [session], [status], queue=False, api_visibility="private",
+            output.components[0].change(shown, [session], [status_line], queue=False, api_visibility="private",
                                         show_progress="hidden")

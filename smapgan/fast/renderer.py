@@ -56,7 +56,7 @@ LOCAL_MAX_COST = 0.6
 # A local render of an edit that changes more than this fraction of the image (the finest pyramid level's cells)
 # falls back to the exact render: its frozen statistics drift too far from the edit's (worst-case PSNR against
 # exact under 35 dB beyond it: bench/local_edit.py, docs/benchmarks.md).
-LOCAL_MAX_AREA = 0.12
+LOCAL_MAX_AREA = 0.09
 # The local render recomputes each layer at most this far (a fraction of the image side) around the pixels the
 # edit changes, keeping the base's features beyond (None: the whole receptive field, which at an 8x8 stylemap
 # is the whole image). Its error against the exact render is measured by bench/local_edit.py.
