@@ -96,7 +96,7 @@ def shot(page, name: str) -> None:
     folder = os.environ.get("SMAPGAN_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def test_the_preview_is_said_and_the_exact_render_is_shown_last(app):
