@@ -334,7 +334,8 @@ def _build_tab(
     # The page asks for a local preview before the exact image (smapgan.app.previews); the API does not.
     flagged = [preview_flag] if preview_flag is not None else []
     done = run_button.click(
-        lambda: (gr.update(interactive=False, value="Running..."), status_text("Running..."), *(True for _ in flagged)),
+        lambda: (gr.update(interactive=False, value="Running..."), status_text("Running..."),
+                 *(True for _ in flagged)),
         None, [run_button, status, *flagged], queue=False, api_visibility="private",
     ).then(
         handler,
