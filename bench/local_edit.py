@@ -5,18 +5,21 @@ Three parts, all in-process on ``--threads`` threads (2: the targets of issue 30
 1. **Speed**, release 256/8x8 layout with random weights (every parameter perturbed) and the bundled
    model: a pair is encoded and a first edit rendered exactly (the app's first result); then, per
    round, the mask moves and the *next* edit is rendered three ways, in alternating order:
-   ``render_local`` (ours), ``render_frozen`` (the same statistics, the whole synthesis) and
-   ``render(edit, base)`` (exact). 6% and 25% square masks, w+ blend. Medians, ratios, and the PSNR
-   of local and frozen against exact.
+   ``render_local`` (ours, forced local at every area: ``local_max_area=1``), ``render_frozen`` (the
+   same statistics, the whole synthesis) and ``render(edit, base)`` (exact). 6% and 25% square masks,
+   w+ blend. Medians, ratios, and the PSNR of local and frozen against exact.
 2. **Where it pays**: the local render's time and planned cost (fraction of a full synthesis' conv
-   FLOPs) against the mask's area, beside the exact render: the crossover sets ``LOCAL_MAX_COST``.
+   FLOPs) against the mask's area (2% to 50%), beside the exact render: the crossover sets
+   ``LOCAL_MAX_COST``.
 3. **Quality** on the bundled model: PSNR local vs exact over pairs of the hidden style (emojione,
-   never trained on) and of held-out emoji (the ``val`` split), 6% and 25% masks at three places
-   each; min / 5th percentile / median / mean, for the default margin and without one (= frozen
-   statistics). Images from ``--data`` (``smapgan data emoji``'s folder, with ``metadata.jsonl``);
-   without it, the bundled examples' ``val`` split only.
+   never trained on) and of held-out emoji (the ``val`` split), square masks of each ``--areas`` at
+   three places each; min / 5th percentile / median / mean, for the default margin (and, with
+   ``--margins``, without one: frozen statistics alone). The area where the worst case drops under
+   35 dB sets ``LOCAL_MAX_AREA``. Images from ``--data`` (``smapgan data emoji``'s folder, with
+   ``metadata.jsonl``); without it, the bundled examples' ``val`` split only.
 
     python bench/local_edit.py [--rounds 7] [--threads 2] [--data /work/data/emoji] [--pairs 12]
+        [--parts speed,crossover,quality] [--areas 0.06,0.09,0.12,0.16,0.25] [--margins]
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def speed(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
     from smapgan.latent import editing
 
     size = images.shape[-1]
-    renderer = FastRenderer(model)
+    renderer = FastRenderer(model, local_max_area=1.0)  # the local render measured at every area
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     print(f"\n[{name}] next edit, w+ blend, median of {rounds} (seconds); PSNR against exact (dB)")
@@ -119,14 +122,14 @@ def crossover(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
     from smapgan.latent import editing
 
     size = images.shape[-1]
-    renderer = FastRenderer(model, local_max_cost=1.0)  # always local, to see where it stops paying
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)  # always local: where does it stop paying
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     renderer.render_local(editing.blend_pyramid(pa, pb, square(size, 0.01, 0, 0)), base=a)
     decoder = renderer._engine.decoder(torch.float32)
     print(f"\n[{name}] local vs exact against the mask's area (medians of {rounds}; centred square)")
     print(f"{'area':>5} {'planned cost':>12} {'local s':>8} {'exact s':>8} {'local/exact':>11}")
-    for fraction in (0.02, 0.06, 0.12, 0.25, 0.4, 0.6):
+    for fraction in (0.02, 0.06, 0.12, 0.25, 0.5):
         side = round(fraction ** 0.5 * size)
         edit = editing.blend_pyramid(pa, pb, square(size, fraction, (size - side) // 2, (size - side) // 2))
         entry = renderer.cache.get(a.key)
@@ -144,20 +147,24 @@ def crossover(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
         print(f"{fraction:>5.0%} {cost:>12.2f} {median(tl):>8.3f} {median(te):>8.3f} {median(tl) / median(te):>11.2f}")
 
 
-def quality(model: Any, data: Path | None, pairs: int) -> None:
+def quality(model: Any, data: Path | None, pairs: int, areas: list[float], margins: bool, sets: str = "") -> None:
     from smapgan.fast import FastRenderer
     from smapgan.latent import editing
 
     size = model.config.size
-    renderers = {"default margin": FastRenderer(model, local_max_cost=1.0),
-                 "no margin (frozen stats)": FastRenderer(model, local_max_cost=1.0, local_margin=None)}
+    renderers = {"default margin": FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)}
+    if margins:
+        renderers["no margin (frozen stats)"] = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0,
+                                                             local_margin=None)
     places = [(size // 8, size // 8), (size // 3, size // 3), (0, size // 2)]
     print(f"\n[bundled model] PSNR local vs exact (dB), {len(places)} places per mask; "
           f"margin {renderers['default margin'].local_margin:.4f} of the side")
     print(f"{'set':>20} {'renderer':>25} {'mask':>5} {'n':>4} {'min':>6} {'p5':>6} {'median':>7} {'mean':>6}")
     for set_name, images in eval_sets(data, size, pairs).items():
+        if sets and not any(part in set_name for part in sets.split(",")):
+            continue
         for rname, renderer in renderers.items():
-            for fraction in (0.06, 0.25):
+            for fraction in areas:
                 values = []
                 for k in range(0, len(images) - 1, 2):
                     a, b = renderer.encode(images[k]), renderer.encode(images[k + 1])
@@ -182,6 +189,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None, help="smapgan data emoji's folder (metadata.jsonl)")
     parser.add_argument("--pairs", type=int, default=12, help="pairs per evaluation set")
     parser.add_argument("--parts", default="speed,crossover,quality")
+    parser.add_argument("--areas", default="0.06,0.25", help="mask areas of the quality part")
+    parser.add_argument("--margins", action="store_true", help="quality: also without a margin (frozen statistics)")
+    parser.add_argument("--sets", default="", help="quality: only the sets whose name contains one of these")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
@@ -200,7 +210,7 @@ def main() -> int:
         crossover("release 256/8x8, random weights", release, images, max(3, args.rounds // 2))
         crossover("bundled 64/16x16", bundled, small_images, max(3, args.rounds // 2))
     if "quality" in parts:
-        quality(bundled, args.data, args.pairs)
+        quality(bundled, args.data, args.pairs, [float(a) for a in args.areas.split(",")], args.margins, args.sets)
     print(f"\nload at end {os.getloadavg()}")
     return 0
 

@@ -59,8 +59,9 @@ def local_transplant(
     frames: int,
     feather: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Yields the edited image first, then the animation as its frames are rendered: the app shows
-    the edit at once instead of after the last frame."""
+    """Yields the edited image first (where the caller asks for previews, its local render before the exact
+    one), then the animation as its frames are rendered: the app shows the edit at once instead of after
+    the last frame."""
     pool, threshold = POOLING[pooling]
     if feather > 0:  # soft masks: the blurred brush, pooled to each level as a fractional weight
         pool, threshold = "avg", None
@@ -71,7 +72,8 @@ def local_transplant(
         for ref in references:
             weight = editing.feather(ref.mask, feather)  # itself when 0: whole cells
             edited = editing.blend_pyramid(edited, ctx.pyramid(ctx.encode(ref)), weight, pool, strength, threshold)
-        yield {"image": ctx.render(edited, base=base)}
+        for image in ctx.render_previewed(edited, base=base):  # the app's page: a local preview, then exact
+            yield {"image": image}
         # The demo's path: the blend weight grows from 0 to the mask; its last frame is the image.
         yield from growing("animation", ctx.iter_path(base, edited, ts))
         return
@@ -79,8 +81,8 @@ def local_transplant(
     for ref in references:
         weight = editing.feather(ref.mask, feather)  # itself when 0: whole cells
         stylemap = editing.blend_stylemap(stylemap, ctx.encode(ref).stylemap, weight, pool, strength, threshold)
-    image = ctx.render(ctx.expand(stylemap, base=base), base=base)
-    yield {"image": image}
+    for image in ctx.render_previewed(ctx.expand(stylemap, base=base), base=base):
+        yield {"image": image}
 
     def path() -> Iterator[Tensor]:
         for i, t in enumerate(ts):

@@ -5,8 +5,9 @@ A person moving a mask wants to see the edit at once; the local render
 changed region recomputed) gives an approximation in a fraction of the exact
 render's time. :class:`Previewer` yields that first, then the exact render, so
 that the last image shown is always exact; an edit superseded by a newer one
-(a later call on the same previewer) skips its exact render, since nobody
-would see it.
+(a later call on the same previewer, or ``newer()`` saying one is waiting: the
+app's next job of the same session) skips its exact render, since nobody would
+see it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -29,11 +30,17 @@ class Shown:
     exact: bool
 
 
+def _no_newer() -> bool:
+    return False
+
+
 class Previewer:
     """Local render, then exact, per edit; newer edits of one person (one previewer) supersede older ones."""
 
-    def __init__(self, renderer: Renderer) -> None:
+    def __init__(self, renderer: Renderer, newer: Callable[[], bool] = _no_newer) -> None:
+        """``newer``: True when a newer edit of the same person is waiting elsewhere (the app's queue)."""
         self.renderer = renderer
+        self.newer = newer
         self._ticket = itertools.count(1)
         self._latest = 0
         self._lock = threading.Lock()
@@ -43,9 +50,17 @@ class Previewer:
 
         The edit counts as begun when iteration starts; a later ``render`` on this
         previewer begun before this one's exact render starts supersedes it.
+
+        The first edit of a base is rendered exactly at once (a local render would first record the
+        base's features: a full synthesis before the preview); the features are recorded after it
+        has been yielded, so that the next edit of the same base is previewed.
         """
         with self._lock:
             ticket = self._latest = next(self._ticket)
+        if not self.renderer.local_ready(base):
+            yield Shown(self.renderer.render(edit, base=base), True)
+            self.renderer.prepare_local(base)
+            return
         image, exact = self.renderer.render_local(edit, base)
         yield Shown(image, exact)
         if exact or self.superseded(ticket):
@@ -54,4 +69,6 @@ class Previewer:
 
     def superseded(self, ticket: int) -> bool:
         with self._lock:
-            return ticket != self._latest
+            if ticket != self._latest:
+                return True
+        return self.newer()

@@ -182,6 +182,13 @@ class Renderer(ABC):
         """
         return self.render(edit, base=base), True
 
+    def local_ready(self, base: Encoded) -> bool:
+        """Would ``render_local`` of an edit of ``base`` start at once (nothing to record first)?"""
+        return True
+
+    def prepare_local(self, base: Encoded) -> None:
+        """Record what ``render_local`` of edits of ``base`` needs (this default needs nothing)."""
+
     def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
         """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, one at a time."""
         from .latent.editing import lerp_pyramid

@@ -55,7 +55,7 @@ def frozen_full(renderer: FastRenderer, edit: list[torch.Tensor], base) -> torch
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_local_equals_frozen_statistics_full_render(model, images, mask_name, mode):
-    renderer = FastRenderer(model, local_max_cost=1.0, local_margin=None).with_mode(mode)
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_margin=None).with_mode(mode)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     for edit in (editing.blend_pyramid(pa, pb, box_mask(*MASKS[mask_name])),
@@ -83,7 +83,7 @@ def test_base_statistics_reproduce_the_base(model, images):
 def test_margin_keeps_the_base_beyond_it(model, images):
     """With a margin the render changes nothing farther than it from the edited pixels, and stays close to exact."""
     margin = 8 / SIZE
-    renderer = FastRenderer(model, local_max_cost=1.0, local_margin=margin)
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_margin=margin)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     edit = editing.blend_pyramid(renderer.pyramid(a), renderer.pyramid(b), box_mask(40, 56, 40, 56))
     image, exact = renderer.render_local(edit, base=a)
@@ -112,16 +112,29 @@ def test_large_regions_and_unsupported_cases_render_exactly(model, images):
 
 
 @torch.no_grad()
+def test_edits_above_the_area_limit_render_exactly(model, images):
+    """Beyond ``local_max_area`` of the image the frozen statistics drift too far: the exact render instead."""
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=0.1)
+    a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
+    pa, pb = renderer.pyramid(a), renderer.pyramid(b)
+    small = editing.blend_pyramid(pa, pb, box_mask(0, 16, 0, 16))  # 6% of the image
+    large = editing.blend_pyramid(pa, pb, box_mask(0, 32, 0, 32))  # 25%
+    assert not renderer.render_local(small, base=a)[1]
+    image, exact = renderer.render_local(large, base=a)
+    assert exact and torch.equal(image, renderer.render(large, base=a))
+
+
+@torch.no_grad()
 def test_features_are_bounded_with_the_cache(model, images):
     """The recorded features count in the cache's bytes, and go with an old entry's maps."""
-    probe = FastRenderer(model, local_max_cost=1.0)
+    probe = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)
     a, b = probe.encode(images[:1]), probe.encode(images[1:2])
     probe.render_local(editing.blend_pyramid(probe.pyramid(a), probe.pyramid(b), box_mask(0, 8, 0, 8)), base=a)
     entry = probe.cache.get(a.key)
     features = entry.features[torch.float32].nbytes()
     assert features > 0 and entry.nbytes() >= features + sum(t.numel() * t.element_size() for t in entry.pyramid)
     budget = int(entry.nbytes() * 1.5)
-    renderer = FastRenderer(model, max_images=8, max_cache_bytes=budget, local_max_cost=1.0)
+    renderer = FastRenderer(model, max_images=8, max_cache_bytes=budget, local_max_cost=1.0, local_max_area=1.0)
     g = torch.Generator().manual_seed(5)
     handles = [renderer.encode(torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1) for _ in range(4)]
     for base, other in zip(handles, handles[1:] + handles[:1]):
@@ -134,11 +147,16 @@ def test_features_are_bounded_with_the_cache(model, images):
 
 @torch.no_grad()
 def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, images):
-    renderer = FastRenderer(model, local_max_cost=1.0)
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)
     previewer = Previewer(renderer)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     first = editing.blend_pyramid(pa, pb, box_mask(8, 24, 8, 24))
+    # The first edit of a base: the exact render at once (no features to record before it), then recorded.
+    assert not renderer.local_ready(a)
+    shown = list(previewer.render(first, a))
+    assert [s.exact for s in shown] == [True] and renderer.stats["local"] == 0 and renderer.local_ready(a)
+    assert torch.equal(shown[0].image, renderer.render(first, base=a))
     shown = list(previewer.render(first, a))
     assert [s.exact for s in shown] == [False, True]
     assert torch.equal(shown[-1].image, renderer.render(first, base=a))  # the last image shown is the exact one
@@ -154,9 +172,15 @@ def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, 
     assert renderer.stats["renders"] == exact_renders  # no exact render was made for the stale edit
     last = list(newer)
     assert len(last) == 1 and last[0].exact and torch.equal(last[0].image, renderer.render(moved, base=a))
+    # A newer edit waiting elsewhere (the app's queue: ``newer``) cancels the exact render too.
+    waiting = Previewer(renderer, newer=lambda: True)
+    exact_renders = renderer.stats["renders"]
+    assert [s.exact for s in waiting.render(moved, a)] == [False]
+    assert renderer.stats["renders"] == exact_renders + 1  # the local render alone
     # Where the local render is the exact one (nothing pays), it is shown once, marked exact.
-    exact_only = Previewer(FastRenderer(model, local_max_cost=0.0))
-    assert [s.exact for s in exact_only.render(first, a)] == [True]
+    exact_only = FastRenderer(model, local_max_cost=0.0)
+    exact_only.prepare_local(a)
+    assert [s.exact for s in Previewer(exact_only).render(first, a)] == [True]
 
 
 @torch.no_grad()
@@ -167,7 +191,7 @@ def test_other_normalizations_are_never_rendered_locally(normalize_mode):
                                channel_base=256, channel_max=32, normalize_mode=normalize_mode)
     torch.manual_seed(0)
     model = StyleMapGAN(config, with_discriminator=False).eval()
-    renderer = FastRenderer(model, local_max_cost=1.0)
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)
     g = torch.Generator().manual_seed(2)
     a, b = (renderer.encode(torch.rand(1, 3, 32, 32, generator=g) * 2 - 1) for _ in range(2))
     mask = torch.zeros(1, 1, 32, 32)
@@ -175,3 +199,5 @@ def test_other_normalizations_are_never_rendered_locally(normalize_mode):
     edit = editing.blend_pyramid(renderer.pyramid(a), renderer.pyramid(b), mask)
     image, exact = renderer.render_local(edit, base=a)
     assert exact and float((image - model.synthesize(edit)).abs().max()) < ATOL
+    shown = list(Previewer(renderer).render(edit, a))  # the app's path: the exact render alone
+    assert [s.exact for s in shown] == [True] and float((shown[0].image - model.synthesize(edit)).abs().max()) < ATOL

@@ -37,6 +37,7 @@ from .inputs import PhotoIntake, Tab, Widget, WidgetFactory, display_side, statu
 from .outputs import Converter, OutputBinding, build_output, write_file
 from . import inversion as inversion_control
 from . import photos
+from . import previews
 from .models import ModelChoices, ServedModel
 from .zerogpu import on_gpu
 
@@ -368,6 +369,9 @@ def _build_tab(
     handler = _handler(found, inputs, outputs, app.models, gif_dir)
     # The values come by API parameter name (Gradio's `inputs_kwargs`: the API lists those names).
     shared: dict[str, Any] = {"mode": mode_input} if mode_input is not None else {}
+    preview_flag = previews.flag(found)
+    if preview_flag is not None:
+        shared[previews.PARAM] = preview_flag
     if app.model is not None:
         shared["model"] = app.model
         if found.image_inputs:
@@ -381,9 +385,12 @@ def _build_tab(
     views = [c for o in outputs for c in o.views]
     # Only Run is disabled while the op runs (the inputs stay editable), and it comes back when the
     # op has ended either way: Gradio does not follow a failed event with its `.then` steps.
+    # The page asks for a local preview before the exact image (smapgan.app.previews); the API does not.
+    flagged = [preview_flag] if preview_flag is not None else []
     done = run_button.click(
-        lambda: (gr.update(interactive=False, value="Running..."), status_text("Running...")),
-        None, [run_button, status], queue=False, api_visibility="private",
+        lambda: (gr.update(interactive=False, value="Running..."), status_text("Running..."),
+                 *(True for _ in flagged)),
+        None, [run_button, status, *flagged], queue=False, api_visibility="private",
     ).then(
         handler,
         [cache, session],
@@ -400,6 +407,7 @@ def _build_tab(
         text = inversion_control.done_text(memo)
         if memo.get("note"):
             text = f"{text} {memo['note']}."
+        text += previews.done_note(memo)
         in_photo = _show_photo(memo, gif_dir) if photo_views else []
         return [gr.update(interactive=True, value="Run"), status_text(text), *shown, *in_photo]
 
@@ -428,6 +436,7 @@ def _build_tab(
             o.components[0].change(
                 follow(o), [session], o.live, queue=False, api_visibility="private", show_progress="hidden"
             )
+    previews.connect_status(found, outputs, session, status)
     choices = [w for w in inputs if isinstance(w.item, ChoiceInput) and callable(w.item.choices)]
 
     def for_model(served: ServedModel) -> list[Any]:
@@ -547,6 +556,7 @@ def _handler(
         """The op context and the op's raw values (files and brush layers; ``Op.run`` parses the settings,
         then decodes the images, cropped by the context as the model wants)."""
         mode = values.pop("mode", None)
+        preview = previews.wanted(values.pop(previews.PARAM, None)) and found.streams
         settings = [values.pop(k, None) for k in ("inversion", "refine_steps", "inversion_session")]
         name, crop, face = (values.pop(k, None) for k in ("model", "crop", "face"))
         unknown = set(values) - params
@@ -567,6 +577,7 @@ def _handler(
             model, renderer.with_mode(mode), cache,
             inversion_control.reporter(lambda f, d: progress(f, desc=d), stop, memo),
             inversion=inversion, stop=stop, align=photos.crop_mode(crop, model), face=photos.face_number(face),
+            previews=preview, newer_edit=previews.newer_edit,
         )
         return ctx, {w.item.name: w.to_value([values.get(p) for p in w.params]) for w in inputs}
 
@@ -599,6 +610,8 @@ def _handler(
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
                     if departures.left():  # between frames: the client is gone, nobody will see the rest
                         return
+                    if "preview_s" in memo and ctx.newer_edit():  # after a preview: the exact one is stale
+                        return
                     if "before" not in memo:  # the inputs were decoded by the op's first step
                         memo["before"] = _first_image(found, ctx.inputs)
                     due = _due(outputs, shown, previous, state)
@@ -607,8 +620,13 @@ def _handler(
                             if o.item.name in due:
                                 shown[o.item.name] = state[o.item.name]
                                 sent[o.item.name] = o.streamed_values(state[o.item.name], convert)
+                        memo["preview"] = ctx.showing_preview  # (before the update: the status line reads it)
+                        if ctx.showing_preview and "preview_s" not in memo:
+                            memo["preview_s"] = time.perf_counter() - started
                         # Every output in every update (see OutputBinding.cleared): what was sent, again.
                         yield _update([sent.get(o.item.name) or o.cleared() for o in outputs])
+                    if ctx.showing_preview and ctx.newer_edit():  # its exact render would never be seen
+                        return
                 final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
                 memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state, files))
                 yield _update(final)

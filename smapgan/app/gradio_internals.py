@@ -22,6 +22,9 @@ rather than serving without the caps):
   :func:`current_event_gone` (``Queue.clean_events``, ``active_jobs``, ``Event.alive``,
   ``LocalContext.event_id``): a running function is never told that its client left
   (:mod:`.departures`).
+- :func:`newer_job_waiting` (``LocalContext.event_id``, ``Queue.event_queue_per_concurrency_id``,
+  ``Event.fn``): a preview's exact render is skipped when the same session's next edit is queued
+  (:mod:`.previews`); a running function is told nothing of the queue behind it.
 - :func:`move_to_lane` (``EventQueue``, ``Event.concurrency_id``): an event's lane is fixed when it
   is declared; refinement, a setting of every op, needs a lane of its own (:mod:`.gate`).
 - :func:`server_connections`, :func:`awaiting_request`, :func:`close_connection` (``Blocks.server``,
@@ -184,6 +187,25 @@ def current_event_gone() -> bool:
     queue = getattr(blocks, "_queue", None)
     event = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
     return event is not None and not event.alive
+
+
+def newer_job_waiting() -> bool:
+    """Is a job of this session for the same event queued behind the one being run in this context?
+
+    A preview's exact render is skipped once the same person's next edit waits (:mod:`.previews`);
+    Gradio's public API tells a running function nothing about the queue behind it.
+    """
+    from gradio.context import LocalContext
+
+    blocks, key = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    current = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
+    if current is None:
+        return False
+    return any(
+        e is not current and e.session_hash == current.session_hash and e.fn is current.fn
+        for lane in queue.event_queue_per_concurrency_id.values() for e in lane.queue
+    )
 
 
 def move_to_lane(queue: Any, event_id: str, lane: str, concurrency: int) -> bool:

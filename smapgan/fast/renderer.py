@@ -53,10 +53,17 @@ FAST_MIN_GFLOP = 20.0
 # A local render (``render_local``) whose region costs more than this fraction of a full synthesis falls back
 # to the exact render: measured with bench/local_edit.py (see docs/fast.md, "The local render").
 LOCAL_MAX_COST = 0.6
+# A local render of an edit that changes more than this fraction of the image (the finest pyramid level's cells)
+# falls back to the exact render: its frozen statistics drift too far from the edit's (worst-case PSNR against
+# exact under 35 dB beyond it: bench/local_edit.py, docs/benchmarks.md).
+LOCAL_MAX_AREA = 0.09
 # The local render recomputes each layer at most this far (a fraction of the image side) around the pixels the
 # edit changes, keeping the base's features beyond (None: the whole receptive field, which at an 8x8 stylemap
 # is the whole image). Its error against the exact render is measured by bench/local_edit.py.
 LOCAL_MARGIN: float | None = 1 / 16
+# The normalization whose frozen-statistics error is measured (bench/local_edit.py): ``render_local`` renders
+# every other mode exactly, even where the fast renderer prepares it.
+LOCAL_NORMALIZATION = "LayerNorm"
 # Work per step of the idle worker (a request waits at most about one step: ~10 ms at 200 GFLOP/s).
 IDLE_STEP_FLOPS = 2e9
 
@@ -172,6 +179,7 @@ class FastRenderer(Renderer):
         fill_when_idle: bool = False,
         local_max_cost: float = LOCAL_MAX_COST,
         local_margin: float | None = LOCAL_MARGIN,
+        local_max_area: float = LOCAL_MAX_AREA,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``); the
         default bytes hold, at 256 px, an edited pair's pyramids and maps (730 MB) and the features one base
@@ -197,11 +205,14 @@ class FastRenderer(Renderer):
         ``local_max_cost``: ``render_local`` renders exactly when its region would cost more
         than this fraction of a full synthesis (1.0: always local where it can); ``local_margin``:
         how far around the edited pixels it recomputes, a fraction of the image side (None: as far as
-        the edit reaches, so that it equals a full render with the base's statistics).
+        the edit reaches, so that it equals a full render with the base's statistics); ``local_max_area``:
+        ``render_local`` renders exactly when the edit changes more than this fraction of the image
+        (1.0: whatever its area), where the frozen statistics would be too far from the edit's.
         """
         super().__init__(model, mode, Codes())
         self.local_max_cost = local_max_cost
         self.local_margin = local_margin
+        self.local_max_area = local_max_area
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
         self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision,
@@ -344,11 +355,13 @@ class FastRenderer(Renderer):
         """
         engine, dtype = self._engine, self.dtype
         pyramid = list(edit)
-        if not engine.supported or pyramid[0].shape[0] != 1:
+        if not self._local_supported() or pyramid[0].shape[0] != 1:
             return self.render(pyramid, base=base), True
         with engine.lock:
             entry = self._entry(base)
             if self._differs_everywhere(pyramid, entry):
+                return self.render(pyramid, base=base), True
+            if changed_fraction(pyramid, entry) > self.local_max_area:  # too far from the base's statistics
                 return self.render(pyramid, base=base), True
             mods, patches = self._patches(pyramid, entry)
             if all(p is None for p in patches):
@@ -378,6 +391,26 @@ class FastRenderer(Renderer):
             features = self._features(entry)
             frozen = functools.partial(local.frozen_normalize, features)
             return synthesize_patched(engine.decoder(dtype), mods, patches, normalize=frozen)
+
+    def local_ready(self, base: Encoded) -> bool:
+        """Are ``base``'s features for a local render recorded (in this mode's dtype)? Unsupported models: True
+        (their ``render_local`` is the exact render, with nothing to record)."""
+        if not self._local_supported():
+            return True
+        with self._engine.lock:
+            entry = self._engine.cache.get(base.key)
+            return entry is not None and self.dtype in entry.features
+
+    @torch.inference_mode()
+    def prepare_local(self, base: Encoded) -> None:
+        """Record ``base``'s features for local renders of its edits now (a full synthesis), if not yet."""
+        if self._local_supported():
+            with self._engine.lock:
+                self._features(self._entry(base))
+
+    def _local_supported(self) -> bool:
+        """A local render only where its error is measured: prepared models of ``LOCAL_NORMALIZATION``."""
+        return self._engine.supported and self.model.config.normalize_mode == LOCAL_NORMALIZATION
 
     def _features(self, entry: ImageEntry) -> local.BaseFeatures:
         """The base's recorded features and statistics in this mode's dtype (a full synthesis the first time)."""
@@ -493,6 +526,12 @@ def _weight_bytes(model: StyleMapGAN) -> int:
     """Bytes of the weights the renderer prepares (decoder and encoder; not the discriminator)."""
     nets = [model.generator.decoder] + ([model.encoder] if model.encoder is not None else [])
     return sum(p.numel() * p.element_size() for net in nets for p in net.parameters())
+
+
+def changed_fraction(pyramid: Pyramid, base: ImageEntry) -> float:
+    """The fraction of the finest pyramid level's cells where an edit differs from its base (batch 1)."""
+    new, old = pyramid[-1], base.pyramid[-1]
+    return float(changed_cells(new.to(old.dtype), old).float().mean())
 
 
 def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from ..model import StyleMapGAN
+from ..preview import Previewer
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
 from .picture import Picture, PictureSource, load_picture
@@ -26,6 +27,10 @@ ProgressFn = Callable[[float, str], None]
 
 def _no_progress(fraction: float, desc: str) -> None:
     return None
+
+
+def _no_newer_edit() -> bool:
+    return False
 
 
 @dataclass
@@ -43,6 +48,14 @@ class OpContext:
     stop: threading.Event | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     """The last run's inputs as its function got them (images decoded): set by ``Op.run``."""
+    previews: bool = False
+    """Show an edit's local render before its exact one (:meth:`render_previewed`): the app's page asks
+    for it; the CLI, Python callers and the API by default get the exact render alone."""
+    newer_edit: Callable[[], bool] = _no_newer_edit
+    """True when a newer edit of the same caller is waiting (the app's queue): a preview's exact render
+    is then skipped."""
+    showing_preview: bool = field(default=False, init=False)
+    """Whether the image :meth:`render_previewed` gave last is a local preview (the exact one follows)."""
 
     def __post_init__(self) -> None:
         if self.renderer is None:
@@ -91,6 +104,21 @@ class OpContext:
     def render(self, edit: Encoded | Sequence[torch.Tensor], *, base: Encoded | None) -> torch.Tensor:
         """Image (1,3,S,S) of a handle or an edited pyramid; ``base``: the image the edit started from, or None."""
         return self.renderer.render(edit, base=base)
+
+    def render_previewed(self, edit: Sequence[torch.Tensor], *, base: Encoded) -> Iterator[torch.Tensor]:
+        """The edit's image, the exact render last; with ``previews`` its local render first where it pays
+        (``showing_preview`` says which one was given), and no exact render once a newer edit waits.
+
+        Yield each image as an output (``yield {"image": image}``): the caller shows the preview at once.
+        """
+        if not self.previews:
+            self.showing_preview = False
+            yield self.render(edit, base=base)
+            return
+        for shown in Previewer(self.renderer, self.newer_edit).render(edit, base):
+            self.showing_preview = not shown.exact
+            yield shown.image
+        self.showing_preview = False
 
     def iter_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Sequence[float]) -> Iterator[torch.Tensor]:
         """Frames of ``lerp_pyramid(pyramid(base), target, t)`` for each t, each as soon as it is rendered.
