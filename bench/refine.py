@@ -15,7 +15,14 @@
   same pairs scored by the model's discriminator (a realism proxy: higher is more
   realistic; FID_lerp needs far more images than a CPU bench can refine);
 * ``--release``: the 256 px / 8x8 release configuration with random weights: seconds
-  and FLOPs per refinement step.
+  and FLOPs per refinement step;
+* ``--paths``: refinement as a person meets it, in one run: ``smapgan edit reconstruct
+  --refine-steps N`` (a subprocess; its time with N steps minus with 0, so that start-up,
+  model load and decoding cancel), the app over HTTP (``python app.py``, ``/reconstruct``
+  refined minus encoder only) and the same refinement in this process (``refine`` through
+  the fast renderer's differentiable decoder, as ``OpContext`` runs it), each at 1 and 2
+  threads, rounds alternating, beside the float32 floor: ``step_gflop`` (FlopCounterMode)
+  x N at this machine's SGEMM rate measured in the same run. ``--paths-only`` skips the rest.
 
 Every figure is measured on the model given (default: the bundled one); the lead
 re-measures on a retrained model with the same command.
@@ -144,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--release", action="store_true", help="also time a step of the 256 px / 8x8 release config")
+    parser.add_argument("--paths", action="store_true", help="CLI vs app vs in-process vs floor (see above)")
+    parser.add_argument("--paths-only", action="store_true", help="only the --paths table")
+    parser.add_argument("--rounds", type=int, default=3, help="--paths rounds (medians)")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
@@ -163,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             if not sets[name]:
                 parser.error(f"--{name} {pattern!r} matches no file")
     images = {name: load(files, size) for name, files in sets.items()}
+
+    if args.paths or args.paths_only:
+        out["paths"] = paths(args, model)
+        if args.paths_only:
+            if args.json:
+                Path(args.json).write_text(json.dumps(out, indent=2))
+            return 0
 
     if not args.no_speed:
         x = images["style"][:1] if "style" in images else load([str(ROOT / "smapgan/assets/examples/neutral_face.png")], size)
@@ -262,6 +279,110 @@ def release(args: argparse.Namespace, out: dict[str, Any]) -> None:
     for r in rows:
         print(f"  {r['threads']} threads: {r['seconds_per_step']:.2f} s/step wall, {r['cpu_s_per_step']:.2f} s "
               f"CPU (load {r['load']:.1f})")
+
+
+def paths(args: argparse.Namespace, model: StyleMapGAN) -> dict[str, Any]:
+    """Seconds of ``args.steps`` refinement steps of one new image: CLI, app and in-process, 1 and 2 threads."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from app_latency import client_tls, free_port, wait_for
+    from first_edit import sgemm_gflops
+    from machine import cpu_name
+
+    from smapgan.latent.invert import step_gflop
+
+    size = model.config.size
+    source = args.model or default_model_path()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+    seeds = iter(range(10_000, 20_000))
+
+    def new_image(folder: Path) -> Path:
+        """An image never seen before (no refined code cached anywhere)."""
+        g = torch.Generator().manual_seed(next(seeds))
+        low = torch.rand(1, 3, 8, 8, generator=g) * 2 - 1
+        x = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic").clamp(-1, 1)
+        path = folder / f"image-{next(seeds)}.png"
+        imageio.tensor_to_image(x).save(path)
+        return path
+
+    def cli(folder: Path, threads: int, steps: int) -> float:
+        cmd = [sys.executable, "-m", "smapgan.cli", "edit", "reconstruct", "--model", str(source), "--original",
+               str(new_image(folder)), "--out", str(folder / "out.png"), "--refine-steps", str(steps)]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=dict(env, OMP_NUM_THREADS=str(threads)), check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+    def in_process(folder: Path, threads: int, steps: int) -> float:
+        from smapgan.ops import OpContext, PictureSource, discover
+        from smapgan.ops.inversion import Inversion
+
+        torch.set_num_threads(threads)
+        ctx = OpContext(model, renderer, inversion=Inversion(steps=steps))
+        t0 = time.perf_counter()
+        discover(paths=[])["reconstruct"].run(ctx, original=PictureSource(str(new_image(folder))))
+        return time.perf_counter() - t0
+
+    renderer = FastRenderer(model)
+    gflop = step_gflop(model) * args.steps
+    times: dict[str, list[float]] = {}
+    servers = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        from gradio_client import Client, handle_file
+
+        try:
+            for threads in (1, 2):
+                port = free_port()
+                cmd = [sys.executable, str(ROOT / "app.py"), "--model", str(source), "--port", str(port)]
+                proc = subprocess.Popen(cmd, env=dict(env, OMP_NUM_THREADS=str(threads)),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                servers[threads] = proc
+                wait_for(f"http://127.0.0.1:{port}", proc, timeout=300)
+                servers[threads] = (proc, Client(f"http://127.0.0.1:{port}", verbose=False,
+                                                 ssl_verify=client_tls("shared-tls")))
+
+            def app(folder: Path, threads: int, steps: int) -> float:
+                client = servers[threads][1]
+                choice = "refined" if steps else "encoder only"
+                t0 = time.perf_counter()
+                client.predict(original=handle_file(str(new_image(folder))), inversion=choice, refine_steps=steps,
+                               api_name="/reconstruct")
+                return time.perf_counter() - t0
+
+            for fn in (cli, in_process, app):  # warm-up: oneDNN primitives, first allocations
+                for threads in (1, 2):
+                    fn(folder, threads, 2)
+            gflops = {t: 0.0 for t in (1, 2)}
+            for r in range(args.rounds):
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    gflops[threads] = max(gflops[threads], sgemm_gflops(0.7))
+                    for name, fn in (("cli", cli), ("in-process", in_process), ("app", app)):
+                        full, none = fn(folder, threads, args.steps), fn(folder, threads, 0)
+                        times.setdefault(f"{name}/{threads}", []).append(full - none)
+        finally:
+            for proc, *_ in (v if isinstance(v, tuple) else (v,) for v in servers.values()):
+                proc.terminate()
+                proc.wait(timeout=60)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nRefinement as a person meets it: {args.steps} steps of one new {size} px image, seconds with N steps "
+          f"minus with 0 (medians of {args.rounds} alternating rounds); {cpu_name()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, load {load_avg():.2f}")
+    print(f"float32 floor: {gflop / args.steps:.1f} GFLOP/step (FlopCounterMode) x {args.steps} at the SGEMM rate "
+          f"measured in this run ({gflops[1]:.0f} GFLOP/s at 1 thread, {gflops[2]:.0f} at 2)")
+    print("| threads | CLI | app | in-process | CLI / in-process | app / in-process | in-process / floor | floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for threads in (1, 2):
+        c, a, i = (med[f"{n}/{threads}"] for n in ("cli", "app", "in-process"))
+        floor = gflop / gflops[threads]
+        rows.append({"threads": threads, "cli_s": c, "app_s": a, "in_process_s": i, "floor_s": floor})
+        print(f"| {threads} | {c:.2f} s | {a:.2f} s | {i:.2f} s | {c / i:.2f} | {a / i:.2f} | {i / floor:.2f}x | "
+              f"{floor:.2f} s |")
+    return {"rows": rows, "gflop": gflop, "sgemm": gflops, "load": load_avg()}
 
 
 if __name__ == "__main__":

@@ -95,6 +95,20 @@ def test_cli_refine_steps(tiny_model_dir, tmp_path, capsys):
     assert mse("--refine-steps", "15") < mse()
 
 
+def test_cli_refines_through_the_fast_decoder_on_cpu(tiny_model_dir, tmp_path, monkeypatch):
+    """``smapgan edit --refine-steps`` back-propagates through the same decoder as the app and the
+    in-process op on a CPU (the renderer's folded one), not the model's slower modules (issue 28)."""
+    from smapgan.fast.graph import GradDecoder
+
+    decoders = []
+    real = inversion_module.refine
+    monkeypatch.setattr(inversion_module, "refine", lambda *a, **kw: decoders.append(kw["decoder"]) or real(*a, **kw))
+    argv = ["edit", "reconstruct", "--model", str(tiny_model_dir), "--original", NEUTRAL,
+            "--out", str(tmp_path / "out.png"), "--refine-steps", "2", "--device", "cpu"]
+    assert main(argv) == 0
+    assert len(decoders) == 1 and isinstance(decoders[0], GradDecoder)
+
+
 def test_inversion_setting_is_validated():
     with pytest.raises(ValueError, match="steps"):
         Inversion(steps=-1)
