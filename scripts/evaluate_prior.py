@@ -177,6 +177,15 @@ def compare(model: Any, data: Path, reference: Reference) -> dict[str, dict[str,
         results[name] = reference.measure(model, images)
         results[name]["held_out_log_likelihood_per_dim"] = float(model.prior.log_prob(held_out).mean()) / rank
         print(name, json.dumps(results[name]), flush=True)
+    # rejection: 4 draws of the 24-Gaussian mixture per seed, the discriminator's favourite kept
+    model.prior = StylemapPrior.fit(codes, rank=64, components=24)
+    picked = []
+    for s in range(SEEDS):
+        draws = model.prior.sample(4, TRUNCATION, torch.Generator().manual_seed(s))
+        with torch.inference_mode():
+            picked.append(draws[model.discriminator(decode(model, draws)).flatten().argmax()][None])
+    results["mixture24-pca64-discriminator-best-of-4"] = reference.measure(model, decode(model, torch.cat(picked)))
+    print("mixture24-pca64-discriminator-best-of-4", json.dumps(results["mixture24-pca64-discriminator-best-of-4"]))
     model.prior = saved
     # per cell: every stylemap cell its own C-dimensional Gaussian, cells independent
     cells = codes.permute(2, 3, 0, 1).reshape(-1, len(codes), codes.shape[1])
