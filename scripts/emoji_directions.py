@@ -280,7 +280,7 @@ def describe(result: dict[str, Any]) -> str:
 
 
 GRID_FACES = 8
-GRID_STRENGTHS = (1.0, 1.5, 2.0, -1.0)
+GRID_STRENGTHS = (0.5, 1.0, 1.5, -1.0)  # within the op's slider (MAX_STRENGTH): the op refuses more
 # The semantic edit op's slider limit (ops/semantic_edit.py): colour fringes start past it (grids in the card).
 MAX_STRENGTH = 1.5
 
