@@ -135,6 +135,11 @@ def grid(images: torch.Tensor, columns: int = 8) -> Image.Image:
     return canvas
 
 
+def palette(image: Image.Image) -> Image.Image:
+    """256 colours: the card's grids at a third of their size (the model folder has a size budget)."""
+    return image.quantize(256, method=Image.Quantize.MEDIANCUT)
+
+
 def nearest_pairs(images: torch.Tensor, train: torch.Tensor, count: int = 8) -> Image.Image:
     """The ``count`` samples nearest to a training image (top row) above that training image: copies show."""
     a, b = images.flatten(1), train.flatten(1)
@@ -226,11 +231,11 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
         print(source, json.dumps(figures["sources"][source]), flush=True)
         if grids is not None:
             grids.mkdir(parents=True, exist_ok=True)
-            grid(images).save(grids / f"samples_{source}.png", optimize=True)
+            palette(grid(images)).save(grids / f"samples_{source}.png", optimize=True)
             if source == "prior":
-                nearest_pairs(images, reference.train).save(grids / "nearest_prior.png", optimize=True)
+                palette(nearest_pairs(images, reference.train)).save(grids / "nearest_prior.png", optimize=True)
     if grids is not None:
-        style_mix_grid(model).save(grids / "style_mix.png", optimize=True)
+        palette(style_mix_grid(model)).save(grids / "style_mix.png", optimize=True)
     if with_compare:
         figures["compare"] = compare(model, data, reference)
     return figures
