@@ -11,14 +11,15 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture
     title="Style mix",
     description=(
         "Combine two images level by level in the w+ pyramid. 'coarse' takes the second image's coarse "
-        "levels: the first image's layout (silhouette, eyes, mouth) in the second's colours. 'fine' takes its "
-        "finer levels: the second image's layout in the first's colours."
+        "levels: the first image's eyes and mouth in the second's colours. 'fine' takes its finer levels: the "
+        "second image's eyes and mouth, often in its colours too. The head's outline (ears) does not follow "
+        "either mode reliably on the bundled model (scripts/style_mix_levels.py)."
     ),
     inputs=[
         ImageInput("content", label="First image"),
         ImageInput("style", label="Second image"),
         ChoiceInput("mix", choices=("coarse", "fine"), default="coarse",
-                    info="coarse: first's layout, second's colours; fine: second's layout, first's colours"),
+                    info="coarse: first's eyes and mouth, second's colours; fine: second's eyes and mouth"),
     ],
     outputs=[ImageOutput("image")],
     order=70,

@@ -196,7 +196,7 @@ def direction_grids_section(directions: list[dict[str, Any]]) -> list[str]:
         "",
     ]
     for d in directions:
-        lines += [f"`{d['name']}`:", "", f"![{d['name']}](direction_{d['name']}.png)", ""]
+        lines += [f"`{d['name']}`:", "", f"![{d['name']}]({emoji_directions.grid_file(d['name'])})", ""]
     return lines
 
 
@@ -204,6 +204,7 @@ def model_card(
     figures: dict[str, Any], directions: list[dict[str, Any]], training: dict[str, Any], run_metrics: dict[str, Any],
     config: dict[str, Any], weights_bytes: int, trained_on: str | None = None,
     data_rows: Sequence[dict[str, Any]] = (), comparison: dict[str, Any] | None = None,
+    previous_comparison: str | None = None,
 ) -> str:
     """README.md of the bundled model: what it is, the data and licenses, how it was made, how good it is."""
     options = training.get("options", {})
@@ -248,6 +249,8 @@ def model_card(
         "* `directions.safetensors`: the semantic directions below.",
         "* `prior.safetensors`: the encoded prior that random generation samples (below); its basis in float16.",
         "* `figures.json`: every figure of this card, with the held-out pairs and per-image errors.",
+        "* `figure.png`, `samples_*.png`, `nearest_prior.png`, `style_mix.png`, `direction_*.webp`: this card's "
+        "pictures (`scripts/build_default_model.py`).",
         "",
         "## Training data and licenses",
         "",
@@ -275,7 +278,8 @@ def model_card(
         "python scripts/build_default_model.py --run RUN_DIR --data EMOJI_DIR",
         "```",
         "",
-        *comparison_section(comparison),
+        *(comparison_section(comparison) if comparison or not previous_comparison
+          else previous_comparison.rstrip("\n").split("\n") + [""]),
         "## Figures",
         "",
         "Images in [-1, 1]; MSE on that scale (the paper's convention), PSNR in dB for a peak-to-peak of 2.",
@@ -316,6 +320,10 @@ def model_card(
         "",
         "## Semantic directions",
         "",
+        "`heart_eyes` is not shipped: learned from every heart-eyed emoji of every training style (20 images) it "
+        "put pink smudges over the face at any strength (transplant heart eyes with Local transplant instead). "
+        f"The semantic edit slider stops at +-{emoji_directions.MAX_STRENGTH:g}: past it the directions smear colour.",
+        "",
         "Learned with `smapgan direction` from the training split's emoji, chosen by short name "
         "(`scripts/emoji_directions.py`). Negatives are matched to the positives, so that the two sides differ "
         "mostly in the attribute. Directions have unit norm per stylemap cell; *strength* is the strength that "
@@ -348,10 +356,14 @@ def model_card(
         "## Style mix",
         "",
         "The Style mix op on pairs whose layouts differ (first image, second image, `coarse`, `fine`). Measured "
-        "on this model, the pyramid levels at the image's own resolution carry the layout (silhouette, where "
-        "the eyes and mouth are) and the coarser levels the colours: `coarse` takes the second image's coarse "
-        "levels (the first image's layout in the second's colours), `fine` its finer levels (the second "
-        "image's layout in the first's colours).",
+        "on this model by `scripts/style_mix_levels.py` (24 ordered smiley/animal pairs, each level group taken "
+        "from the second image): the 16 and 32 px levels carry most of the colour (the result's face colour is "
+        "nearer the second image's in 19 of 24 pairs) while the eyes and mouth stay the first's; the 64 px "
+        "levels carry the eyes and mouth and part of the colour. No group of levels carries the head's outline "
+        "alone: where a smiley's and an animal's silhouettes differ (ears), the result follows each about half "
+        "the time, and the to-RGB level moves outline and colour together. So `coarse` gives the first image's "
+        "eyes and mouth in the second's colours, `fine` the second image's eyes and mouth; the outline follows "
+        "neither reliably.",
         "",
         "![style mix](style_mix.png)",
         "",
@@ -364,6 +376,79 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+COMPARISON = "## How the configuration was chosen"
+REFRESHED_SECTIONS = ("## Files", "## Semantic directions", "## Random samples", "## Style mix")
+
+
+def sections(card: str) -> dict[str, str]:
+    """The card's text by ``## `` heading (the text before the first heading under "")."""
+    found: dict[str, str] = {}
+    heading = ""
+    for line in card.splitlines(keepends=True):
+        if line.startswith("## "):
+            heading = line.rstrip("\n")
+        found[heading] = found.get(heading, "") + line
+    return found
+
+
+def splice(card: str, new_card: str, headings: Sequence[str]) -> str:
+    """``card`` with the listed sections taken from ``new_card`` (the others, hand notes included, kept)."""
+    new = sections(new_card)
+    return "".join(new.get(h, text) if h in headings else text for h, text in sections(card).items())
+
+
+def refresh(model_dir: Path, data: Path, figure: Path | None, refit_prior: bool) -> dict[str, Any]:
+    """Rebuild what depends on the prior and the ops, keeping the weights and directions of ``model_dir``.
+
+    For a shipped model without its training run: optionally re-fits the prior, then redraws the
+    direction, sample and style-mix grids and the figure, re-measures random generation, and
+    replaces the card's sections in REFRESHED_SECTIONS (the rest of the card is kept as it is).
+    """
+    staging = model_dir.with_name("." + model_dir.name + ".staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(model_dir, staging)
+    for stale in staging.glob("direction_*.png"):
+        stale.unlink()
+    if refit_prior:
+        fit_prior(staging, data)
+    emoji_directions.save_grids(staging, data)
+    figures = json.loads((staging / "figures.json").read_text())
+    figures["generation"] = evaluate_prior.evaluate(staging, data, staging, with_compare=False)
+    (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    refine = [f for f, _ in make_readme_figure.data_held_out_files(data, 3)]  # as make_readme_figure.py's default
+    make_readme_figure.make_figure(staging, data, refine_files=refine).save(staging / "figure.png", optimize=True)
+    generated = model_card(
+        figures, figures.get("directions", []), json.loads((staging / "training.json").read_text()), {},
+        json.loads((staging / "config.json").read_text()), (staging / "model.safetensors").stat().st_size,
+        data_rows=evaluate_model.read_rows(data),
+    )
+    (staging / "README.md").write_text(splice((staging / "README.md").read_text(), generated, REFRESHED_SECTIONS))
+    return install(staging, model_dir, figure, figures)
+
+
+def install(staging: Path, out: Path, figure: Path | None, figures: dict[str, Any]) -> dict[str, Any]:
+    """Check the budget, then swap ``staging`` in for ``out``; copy the figure."""
+    for path in staging.iterdir():
+        path.chmod(0o644)  # safetensors writes 0600 files; the package ships them readable
+    size = folder_bytes(staging)
+    if size > MAX_MODEL_BYTES:
+        raise RuntimeError(f"the model folder is {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 1e6:.0f} MB budget")
+    old = out.with_name("." + out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+    if figure is not None:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "figure.png", figure)
+    print(f"wrote {out} ({size / 1e6:.1f} MB)" + (f" and {figure}" if figure else ""))
+    return figures
 
 
 def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "auto",
@@ -408,31 +493,20 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
         figures, directions, training, last_metrics(run, int(training.get("step", 0))), config,
         (staging / "model.safetensors").stat().st_size, trained_on, evaluate_model.read_rows(data),
         json.loads(comparison.read_text()) if comparison else None,
+        # without a new comparison, the configuration table of the model this one continues is kept
+        previous_comparison=sections((out / "README.md").read_text()).get(COMPARISON)
+        if (out / "README.md").is_file() else None,
     )
     (staging / "README.md").write_text(card)
-    for path in staging.iterdir():
-        path.chmod(0o644)  # safetensors writes 0600 files; the package ships them readable
-    size = folder_bytes(staging)
-    if size > MAX_MODEL_BYTES:
-        raise RuntimeError(f"the model folder is {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 1e6:.0f} MB budget")
-    old = out.with_name("." + out.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
-    if figure is not None:
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "figure.png", figure)
-    print(f"wrote {out} ({size / 1e6:.1f} MB)" + (f" and {figure}" if figure else ""))
-    return figures
+    return install(staging, out, figure, figures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="training run folder (its model/ export is used)")
+    parser.add_argument("--run", help="training run folder (its model/ export is used)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="no run: keep --out's weights and directions, redraw its grids, figure and card sections")
+    parser.add_argument("--refit-prior", action="store_true", help="with --refresh: fit the prior again")
     parser.add_argument("--data", required=True, help="emoji folder (metadata.jsonl, images/)")
     parser.add_argument("--out", default=str(REPO / "smapgan" / "assets" / "default_model"),
                         help="model folder to (re)write (default: the package's bundled model)")
@@ -451,6 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a folder with directions.safetensors and directions.json learned for this export")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    figure = Path(args.figure) if args.figure else None
+    if args.refresh:
+        refresh(Path(args.out), Path(args.data), figure, args.refit_prior)
+        return 0
+    if not args.run:
+        parser.error("--run is required (or --refresh)")
     build(Path(args.run), Path(args.data), Path(args.out), Path(args.figure) if args.figure else None, args.method,
           args.trained_on, Path(args.comparison) if args.comparison else None,
           Path(args.measured) if args.measured else None, Path(args.directions_from) if args.directions_from else None)

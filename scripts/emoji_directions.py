@@ -280,7 +280,7 @@ def describe(result: dict[str, Any]) -> str:
 
 
 GRID_FACES = 8
-GRID_STRENGTHS = (1.0, 1.5, 2.0, -1.0)
+GRID_STRENGTHS = (0.5, 1.0, 1.5, -1.0)  # within the op's slider (MAX_STRENGTH): the op refuses more
 # The semantic edit op's slider limit (ops/semantic_edit.py): colour fringes start past it (grids in the card).
 MAX_STRENGTH = 1.5
 
@@ -315,14 +315,20 @@ def direction_grid(model: Any, faces: Sequence[Path], name: str, strengths: Sequ
     return canvas
 
 
+def grid_file(name: str) -> str:
+    """The card's grid of a direction: lossy WebP, a few tens of kB (the model folder has a size budget)."""
+    return f"direction_{name}.webp"
+
+
 def save_grids(model_dir: Path, data: Path) -> None:
-    """``direction_NAME.png`` in the model folder for every stored direction (the card shows them)."""
+    """:func:`grid_file` in the model folder for every stored direction (the card shows them)."""
     from smapgan import StyleMapGAN
 
     model = StyleMapGAN.from_pretrained(model_dir)
     faces = held_out_faces(Path(data))
     for name in sorted(model.directions):
-        direction_grid(model, faces, name, GRID_STRENGTHS).save(Path(model_dir) / f"direction_{name}.png", optimize=True)
+        grid = direction_grid(model, faces, name, GRID_STRENGTHS)
+        grid.save(Path(model_dir) / grid_file(name), quality=90, method=6)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -179,7 +179,8 @@ def directions_row(found: Any, ctx: Any, gaps: dict[str, float]) -> tuple[str, s
     original = values["original"]
     cells = [Cell(with_mask(original), "original")]
     names = sorted(ctx.model.directions)
-    strengths = {n: round(2 * gaps[n], 2) if gaps.get(n, 0) > 0 else default for n in names}
+    limit = next(i.maximum for i in found.inputs if i.name == "strength")  # the op refuses more
+    strengths = {n: min(round(2 * gaps[n], 2), limit) if gaps.get(n, 0) > 0 else default for n in names}
     back = "smile" if "smile" in names else names[0]  # one push the other way: a frown reads at a glance
     pushes = [(back, 0.0), (back, -strengths[back])] + [(name, strengths[name]) for name in names]
     for i, (name, s) in enumerate(pushes):
