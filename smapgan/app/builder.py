@@ -350,8 +350,11 @@ def _build_tab(
     output_components = [c for o in outputs for c in o.components]
     dataset, columns = None, list(by_param)
     # Another model's examples are shown in the same Dataset: its columns come from the default model's
-    # examples, else from the ops' own (the bundled model's), shown once that model is chosen.
-    layout = rows or (example_rows(found, model, display, app.models.bundled_examples) if found.examples else [])
+    # examples, else from the ops' own (the bundled model's), shown once that model is chosen (a direction
+    # the default model lacks is kept: these rows only lay out the columns).
+    layout = rows or (
+        example_rows(found, model, display, app.models.bundled_examples, any_choice=True) if found.examples else []
+    )
     if layout:
         dataset = gr.Examples(
             [[row.get(p) for p in by_param] for row in layout],

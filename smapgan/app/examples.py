@@ -69,17 +69,20 @@ def read_examples(folder: Path) -> ModelExamples:
 
 
 def example_rows(
-    found: spec.Op, model: Any, display: int, examples_dir: Path, examples: Sequence[Mapping[str, Any]] | None = None
+    found: spec.Op, model: Any, display: int, examples_dir: Path, examples: Sequence[Mapping[str, Any]] | None = None,
+    *, any_choice: bool = False,
 ) -> list[dict[str, Any]]:
     """Each example (default: the op's declared ones; files in ``examples_dir``) as component values keyed
-    by API parameter name (unusable ones are logged)."""
+    by API parameter name (unusable ones are logged). ``any_choice``: keep a choice ``model`` does not
+    offer (rows that only lay out the examples' columns, for another model's examples)."""
     ui = WidgetFactory(model, display, examples_dir=examples_dir)
     rows = []
     for example in found.examples if examples is None else examples:
         row: dict[str, Any] = {}
         try:
             for item in found.inputs:
-                row.update(for_kind(EXAMPLE_FIELDS, item)(ui, item, example.get(item.name)))
+                fields = value_fields if any_choice and isinstance(item, spec.ChoiceInput) else for_kind(EXAMPLE_FIELDS, item)
+                row.update(fields(ui, item, example.get(item.name)))
         except (imageio.ImageInputError, OSError, ValueError) as exc:
             logger.warning("op %s: example skipped (%s)", found.name, exc)
             continue
