@@ -94,7 +94,7 @@ def test_a_next_edit_shows_the_local_render_then_the_exact_one(app, model, tmp_p
     assert np.array_equal(exact, final) and memo["preview"] is False
     want = exact_png(model, moved)
     assert np.array_equal(final, want), "the last image the app yields is the exact render, bit for bit"
-    assert previews.status(memo) == previews.EXACT_TEXT
+    assert "Done in" in previews.status(memo) and "A local preview was shown" in previews.status(memo)
 
 
 def test_a_newer_edit_cancels_the_stale_exact_render(app, model, tmp_path, monkeypatch):
@@ -136,3 +136,15 @@ def test_the_api_gets_the_exact_render_alone(app, model, tmp_path):
     assert np.array_equal(updates[-1], exact_png(model, moved))
     with pytest.raises(Exception, match="preview must be true or false"):
         edit(endpoint, session, moved, preview="maybe")
+
+
+def test_a_finished_runs_status_line_stays_done():
+    """The run's last update re-sends its images, which fires the status line's image change after the run
+    has ended: the line must stay the run's "Done" line, not go back to "Exact render" (the browser test
+    of a person's undo-and-rerun caught the line ending as the latter)."""
+    running = {"preview_s": 0.2, "preview": False}
+    assert previews.EXACT_TEXT in previews.status(running)
+    finished = {**running, "elapsed": 1.5}
+    line = previews.status(finished)
+    assert "Done in 1.50 s." in line and "A local preview was shown after 0.20 s." in line
+    assert "mask is empty" in previews.status({**finished, "error": "the mask is empty"})

@@ -407,10 +407,7 @@ def _build_tab(
     def succeeded(state: dict) -> list[Any]:
         memo = state.get(found.name) or {}
         shown = [v for o in outputs if o.show is not None for v in _views(o, memo)]
-        text = inversion_control.done_text(memo)
-        if memo.get("note"):
-            text = f"{text} {memo['note']}."
-        text += previews.done_note(memo)
+        text = previews.finished_text(memo)
         in_photo = _show_photo(memo, gif_dir) if photo_views else []
         return [gr.update(interactive=True, value="Run"), status_text(text), *shown, *in_photo]
 

@@ -49,18 +49,26 @@ def newer_edit() -> bool:
 
 
 def status(memo: dict[str, Any]) -> str:
-    """The status line as a run's image changes: preview or exact where it showed a preview; otherwise
-    what it says anyway (running, or done). Never ``gr.skip()``: Gradio keeps a component per skip."""
+    """The status line as a run's image changes: preview or exact while a run that showed a preview goes
+    on; otherwise what it says anyway (running, done, or the error). A finished run's line stays its
+    "Done" line: the run's last update re-sends its images, which fires this again after the run ended.
+    Never ``gr.skip()``: Gradio keeps a component per skip."""
+    if "error" in memo:
+        return status_text(memo["error"], error=True)
+    if "elapsed" in memo:
+        return status_text(finished_text(memo))
     if memo.get("preview_s") is None:
-        done = done_text(memo)
-        return status_text(done or "Running...") if "error" not in memo else status_text(memo["error"], error=True)
+        return status_text("Running...")
     return status_text(PREVIEW_TEXT if memo.get("preview") else EXACT_TEXT)
 
 
-def done_note(memo: dict[str, Any]) -> str:
-    """What the status line adds when a run ends that showed a preview first."""
+def finished_text(memo: dict[str, Any]) -> str:
+    """A finished run's status line: its time, its note, and when its local preview was shown."""
+    text = done_text(memo)
+    if memo.get("note"):
+        text = f"{text} {memo['note']}."
     seconds = memo.get("preview_s")
-    return "" if seconds is None else f" A local preview was shown after {seconds:.2f} s."
+    return text if seconds is None else f"{text} A local preview was shown after {seconds:.2f} s."
 
 
 def connect_status(found: Op, outputs: list[Any], session: Any, status_line: Any) -> None:
