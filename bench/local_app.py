@@ -62,7 +62,6 @@ def over_http(url: str, size: int, areas: list[float], rounds: int, folder: Path
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, ssl_verify=client_tls("shared-tls"))
-    results: dict[str, Any] = {}
 
     def call(layer: Path, preview: bool) -> tuple[float, float, int]:
         payload = dict(
@@ -73,40 +72,18 @@ def over_http(url: str, size: int, areas: list[float], rounds: int, folder: Path
         job = client.submit(api_name="/local_transplant", preview=preview, **payload)
         return timed_stream(job, lambda u: u is not None and (isinstance(u, str) or bool(u and u[0])))
 
-    for area in areas:
-        call(square_layer(size, area, 0, folder), True)  # the first edit of the pair: exact, features recorded
-        rows: dict[str, list[float]] = {"preview first": [], "preview exact": [], "exact": [], "images": []}
-        for r in range(1, rounds + 1):
-            layer = square_layer(size, area, r, folder)
-            for preview in ((True, False) if r % 2 else (False, True)):
-                first, last, images = call(layer, preview)
-                if preview:
-                    rows["preview first"].append(first)
-                    rows["preview exact"].append(last)
-                    rows["images"].append(images)
-                else:
-                    rows["exact"].append(last)
-        results[f"{area:.0%}"] = rows
+    results = rounds_by_area(call, size, areas, rounds, folder)
     client.close()
     return results
 
 
-def in_process(model_arg: str | None, size: int, areas: list[float], rounds: int, folder: Path) -> dict[str, Any]:
-    from smapgan.app.builder import default_renderer
-    from smapgan.app.launcher import load_model
-    from smapgan.ops import OpContext, discover
-
-    model = load_model(model_arg)
-    op = discover()["local_transplant"]
-    renderer = default_renderer(model)
+def rounds_by_area(
+    call: Callable[[Path, bool], tuple[float, float, int]], size: int, areas: list[float], rounds: int, folder: Path
+) -> dict[str, Any]:
+    """For each mask area: a first edit of the pair (exact, its features recorded), then ``rounds`` next
+    edits with and without the preview, alternating which goes first; ``call(layer, preview)`` gives
+    (seconds to the first image, seconds to the last, images shown)."""
     results: dict[str, Any] = {}
-
-    def call(layer: Path, preview: bool) -> tuple[float, float, int]:
-        ctx = OpContext(model, renderer, previews=preview)
-        states = op.stream(ctx, original=ctx.picture(str(ORIGINAL)),
-                           references=[ctx.picture(str(REFERENCE), str(layer))], space="w+", frames=0)
-        return timed_stream(states, lambda s: "image" in s)
-
     for area in areas:
         call(square_layer(size, area, 0, folder), True)
         rows: dict[str, list[float]] = {"preview first": [], "preview exact": [], "exact": [], "images": []}
@@ -122,6 +99,24 @@ def in_process(model_arg: str | None, size: int, areas: list[float], rounds: int
                     rows["exact"].append(last)
         results[f"{area:.0%}"] = rows
     return results
+
+
+def in_process(model_arg: str | None, size: int, areas: list[float], rounds: int, folder: Path) -> dict[str, Any]:
+    from smapgan.app.builder import default_renderer
+    from smapgan.app.launcher import load_model
+    from smapgan.ops import OpContext, discover
+
+    model = load_model(model_arg)
+    op = discover()["local_transplant"]
+    renderer = default_renderer(model)
+
+    def call(layer: Path, preview: bool) -> tuple[float, float, int]:
+        ctx = OpContext(model, renderer, previews=preview)
+        states = op.stream(ctx, original=ctx.picture(str(ORIGINAL)),
+                           references=[ctx.picture(str(REFERENCE), str(layer))], space="w+", frames=0)
+        return timed_stream(states, lambda s: "image" in s)
+
+    return rounds_by_area(call, size, areas, rounds, folder)
 
 
 def main() -> int:
