@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests import browser
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
 from tests.reliability import free_port
 from tests.test_app_person import editor_ready, open_tab, run, stroke, upload
@@ -87,28 +88,13 @@ def shot(page, name: str, folder: Path) -> None:
 
 
 def switch_model(page, name: str, header_text: str) -> float:
-    """Choose ``name`` in the model dropdown; the milliseconds from the click to the header showing it."""
-    page.evaluate(
-        """text => { window.__t0 = null; window.__switched = null;
-        if (window.__observer) window.__observer.disconnect();
-        if (!window.__clicks) { window.__clicks = true;  // the moment an option is chosen
-            document.addEventListener('mousedown', e => { if (e.target.closest('[role=option], li'))
-                window.__t0 = performance.now(); }, {capture: true}); }
-        const header = document.getElementById('header');
-        window.__observer = new MutationObserver(() => {
-            if (window.__switched === null && window.__t0 !== null && header.innerText.includes(text))
-                window.__switched = performance.now(); });
-        window.__observer.observe(header, {subtree: true, childList: true, characterData: true}); }""",
-        header_text,
-    )
-    page.locator("#model-choice input").click()
-    page.get_by_role("option", name=name, exact=True).click()
-    page.wait_for_function("() => window.__switched !== null", timeout=LONG)
+    """``tests.browser.switch_model``, printing the requests the page made for the switch."""
+    took = browser.switch_model(page, name, header_text, timeout_ms=LONG)
     server = page.evaluate("""() => { const calls = performance.getEntriesByType('resource')
         .filter(e => e.initiatorType === 'fetch' && e.startTime >= window.__t0);
         return calls.map(e => [e.name.split('/').slice(-2).join('/'), Math.round(e.duration)]); }""")
     print(json.dumps({"switch_to": name, "requests_ms": server}))
-    return page.evaluate("() => window.__switched - window.__t0")
+    return took
 
 
 def example_images(page, op: str) -> int:
