@@ -20,9 +20,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "exam
 NEUTRAL, HEARTS = str(EXAMPLES / "neutral_face.png"), str(EXAMPLES / "heart_eyes.png")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    return None
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture
