@@ -387,12 +387,6 @@ def flops_decoder(decoder: Decoder) -> dict[str, float]:
     return parts
 
 
-def pyramid_nbytes(decoder: Decoder) -> int:
-    """Bytes of one float32 w+ pyramid at batch 1 (what the renderer's cache holds per image)."""
-    config = decoder.config
-    return sum(4 * c * config.level_resolution(i) ** 2 for i, c in enumerate(decoder.level_channels))
-
-
 def flops_encoder(encoder: Encoder, size: int) -> float:
     """Multiply-add FLOPs of one encode at batch 1 (convs only)."""
     total = 0.0
