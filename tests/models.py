@@ -18,6 +18,13 @@ NARROW = StyleMapGANConfig(
 """A 64 px model narrow enough for many renders per test."""
 
 
+def random_model(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
+    """The model's own random init from ``seed``, leaving the caller's random state as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return StyleMapGAN(config, with_discriminator=False).eval()
+
+
 def perturbed(config: StyleMapGANConfig, seed: int = 0) -> StyleMapGAN:
     """Random weights with every parameter moved off its init (biases and gains matter)."""
     torch.manual_seed(seed)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan import StyleMapGANConfig
 from smapgan.ops import Registry, discover
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 
 
@@ -28,9 +29,7 @@ def app():
     config = StyleMapGANConfig(
         size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = StyleMapGAN(config, with_discriminator=False).eval()
+    model = random_model(config)
     op = discover(paths=[])["reconstruct"]
     runs: list[dict] = []
 

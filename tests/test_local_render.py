@@ -10,7 +10,7 @@ from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
 from smapgan.preview import Previewer
-from tests.models import NARROW, images, model, perturbed, psnr  # noqa: F401  (fixtures)
+from tests.models import NARROW, images, model, psnr  # noqa: F401  (fixtures)
 
 SIZE = NARROW.size
 ATOL = 1e-4

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tests import browser
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 from tests.test_app_person import editor_ready, open_tab, run, stroke, upload
 
@@ -42,7 +42,7 @@ def photos(tmp_path) -> dict[str, Path]:
 
 @pytest.fixture
 def url(hub, tmp_path, one_torch_thread):
-    from smapgan import StyleMapGAN, StyleMapGANConfig
+    from smapgan import StyleMapGANConfig
     from smapgan.app import build_demo
     from smapgan.app.models import ModelChoices
     from smapgan.model.hub import push_folder
@@ -50,9 +50,7 @@ def url(hub, tmp_path, one_torch_thread):
 
     config = StyleMapGANConfig(size=256, latent_spatial_size=8, latent_channel_size=32, channel_base=1024,
                                channel_max=32, alignment="ffhq")
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        StyleMapGAN(config, with_discriminator=False).eval().save_pretrained(tmp_path / "faces")
+    random_model(config).save_pretrained(tmp_path / "faces")
     examples = tmp_path / "faces" / "examples"
     examples.mkdir()
     astronaut = Image.fromarray(skimage_data.astronaut())
