@@ -365,7 +365,7 @@ class PreparedEncoder:
 def flops_decoder(decoder: Decoder) -> dict[str, float]:
     """Multiply-add FLOPs (2 per MAC) of one decode at batch 1, by part: resizer, modulation, synthesis."""
     config = decoder.config
-    side, size = config.latent_spatial_size, config.size
+    side = config.latent_spatial_size
     parts = {"resizer": 0.0, "modulation": 0.0, "synthesis": 0.0}
     res = side
     for layer in decoder.convs_latent:
