@@ -260,10 +260,6 @@ class PreparedDecoder:
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
 
-    @property
-    def num_levels(self) -> int:
-        return len(self.resizer)
-
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
         total = 0
