@@ -59,22 +59,25 @@ def app():
         torch.set_num_threads(threads)
 
 
+def choose_refined(page, steps: int) -> None:
+    """The Inversion control set to refined with ``steps`` steps (Enter commits the number)."""
+    page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
+    field = page.locator("#inversion-steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
+    page.wait_for_timeout(500)
+
+
 def test_refinement_progress_is_shown_and_stop_ends_it(app):
     from playwright.sync_api import sync_playwright
 
     url, runs = app
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             page.locator("#reconstruct-run").click()
             progress = page.get_by_text("refining image: step", exact=False).first
             progress.wait_for(state="visible", timeout=60_000)
@@ -102,11 +105,7 @@ def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(
             page.locator("#reconstruct-run").wait_for(state="visible", timeout=60_000)
             page.wait_for_function("() => document.getElementById('smapgan-style')", timeout=60_000)
             assert not stop.is_visible()  # encoder only: nothing to stop
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             assert not stop.is_visible()  # refined, but nothing runs yet
             page.locator("#reconstruct-run").click()
             stop.wait_for(state="visible", timeout=60_000)
@@ -134,11 +133,7 @@ def test_a_refinement_stops_within_a_second_when_its_browser_closes(app):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             before = len(runs)
             page.locator("#reconstruct-run").click()
             page.get_by_text("refining image: step", exact=False).first.wait_for(state="visible", timeout=60_000)
