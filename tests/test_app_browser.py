@@ -26,7 +26,7 @@ pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(one_torch_thread):
     """The app with only local_transplant, its example without a mask, and a spy on the mask it receives.
 
     The model is random, 64 px with an 8x8 stylemap (8 px cells): fine enough for locality to be
@@ -47,15 +47,12 @@ def app():
 
     example = {"original": "neutral_face.png", "references": ["heart_eyes.png"], "frames": 0}
     registry = Registry({op.name: dataclasses.replace(op, fn=spy, examples=(example,))})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     demo = build_demo(model, registry=registry)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url, model, seen
     finally:
         demo.close()
-        torch.set_num_threads(threads)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

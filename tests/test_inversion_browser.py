@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
 from smapgan import StyleMapGANConfig
 from smapgan.ops import Registry, discover
@@ -22,7 +20,7 @@ pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(one_torch_thread):
     """The app with only reconstruct (its example prefilled) on a small random model; records each run's steps."""
     from smapgan.app import build_demo
 
@@ -48,15 +46,12 @@ def app():
         return op.fn(ctx, **kwargs)
 
     registry = Registry({op.name: dataclasses.replace(op, fn=spy)})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     demo = build_demo(model, registry=registry)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url, runs
     finally:
         demo.close()
-        torch.set_num_threads(threads)
 
 
 def choose_refined(page, steps: int) -> None:
