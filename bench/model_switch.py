@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def make_model(folder: Path) -> Path:
@@ -79,18 +77,7 @@ def serve(port: int, model_dir: str) -> None:
     demo.close()
 
 
-WATCH = """text => { window.__t0 = null; window.__header = null; window.__images = null;
-    if (window.__observer) window.__observer.disconnect();
-    if (!window.__clicks) { window.__clicks = true;  // the moment an option is chosen
-        document.addEventListener('mousedown', e => { if (e.target.closest('[role=option], li'))
-            window.__t0 = performance.now(); }, {capture: true}); }
-    const header = document.getElementById('header');
-    window.__observer = new MutationObserver(() => {
-        if (window.__header === null && window.__t0 !== null && header.innerText.includes(text))
-            window.__header = performance.now(); });
-    window.__observer.observe(header, {subtree: true, childList: true, characterData: true}); }"""
-
-IMAGES_LOADED = """() => { if (window.__header === null) return false;
+IMAGES_LOADED = """() => { if (window.__switched === null) return false;
     const tab = document.querySelector('[role=tabpanel]:not([hidden])') || document;
     const images = [...tab.querySelectorAll('.gallery img, table img, button img')]
         .filter(img => img.offsetParent !== null);
@@ -101,12 +88,12 @@ IMAGES_LOADED = """() => { if (window.__header === null) return false;
 
 def switch(page, name: str, header_text: str) -> tuple[float, float]:
     """Choose ``name``; ms from the click to the header showing it, and to the tab's example images loaded."""
-    page.evaluate(WATCH, header_text)
-    page.locator("#model-choice input").click()
-    page.get_by_role("option", name=name, exact=True).click()
-    page.wait_for_function("() => window.__header !== null", timeout=180_000)
+    from tests.browser import switch_model  # the page script tests/test_photo_browser.py times with
+
+    page.evaluate("() => { window.__images = null; }")
+    header = switch_model(page, name, header_text)
     page.wait_for_function(IMAGES_LOADED, timeout=30_000, polling="raf")
-    return page.evaluate("() => [window.__header - window.__t0, window.__images - window.__t0]")
+    return header, page.evaluate("() => window.__images - window.__t0")
 
 
 def start(source: Path, port: int, model_dir: Path) -> subprocess.Popen:
@@ -130,6 +117,9 @@ def main() -> None:
         serve(args.serve, args.model_dir)
         return
     from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))  # here, not at import: a server process must find only its own tree's code
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
     variants = {"after": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     with tempfile.TemporaryDirectory() as tmp:

@@ -222,11 +222,11 @@ def measure(
 ) -> dict[str, Any]:
     """Separation of the stored direction on the training and held-out images it applies to."""
     from smapgan import StyleMapGAN
-    from smapgan.commands.direction import encode_folder
+    from smapgan.commands.direction import encode_files
 
     model = StyleMapGAN.from_pretrained(model_dir)
     direction = model.directions[spec.name]
-    s_train = encode_folder(model, train.files, 32)
+    s_train = encode_files(model, train.files, 32)
     threshold = midpoint(s_train, train.labels, direction)
     y = torch.tensor(train.labels, dtype=torch.bool)
     # the strength that moves the average negative onto the average positive along the direction
@@ -249,7 +249,7 @@ def measure(
         "norm": float(direction.norm()),
     }
     if val.files:
-        s_val = encode_folder(model, val.files, 32)
+        s_val = encode_files(model, val.files, 32)
         result["val"] = {
             "positive_images": val.count(1), "negative_images": val.count(0),
             "separation": side_accuracy(s_val, val.labels, direction, threshold),

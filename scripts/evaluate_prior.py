@@ -168,11 +168,11 @@ def style_mix_grid(model: Any) -> Image.Image:
 
 def compare(model: Any, data: Path, reference: Reference) -> dict[str, dict[str, float]]:
     """Fit the candidate densities to the training stylemaps (and mirrors) and measure each."""
-    from smapgan.commands.prior import encode_with_mirrors
+    from smapgan.commands.direction import encode_files
     from smapgan.model.prior import StylemapPrior
 
-    codes = encode_with_mirrors(model, read_split(data, "train"), 32, mirror=True)
-    held_out = encode_with_mirrors(model, read_split(data, "val"), 32, mirror=False)
+    codes = encode_files(model, read_split(data, "train"), 32, mirror=True)
+    held_out = encode_files(model, read_split(data, "val"), 32, mirror=False)
     results: dict[str, dict[str, float]] = {}
     saved = model.prior
     for name, rank, components in (("gaussian-pca64", 64, 1), ("gaussian-pca256", 256, 1),

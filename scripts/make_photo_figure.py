@@ -19,23 +19,15 @@ import tempfile
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 PANEL = 360
 GAP = 14
 TITLE_H = 34
 CAPTION_H = 40
-BACKGROUND = (255, 255, 255)
-INK = (30, 30, 30)
-MUTED = (110, 110, 110)
-ACCENT = (220, 40, 60)
 
-
-def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType
-        return ImageFont.load_default()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_readme_figure import ACCENT, BACKGROUND, INK, MUTED, font  # noqa: E402  (the README figure's look)
 
 
 def random_release_model(folder: Path, seed: int) -> Path:

@@ -81,15 +81,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with config.json, model.safetensors and directions.safetensors of a 32 px model."""
     import torch
 
-    from smapgan import StyleMapGAN, StyleMapGANConfig
+    from smapgan import StyleMapGANConfig
+    from tests.models import random_model
 
     config = StyleMapGANConfig(
         size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
     )
     generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = StyleMapGAN(config, with_discriminator=False).eval()
+    model = random_model(config)
     direction = torch.randn(8, 4, 4, generator=generator)
     model.add_direction("demo", direction * (4 / direction.norm()))
     folder = tmp_path_factory.mktemp("tiny_model")

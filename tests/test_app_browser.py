@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan import StyleMapGANConfig
 from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, Registry, discover
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
@@ -25,7 +26,7 @@ pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(one_torch_thread):
     """The app with only local_transplant, its example without a mask, and a spy on the mask it receives.
 
     The model is random, 64 px with an 8x8 stylemap (8 px cells): fine enough for locality to be
@@ -36,9 +37,7 @@ def app():
     config = StyleMapGANConfig(
         size=64, latent_spatial_size=8, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = StyleMapGAN(config, with_discriminator=False).eval()
+    model = random_model(config)
     op = discover(paths=[])["local_transplant"]
     seen: list[torch.Tensor] = []
 
@@ -48,15 +47,12 @@ def app():
 
     example = {"original": "neutral_face.png", "references": ["heart_eyes.png"], "frames": 0}
     registry = Registry({op.name: dataclasses.replace(op, fn=spy, examples=(example,))})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     demo = build_demo(model, registry=registry)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url, model, seen
     finally:
         demo.close()
-        torch.set_num_threads(threads)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,10 @@ from PIL import Image
 from smapgan.intake import images as imageio
 from smapgan.ops import OpContext, discover
 from smapgan.render import ReferenceRenderer
+from tests.reliability import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 NEUTRAL, HEARTS, GRIN = (str(EXAMPLES / f"{n}.png") for n in ("neutral_face", "heart_eyes", "grinning"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

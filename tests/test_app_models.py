@@ -26,9 +26,7 @@ skimage_data = pytest.importorskip("skimage.data")
 FACES = "smapgan-tester/faces"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Small models: one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "exam
 NEUTRAL, HEARTS = (str(EXAMPLES / f"{n}.png") for n in ("neutral_face", "heart_eyes"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")

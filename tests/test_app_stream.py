@@ -28,9 +28,7 @@ NEUTRAL, HEARTS = (str(EXAMPLES / f"{n}.png") for n in ("neutral_face", "heart_e
 FRAMES = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 class Gate:

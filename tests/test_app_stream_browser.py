@@ -12,12 +12,12 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan import StyleMapGANConfig
 from smapgan.ops import Registry, discover
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
@@ -35,9 +35,7 @@ def app(one_torch_thread):
     config = StyleMapGANConfig(
         size=64, latent_spatial_size=8, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = StyleMapGAN(config, with_discriminator=False).eval()
+    model = random_model(config)
     lerp = discover(paths=[])["lerp"]
     seen = threading.Event()
     released: list[bool] = []

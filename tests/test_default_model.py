@@ -25,18 +25,16 @@ from smapgan.ops.examples import EXAMPLES_DIR, example_values
 MODEL_DIR = Path(smapgan.DEFAULT_MODEL)
 MAX_BYTES = 30 * 1024 * 1024
 
-pytestmark = pytest.mark.skipif(
-    not (MODEL_DIR / "model.safetensors").is_file(),
-    reason=f"the bundled default model is not in {MODEL_DIR} (build it: python scripts/build_default_model.py)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (MODEL_DIR / "model.safetensors").is_file(),
+        reason=f"the bundled default model is not in {MODEL_DIR} (build it: python scripts/build_default_model.py)",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),  # small models: one torch thread (see conftest)
+]
 
 REGISTRY = discover()
 OPS = [o for o in REGISTRY.sorted() if o.examples]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")

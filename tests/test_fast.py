@@ -14,27 +14,14 @@ from smapgan.fast import FastRenderer, LRUCache
 from smapgan.fast.incremental import expand_window
 from smapgan.fast.prepared import PreparedDecoder, PreparedEncoder
 from smapgan.render import Encoded
-from tests.models import NARROW, perturbed, psnr
+from tests.models import NARROW, images, model, perturbed, psnr  # noqa: F401  (fixtures)
 
 SIZE = NARROW.size
 ATOL = 1e-4
 PSNR_MIN = 40.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
-
-
-@pytest.fixture(scope="module")
-def model() -> StyleMapGAN:
-    return perturbed(NARROW)
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(3, 3, SIZE, SIZE, generator=g) * 2 - 1
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(params=[None, False], ids=["weights-kept", "weights-folded-per-call"])

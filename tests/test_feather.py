@@ -14,9 +14,7 @@ from smapgan.ops import OpContext, discover
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    return None
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
-from smapgan import StyleMapGAN, StyleMapGANConfig
+from smapgan import StyleMapGANConfig
 from smapgan.ops import Registry, discover
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 
 
@@ -21,16 +20,14 @@ pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(one_torch_thread):
     """The app with only reconstruct (its example prefilled) on a small random model; records each run's steps."""
     from smapgan.app import build_demo
 
     config = StyleMapGANConfig(
         size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = StyleMapGAN(config, with_discriminator=False).eval()
+    model = random_model(config)
     op = discover(paths=[])["reconstruct"]
     runs: list[dict] = []
 
@@ -49,15 +46,21 @@ def app():
         return op.fn(ctx, **kwargs)
 
     registry = Registry({op.name: dataclasses.replace(op, fn=spy)})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     demo = build_demo(model, registry=registry)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url, runs
     finally:
         demo.close()
-        torch.set_num_threads(threads)
+
+
+def choose_refined(page, steps: int) -> None:
+    """The Inversion control set to refined with ``steps`` steps (Enter commits the number)."""
+    page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
+    field = page.locator("#inversion-steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
+    page.wait_for_timeout(500)
 
 
 def test_refinement_progress_is_shown_and_stop_ends_it(app):
@@ -65,17 +68,11 @@ def test_refinement_progress_is_shown_and_stop_ends_it(app):
 
     url, runs = app
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             page.locator("#reconstruct-run").click()
             progress = page.get_by_text("refining image: step", exact=False).first
             progress.wait_for(state="visible", timeout=60_000)
@@ -103,11 +100,7 @@ def test_stop_is_shown_only_while_refining_and_the_status_says_where_it_stopped(
             page.locator("#reconstruct-run").wait_for(state="visible", timeout=60_000)
             page.wait_for_function("() => document.getElementById('smapgan-style')", timeout=60_000)
             assert not stop.is_visible()  # encoder only: nothing to stop
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             assert not stop.is_visible()  # refined, but nothing runs yet
             page.locator("#reconstruct-run").click()
             stop.wait_for(state="visible", timeout=60_000)
@@ -135,11 +128,7 @@ def test_a_refinement_stops_within_a_second_when_its_browser_closes(app):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")
-            page.locator("#inversion-choice").get_by_text("refined", exact=True).click()
-            steps = page.locator("#inversion-steps input[type=number]")
-            steps.fill("200")
-            steps.press("Enter")
-            page.wait_for_timeout(500)
+            choose_refined(page, 200)
             before = len(runs)
             page.locator("#reconstruct-run").click()
             page.get_by_text("refining image: step", exact=False).first.wait_for(state="visible", timeout=60_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -15,14 +14,13 @@ from smapgan.cli import main
 from smapgan.ops import OpContext, discover
 from smapgan.ops.inversion import Inversion
 from smapgan.render import ReferenceRenderer
+from tests.reliability import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 NEUTRAL, HEARTS = str(EXAMPLES / "neutral_face.png"), str(EXAMPLES / "heart_eyes.png")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    return None
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture
@@ -119,12 +117,6 @@ def test_inversion_setting_is_validated():
 
 
 # ----------------------------------------------------------------------------- the app over HTTP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client(model):
     from gradio_client import Client
@@ -132,7 +124,7 @@ def client(model):
     from smapgan.app import build_demo
 
     demo = build_demo(model, renderer=ReferenceRenderer(model), registry=discover(paths=[]), prefill=False)
-    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield Client(demo.local_url, verbose=False)
     finally:

@@ -11,22 +11,19 @@ from smapgan import DEFAULT_MODEL, StyleMapGAN, StyleMapGANConfig
 from smapgan.intake import images as imageio
 from smapgan.latent.editing import pool_mask
 from smapgan.latent.invert import DEFAULT_PROXIMITY, RefineStep, RefineTrace, psnr, reconstruct, refine
+from tests.models import random_model
 
 TINY = StyleMapGANConfig(
     size=32, latent_spatial_size=4, latent_channel_size=8, mapping_layer_num=2, channel_base=256, channel_max=32
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    return None
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")
 def model() -> StyleMapGAN:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return StyleMapGAN(TINY, with_discriminator=False).eval()
+    return random_model(TINY)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
 from smapgan.preview import Previewer
-from tests.models import NARROW, perturbed, psnr
+from tests.models import NARROW, images, model, psnr  # noqa: F401  (fixtures)
 
 SIZE = NARROW.size
 ATOL = 1e-4
@@ -29,19 +29,7 @@ def box_mask(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
     return m
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
-
-
-@pytest.fixture(scope="module")
-def model() -> StyleMapGAN:
-    return perturbed(NARROW)
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 def frozen_full(renderer: FastRenderer, edit: list[torch.Tensor], base) -> torch.Tensor:

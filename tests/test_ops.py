@@ -35,9 +35,7 @@ NEW_OP = textwrap.dedent(
 BROKEN_OP = "raise RuntimeError('boom at import')\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ from smapgan.render import ReferenceRenderer
 EXAMPLES = Path(__file__).resolve().parent.parent / "smapgan" / "assets" / "examples"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(params=["reference", "fast"])

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from tests import browser
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, MARKS
+from tests.models import random_model
 from tests.reliability import free_port
 from tests.test_app_person import editor_ready, open_tab, run, stroke, upload
 
@@ -41,7 +42,7 @@ def photos(tmp_path) -> dict[str, Path]:
 
 @pytest.fixture
 def url(hub, tmp_path, one_torch_thread):
-    from smapgan import StyleMapGAN, StyleMapGANConfig
+    from smapgan import StyleMapGANConfig
     from smapgan.app import build_demo
     from smapgan.app.models import ModelChoices
     from smapgan.model.hub import push_folder
@@ -49,9 +50,7 @@ def url(hub, tmp_path, one_torch_thread):
 
     config = StyleMapGANConfig(size=256, latent_spatial_size=8, latent_channel_size=32, channel_base=1024,
                                channel_max=32, alignment="ffhq")
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        StyleMapGAN(config, with_discriminator=False).eval().save_pretrained(tmp_path / "faces")
+    random_model(config).save_pretrained(tmp_path / "faces")
     examples = tmp_path / "faces" / "examples"
     examples.mkdir()
     astronaut = Image.fromarray(skimage_data.astronaut())
@@ -87,28 +86,13 @@ def shot(page, name: str, folder: Path) -> None:
 
 
 def switch_model(page, name: str, header_text: str) -> float:
-    """Choose ``name`` in the model dropdown; the milliseconds from the click to the header showing it."""
-    page.evaluate(
-        """text => { window.__t0 = null; window.__switched = null;
-        if (window.__observer) window.__observer.disconnect();
-        if (!window.__clicks) { window.__clicks = true;  // the moment an option is chosen
-            document.addEventListener('mousedown', e => { if (e.target.closest('[role=option], li'))
-                window.__t0 = performance.now(); }, {capture: true}); }
-        const header = document.getElementById('header');
-        window.__observer = new MutationObserver(() => {
-            if (window.__switched === null && window.__t0 !== null && header.innerText.includes(text))
-                window.__switched = performance.now(); });
-        window.__observer.observe(header, {subtree: true, childList: true, characterData: true}); }""",
-        header_text,
-    )
-    page.locator("#model-choice input").click()
-    page.get_by_role("option", name=name, exact=True).click()
-    page.wait_for_function("() => window.__switched !== null", timeout=LONG)
+    """``tests.browser.switch_model``, printing the requests the page made for the switch."""
+    took = browser.switch_model(page, name, header_text, timeout_ms=LONG)
     server = page.evaluate("""() => { const calls = performance.getEntriesByType('resource')
         .filter(e => e.initiatorType === 'fetch' && e.startTime >= window.__t0);
         return calls.map(e => [e.name.split('/').slice(-2).join('/'), Math.round(e.duration)]); }""")
     print(json.dumps({"switch_to": name, "requests_ms": server}))
-    return page.evaluate("() => window.__switched - window.__t0")
+    return took
 
 
 def example_images(page, op: str) -> int:

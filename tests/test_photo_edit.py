@@ -20,9 +20,7 @@ from smapgan.ops import Picture
 from tests.official import official_dir
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Small models: one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 def png(path: Path) -> np.ndarray:

@@ -17,9 +17,7 @@ from smapgan.ops import OpContext, OpError, discover
 REPO = "smapgan-tester/with-prior"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 def clustered_stylemaps(count: int = 60, shape: tuple[int, int, int] = (8, 4, 4), seed: int = 0) -> torch.Tensor:

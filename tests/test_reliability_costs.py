@@ -20,20 +20,9 @@ import httpx
 import pytest
 
 from tests.reliability import EXAMPLES, live_app, many_chunks_png, many_scans_jpeg, serving_model_dir
-from tests.test_reliability_hostile import Api
+from tests.test_reliability_hostile import Api, api, app  # noqa: F401  (fixtures: the live app)
 
 NEUTRAL = EXAMPLES / "neutral_face.png"
-
-
-@pytest.fixture(scope="module")
-def app(tiny_model_dir: Path, one_torch_thread):
-    with live_app(tiny_model_dir) as demo:
-        yield demo
-
-
-@pytest.fixture(scope="module")
-def api(app) -> Api:
-    return Api(app.local_url)
 
 
 def refine_args(api: Api, original: dict, steps: int = 200) -> list:

@@ -12,7 +12,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.latent import editing
 from smapgan.fast import FastRenderer
 from smapgan.render import Encoded, ReferenceRenderer, Renderer
-from tests.models import perturbed
+from tests.models import noise_images, perturbed
 
 SIZE = 32
 CONFIG = StyleMapGANConfig(
@@ -23,9 +23,7 @@ ATOL = 1e-4
 PSNR_MIN = 40.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +33,7 @@ def model() -> StyleMapGAN:
 
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
-    return torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    return noise_images(2, SIZE)
 
 
 @pytest.fixture(params=[(name, mode) for name, cls in RENDERERS.items() for mode in cls.modes],

@@ -73,9 +73,7 @@ TINT_OP = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture
@@ -148,3 +146,14 @@ def test_app_and_its_api_take_the_new_kind(plugins, tiny_model_dir, monkeypatch,
             client.predict(original=handle_file(NEUTRAL), color="blue", api_name="/tint")
     finally:
         demo.close()
+
+
+def test_a_kinds_own_fields_follow_the_name():
+    """As docs/ops.md writes them: SliderInput(name, minimum, maximum, ...); label and info by keyword only
+    (positional, -1 and 1 were the label and the help text, and the range stayed [0, 1])."""
+    from smapgan.ops import SliderInput
+
+    slider = SliderInput("amount", -1, 1, default=0.2)
+    assert (slider.minimum, slider.maximum, slider.label, slider.info) == (-1, 1, "", "")
+    with pytest.raises(TypeError):
+        SliderInput("amount", -1, 1, 0.2, None, False, "", "Amount")  # a label is not positional

@@ -20,9 +20,7 @@ SMILEYS = ("grinning.png", "slightly_smiling_face.png")
 ANIMALS = ("panda_face.png", "cat.png", "bear.png", "dog.png")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(one_torch_thread: None) -> None:
-    """Every test of this module on one torch thread (see conftest)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one torch thread (see conftest)
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ rather than serving without the caps):
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Awaitable, Callable
 
 QUEUE_NAMES = ("push", "event_queue_per_concurrency_id", "active_jobs")
@@ -241,6 +242,14 @@ def server_running(demo: Any) -> bool:
     """Is ``demo``'s server still serving?"""
     server = getattr(demo, "server", None)
     return bool(getattr(demo, "is_running", False)) and server is not None and not getattr(server, "should_exit", True)
+
+
+def wait_until_running(demo: Any, within_s: float = 600.0) -> None:
+    """Return once ``demo``'s server serves, or after ``within_s`` seconds (its watchers start before it)."""
+    for _ in range(int(within_s / 0.1)):
+        if server_running(demo):
+            return
+        time.sleep(0.1)
 
 
 def server_connections(demo: Any) -> list[Any]:

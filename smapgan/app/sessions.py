@@ -30,10 +30,10 @@ def launch_kwargs() -> dict[str, Any]:
     return {"state_session_capacity": limits.MAX_SESSIONS}
 
 
-def expire(demo: Any, start_within: float = 600.0) -> threading.Thread:
-    """Start dropping ``demo``'s idle sessions (a daemon thread that waits up to ``start_within`` seconds
-    for the server to start, and ends with it); each sweep runs every quarter of the idle time, at most 30 s."""
-    thread = threading.Thread(target=_expire, args=(demo, start_within), name="smapgan-session-expiry", daemon=True)
+def expire(demo: Any) -> threading.Thread:
+    """Start dropping ``demo``'s idle sessions (a daemon thread that waits for the server to start, and
+    ends with it); each sweep runs every quarter of the idle time, at most 30 s."""
+    thread = threading.Thread(target=_expire, args=(demo,), name="smapgan-session-expiry", daemon=True)
     thread.start()
     return thread
 
@@ -48,11 +48,8 @@ def sweep(demo: Any, idle_s: float) -> int:
     return dropped
 
 
-def _expire(demo: Any, start_within: float) -> None:
-    for _ in range(int(start_within / 0.1)):
-        if internals.server_running(demo):
-            break
-        time.sleep(0.1)
+def _expire(demo: Any) -> None:
+    internals.wait_until_running(demo)
     last = time.monotonic()
     while internals.server_running(demo):
         time.sleep(0.5)

@@ -22,20 +22,16 @@ from . import gradio_internals as internals
 logger = logging.getLogger(__name__)
 
 
-def watch(demo: Any, interval: float = 1.0, start_within: float = 600.0) -> threading.Thread:
-    """Start the watch over ``demo``'s connections (a daemon thread that waits up to ``start_within``
-    seconds for the server to start, and ends with it)."""
-    thread = threading.Thread(target=_watch, args=(demo, interval, start_within), name="smapgan-request-timeouts",
-                              daemon=True)
+def watch(demo: Any, interval: float = 1.0) -> threading.Thread:
+    """Start the watch over ``demo``'s connections (a daemon thread that waits for the server to start,
+    and ends with it)."""
+    thread = threading.Thread(target=_watch, args=(demo, interval), name="smapgan-request-timeouts", daemon=True)
     thread.start()
     return thread
 
 
-def _watch(demo: Any, interval: float, start_within: float) -> None:
-    for _ in range(int(start_within / 0.1)):
-        if internals.server_running(demo):
-            break
-        time.sleep(0.1)
+def _watch(demo: Any, interval: float) -> None:
+    internals.wait_until_running(demo)
     waiting: dict[tuple[int, int], float] = {}  # (connection, its request cycle): since when it waits
     while internals.server_running(demo):
         time.sleep(interval)

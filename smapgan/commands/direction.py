@@ -45,29 +45,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing direction of that name")
 
 
-def image_files(folder: str, limit: int) -> list[Path]:
-    """Image files of a folder (sorted, not recursive), at most ``limit``."""
+def image_files(folder: str, limit: int, recursive: bool = False) -> list[Path]:
+    """Image files of a folder (sorted; below it too when ``recursive``), at most ``limit``."""
     path = Path(folder)
     if not path.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    found = path.rglob("*") if recursive else path.iterdir()
+    files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ValueError(f"{folder} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files[:limit]
 
 
-def encode_folder(model: "StyleMapGAN", files: list[Path], batch_size: int) -> "torch.Tensor":
-    """Stylemaps (N,C,L,L) of image files, center-cropped and resized to the model."""
+def encode_files(model: "StyleMapGAN", files: list[Path], batch_size: int, mirror: bool = False) -> "torch.Tensor":
+    """Stylemaps (N,C,L,L) of image files, center-cropped and resized to the model, followed by those
+    of their mirror images when ``mirror``."""
     import torch
 
     from ..intake import images as imageio
 
-    stylemaps = []
+    codes, mirrored = [], []
     with torch.inference_mode():
         for start in range(0, len(files), batch_size):
-            batch = [imageio.image_to_tensor(imageio.load_image(f, model.config.size)) for f in files[start:start + batch_size]]
-            stylemaps.append(model.encode(torch.cat(batch).to(model.device)).cpu())
-    return torch.cat(stylemaps)
+            batch = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size))
+                               for f in files[start:start + batch_size]]).to(model.device)
+            codes.append(model.encode(batch).cpu())
+            if mirror:
+                mirrored.append(model.encode(batch.flip(-1)).cpu())
+    return torch.cat(codes + mirrored)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     model = StyleMapGAN.from_pretrained(source, revision=args.revision)
     if args.name in model.directions and not args.overwrite:
         raise ValueError(f"the model already has a direction {args.name!r}; pass --overwrite to replace it")
-    positives = encode_folder(model, image_files(args.positive, args.max_images), args.batch_size)
-    negatives = encode_folder(model, image_files(args.negative, args.max_images), args.batch_size)
+    positives = encode_files(model, image_files(args.positive, args.max_images), args.batch_size)
+    negatives = encode_files(model, image_files(args.negative, args.max_images), args.batch_size)
     fit = learn_direction(positives, negatives, args.method, args.steps, args.l2)
     model.add_direction(args.name, fit.direction)
     model.save_pretrained(out)

@@ -11,14 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
-from .direction import IMAGE_SUFFIXES
-
-if TYPE_CHECKING:
-    import torch
-
-    from ..model import StyleMapGAN
+from .direction import encode_files, image_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,34 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--seed", type=int, default=0)
 
 
-def image_files(folder: str, limit: int) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted), at most ``limit``."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ValueError(f"{folder} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files[:limit]
-
-
-def encode_with_mirrors(model: "StyleMapGAN", files: list[Path], batch_size: int, mirror: bool) -> "torch.Tensor":
-    """Stylemaps (N,C,L,L) of image files, followed by those of their mirror images when ``mirror``."""
-    import torch
-
-    from ..intake import images as imageio
-
-    codes, mirrored = [], []
-    with torch.inference_mode():
-        for start in range(0, len(files), batch_size):
-            batch = torch.cat([imageio.image_to_tensor(imageio.load_image(f, model.config.size))
-                               for f in files[start:start + batch_size]]).to(model.device)
-            codes.append(model.encode(batch).cpu())
-            if mirror:
-                mirrored.append(model.encode(batch.flip(-1)).cpu())
-    return torch.cat(codes + mirrored)
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import StyleMapGAN
     from ..defaults import default_model_path
@@ -74,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or (source if Path(source).is_dir() else None)
     if out is None:
         raise ValueError(f"{source} is not a local folder: pass --out DIR to save the model with its prior")
-    files = image_files(args.data, args.max_images)
+    files = image_files(args.data, args.max_images, recursive=True)
     model = StyleMapGAN.from_pretrained(source, revision=args.revision)
-    stylemaps = encode_with_mirrors(model, files, args.batch_size, mirror=not args.no_mirror)
+    stylemaps = encode_files(model, files, args.batch_size, mirror=not args.no_mirror)
     model.prior = StylemapPrior.fit(
         stylemaps, rank=args.rank, components=args.components, iterations=args.iterations, seed=args.seed
     )

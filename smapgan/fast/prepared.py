@@ -260,10 +260,6 @@ class PreparedDecoder:
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
 
-    @property
-    def num_levels(self) -> int:
-        return len(self.resizer)
-
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
         total = 0
@@ -365,7 +361,7 @@ class PreparedEncoder:
 def flops_decoder(decoder: Decoder) -> dict[str, float]:
     """Multiply-add FLOPs (2 per MAC) of one decode at batch 1, by part: resizer, modulation, synthesis."""
     config = decoder.config
-    side, size = config.latent_spatial_size, config.size
+    side = config.latent_spatial_size
     parts = {"resizer": 0.0, "modulation": 0.0, "synthesis": 0.0}
     res = side
     for layer in decoder.convs_latent:
@@ -385,12 +381,6 @@ def flops_decoder(decoder: Decoder) -> dict[str, float]:
         o, i = block.skip.conv.weight.shape[:2]
         parts["synthesis"] += 2.0 * res * res * o * i
     return parts
-
-
-def pyramid_nbytes(decoder: Decoder) -> int:
-    """Bytes of one float32 w+ pyramid at batch 1 (what the renderer's cache holds per image)."""
-    config = decoder.config
-    return sum(4 * c * config.level_resolution(i) ** 2 for i, c in enumerate(decoder.level_channels))
 
 
 def flops_encoder(encoder: Encoder, size: int) -> float:

@@ -83,12 +83,6 @@ class CropTransform:
         q = self.corners
         return q[0], (q[3] - q[0]) / self.size, (q[1] - q[0]) / self.size
 
-    def to_photo(self, points: np.ndarray) -> np.ndarray:
-        """Crop coordinates (N, 2) -> photo coordinates (continuous: pixel centres at i + 0.5)."""
-        origin, ux, uy = self.axes()
-        points = np.asarray(points, dtype=np.float64)
-        return origin + points[..., :1] * ux + points[..., 1:2] * uy
-
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Photo coordinates (N, 2) -> crop coordinates."""
         origin, ux, uy = self.axes()

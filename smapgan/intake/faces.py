@@ -102,7 +102,6 @@ class Landmarker:
         path = predictor_path()
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))
-        self._rectangle = dlib.rectangle
         self._lock = threading.Lock()  # dlib's objects are not documented as thread-safe
 
     def faces(self, photo: Image.Image) -> list[Face]:

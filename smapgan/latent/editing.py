@@ -134,7 +134,6 @@ def transplant(
     image_size: int,
     pooling: Pooling = "max",
     strength: float = 1.0,
-    threshold: float | None = None,
 ) -> torch.Tensor:
     """Unaligned transplant on one level: the reference's masked cells moved by ``offset`` pixels.
 
@@ -142,7 +141,7 @@ def transplant(
     place shifted by ``offset`` (dy, dx) in the original. Zero offset equals
     :func:`blend_stylemap` with the same mask.
     """
-    m = pool_mask(mask, original.shape[-2:], pooling, threshold).to(original.dtype)
+    m = pool_mask(mask, original.shape[-2:], pooling).to(original.dtype)
     dy, dx = cell_offset(offset, image_size, original.shape[-1])
     return blend(original, translate(reference, dy, dx), translate(m, dy, dx) * strength)
 
@@ -155,12 +154,9 @@ def transplant_pyramid(
     image_size: int,
     pooling: Pooling = "max",
     strength: float = 1.0,
-    threshold: float | None = None,
 ) -> list[torch.Tensor]:
     """:func:`transplant` applied at every pyramid level (offset scaled to each level)."""
-    return [
-        transplant(o, r, mask, offset, image_size, pooling, strength, threshold) for o, r in zip(original, reference)
-    ]
+    return [transplant(o, r, mask, offset, image_size, pooling, strength) for o, r in zip(original, reference)]
 
 
 def apply_direction(

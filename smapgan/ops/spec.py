@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 from ..intake import limits
@@ -87,6 +87,7 @@ class Input:
     """
 
     name: str
+    _: KW_ONLY  # label and info by keyword, so that a kind's own fields follow the name (SliderInput("a", -1, 1))
     label: str = ""
     info: str = ""
     kind: ClassVar[str] = "input"
