@@ -489,12 +489,17 @@ def test_a_lerp_keeps_no_maps_of_its_endpoints(model, images):
 
 
 def test_a_process_exits_cleanly_while_the_idle_worker_works():
-    """The worker is stopped at exit after its step: a thread inside torch at finalization aborts the process."""
+    """The worker is stopped at exit after its step: a thread inside torch at finalization aborts the process.
+
+    One torch thread: with two on a loaded 2-core machine every parallel region waits for a descheduled
+    thread, a step took up to 12 s, longer than ``stop``'s wait, and the test failed 12 of 25 times.
+    """
     import subprocess
     import sys
 
     code = (
         "import threading, time, torch\n"
+        "torch.set_num_threads(1)\n"
         "from smapgan.fast.idle import IdleWorker\n"
         "def step():\n"
         "    a = torch.randn(192, 192)\n"
