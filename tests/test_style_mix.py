@@ -95,7 +95,7 @@ EARED = ("cat.png", "dog.png")  # silhouettes far from a round smiley's (IoU 0.7
 def test_the_outline_stays_the_round_smileys_as_the_description_says(
     ctx: OpContext, smiley: str, animal: str, mix: str, smiley_first: bool
 ) -> None:
-    """Neither mode carries the head's outline (the op's description says so): the ears are lost either way."""
+    """Neither mode carries the head's outline (the op's description says so): the silhouette stays round."""
     op = discover(paths=[])["style_mix"]
     s, a = ctx.picture(EXAMPLES_DIR / smiley), ctx.picture(EXAMPLES_DIR / animal)
     first, second = (s, a) if smiley_first else (a, s)
