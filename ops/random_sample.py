@@ -10,7 +10,7 @@ from smapgan.ops import ChoiceInput, ImageOutput, NumberInput, OpContext, OpErro
 PRIOR = "prior"
 MAPPING = "mapping"
 # Best of 4 by cycle consistency (StyleMapGAN.cycle_error): the bundled model's clean faces among
-# 32 samples went from 15 to 24 (counted on the grids of scripts/evaluate_prior.py).
+# 32 samples went from 10-16 to 17-23 (strict to lenient count, the model card's grids).
 CANDIDATES = 4
 
 

@@ -310,7 +310,9 @@ def card_section(figures: dict[str, Any]) -> list[str]:
         if counted:
             lines += [
                 "Clean emoji faces among those 32 (a face a person would accept as an emoji: a clear outline, "
-                "eyes and mouth in place, no smears), counted by looking at the grids: "
+                "eyes and mouth in place, no smears), counted by looking at the grids (where two numbers, the "
+                "first counts only faces whose every feature is plain, the second also those with a faint "
+                "mouth or a slight smear): "
                 + "; ".join(f"{name}: {count} of {figures['seeds']}" for name, count in counted.items())
                 + ". The issue's target is 28 of 32.",
                 "",

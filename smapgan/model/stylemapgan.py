@@ -143,8 +143,9 @@ class StyleMapGAN(
         decoder is good only where the encoder's codes lie, so a draw whose picture the
         encoder maps back onto it is one the two networks agree is a face. Chosen by
         counting clean faces among 32 prior samples (seeds 0-31, truncation 0.7, bundled
-        model, grids of ``scripts/evaluate_prior.py``): one draw 15, best of 4 by the
-        discriminator's logit 16, best of 4 by this error 24 (best of 8: 26).
+        model, grids of ``scripts/evaluate_prior.py``), one pass alike for all: one draw 15,
+        best of 4 by the discriminator's logit 16, best of 4 by this error 24 (best of 8:
+        26, less varied).
         """
         self._check_stylemap(stylemaps)
         again = self.encode(self.decode(stylemaps).clamp(-1, 1))
