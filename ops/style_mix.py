@@ -12,8 +12,10 @@ from smapgan.ops import ChoiceInput, ImageInput, ImageOutput, OpContext, Picture
     description=(
         "Combine two images level by level in the w+ pyramid. 'coarse' takes the second image's coarse "
         "levels: the first image's eyes and mouth in the second's colours. 'fine' takes its finer levels: the "
-        "second image's eyes and mouth, often in its colours too. The head's outline (ears) does not follow "
-        "either mode reliably on the bundled model (scripts/style_mix_levels.py)."
+        "second image's eyes and mouth, often in its colours too. Neither mode carries the head's outline: on "
+        "the bundled model a round smiley mixed with a cat or a dog keeps a round silhouette in both modes and "
+        "either order ('fine' may draw the animal's ears inside it; scripts/style_mix_levels.py, "
+        "tests/test_style_mix.py)."
     ),
     inputs=[
         ImageInput("content", label="First image"),

@@ -2,18 +2,21 @@
 
     python scripts/evaluate_prior.py --model smapgan/assets/default_model --data /work/data/emoji
 
-For each source, 32 samples (seed i for sample i, truncation 0.7, as the Random op draws them):
+For each source, 32 samples (seed i for sample i, truncation 0.7, as the Random op draws them),
+as one plain draw and as the Random op's default best of ``candidates`` (``StyleMapGAN.sample``):
 
 * memorisation: the fraction of samples closer (pixel MSE) to their nearest training image
-  than the median held-out image is to its nearest training image (the issue's measure), and
-  the fraction closer than the training images' own reconstruction error (a copy would be);
+  than the median held-out image is to its nearest training image (the issue's measure); the
+  same with every image first averaged down to 16x16 pixels, so that a smooth sample gains
+  nothing from missing the fine detail every real emoji has; and the fraction closer than the
+  training images' own reconstruction error (a copy would be);
 * diversity: mean pixel MSE between pairs of samples over the same for 32 training images;
 * realism: the model's discriminator logit, averaged (training images score higher).
 
 ``--compare`` also fits the candidate densities (one Gaussian, mixtures, a per-cell
 Gaussian) and reports the same figures plus held-out log-likelihood, which chose the
-estimator. ``--grids DIR`` writes ``samples_prior.png``, ``samples_mapping.png`` and
-``style_mix.png``. ``--json`` writes everything for the model card.
+estimator. ``--grids DIR`` writes ``samples_prior.png``, ``samples_mapping.png`` (the op's
+default sampler), ``samples_prior_single.png`` (one draw per seed) and ``style_mix.png``. ``--json`` writes everything for the model card.
 """
 
 from __future__ import annotations
@@ -30,6 +33,19 @@ from PIL import Image
 SEEDS = 32
 TRUNCATION = 0.7
 SCALE = 2
+BLURRED_SIDE = 16  # pixels per side for the blurred memorisation measure
+
+
+def op_candidates() -> int:
+    """The Random op's default number of candidates: the sampler the app ships."""
+    from smapgan.ops import discover
+
+    return int(next(i.default for i in discover(paths=[])["random"].inputs if i.name == "candidates"))
+
+
+def blurred(images: torch.Tensor) -> torch.Tensor:
+    """Images averaged down to BLURRED_SIDE pixels a side: detail finer than a sample's is gone from both."""
+    return torch.nn.functional.adaptive_avg_pool2d(images, BLURRED_SIDE)
 
 
 def read_split(data: Path, split: str) -> list[Path]:
@@ -61,11 +77,14 @@ def pairwise_mse(images: torch.Tensor) -> float:
     return float(d2[~torch.eye(len(a), dtype=torch.bool)].mean())
 
 
-def seeded_samples(model: Any, source: str, truncation: float = TRUNCATION, seeds: int = SEEDS) -> torch.Tensor:
+def seeded_samples(
+    model: Any, source: str, truncation: float = TRUNCATION, seeds: int = SEEDS, candidates: int = 1
+) -> torch.Tensor:
     """Sample i from seed i, as the Random op draws it."""
     mean = model.mean_stylemap() if source == "mapping" else None
     return torch.cat([
-        model.sample(1, truncation, source=source, generator=torch.Generator().manual_seed(s), mean_stylemap=mean)
+        model.sample(1, truncation, source=source, generator=torch.Generator().manual_seed(s), mean_stylemap=mean,
+                     candidates=candidates)
         for s in range(seeds)
     ])
 
@@ -94,6 +113,7 @@ class Reference:
         self.train = load_images(read_split(data, "train"), model.config.size)
         val = load_images(read_split(data, "val"), model.config.size)
         self.val_median = float(nearest_mse(val, self.train).median())
+        self.val_blurred_median = float(nearest_mse(blurred(val), blurred(self.train)).median())
         self.train_codes = encode(model, self.train)
         val_codes = encode(model, val)
         self.val_redrawn_median = float(nearest_mse(decode(model, val_codes), self.train).median())
@@ -107,9 +127,11 @@ class Reference:
 
     def measure(self, model: Any, images: torch.Tensor) -> dict[str, float]:
         near = nearest_mse(images, self.train)
+        near_blurred = nearest_mse(blurred(images), blurred(self.train))
         near_code = nearest_code(encode(model, images), self.train_codes)
         out = {
             "closer_than_held_out_median": float((near < self.val_median).float().mean()),
+            "closer_blurred_than_held_out_median": float((near_blurred < self.val_blurred_median).float().mean()),
             "closer_than_redrawn_held_out_median": float((near < self.val_redrawn_median).float().mean()),
             "closer_in_code_than_held_out_median": float((near_code < self.val_code_median).float().mean()),
             "closer_than_reconstruction_error": float((near < self.recon_mse).float().mean()),
@@ -217,6 +239,9 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
     figures: dict[str, Any] = {
         "seeds": SEEDS, "truncation": TRUNCATION,
         "held_out_median_nearest_training_mse": reference.val_median,
+        "held_out_median_nearest_training_mse_blurred": reference.val_blurred_median,
+        "blurred_side": BLURRED_SIDE,
+        "candidates": op_candidates(),
         "redrawn_held_out_median_nearest_training_mse": reference.val_redrawn_median,
         "held_out_median_nearest_training_code": reference.val_code_median,
         "training_reconstruction_mse_median": reference.recon_mse,
@@ -225,15 +250,23 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
     }
     if model.prior is not None:
         figures["prior"] = {"components": model.prior.components, "rank": model.prior.rank}
+    best_of = figures["candidates"]
     for source in (["prior"] if model.prior is not None else []) + ["mapping"]:
-        images = decode(model, seeded_samples(model, source))
-        figures["sources"][source] = reference.measure(model, images)
-        print(source, json.dumps(figures["sources"][source]), flush=True)
-        if grids is not None:
+        for candidates in dict.fromkeys((1, best_of)):
+            name = source if candidates == 1 else f"{source}, best of {candidates}"
+            images = decode(model, seeded_samples(model, source, candidates=candidates))
+            figures["sources"][name] = reference.measure(model, images)
+            print(name, json.dumps(figures["sources"][name]), flush=True)
+            if grids is None:
+                continue
             grids.mkdir(parents=True, exist_ok=True)
-            palette(grid(images)).save(grids / f"samples_{source}.png", optimize=True)
-            if source == "prior":
+            shipped = candidates == best_of
+            if shipped:  # the op's default: what a person sees
+                palette(grid(images)).save(grids / f"samples_{source}.png", optimize=True)
+            if source == "prior" and shipped:
                 palette(nearest_pairs(images, reference.train)).save(grids / "nearest_prior.png", optimize=True)
+            if source == "prior" and not shipped:
+                palette(grid(images)).save(grids / "samples_prior_single.png", optimize=True)
     if grids is not None:
         palette(style_mix_grid(model)).save(grids / "style_mix.png", optimize=True)
     if with_compare:
@@ -244,6 +277,7 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
 def card_section(figures: dict[str, Any]) -> list[str]:
     """The model card's "Random samples" section: both sources' grids and figures, and the estimator comparison."""
     prior, sources = figures.get("prior"), figures["sources"]
+    best_of = figures.get("candidates", 1)
     lines = ["## Random samples", ""]
     if prior:
         lines += [
@@ -255,44 +289,76 @@ def card_section(figures: dict[str, Any]) -> list[str]:
             "mapping network stays available (`source=\"mapping\"`): trained on few images for a short time, it "
             "lands where the decoder was not taught.",
             "",
-            f"{figures['seeds']} samples each (seed i for sample i, truncation {figures['truncation']}), from the "
-            "prior (left) and the mapping network (right):",
+            f"The Random op draws {best_of} candidates per image and keeps the one whose picture, encoded again, "
+            f"lands nearest its draw (`model.sample(n, truncation, candidates={best_of})`, "
+            "`StyleMapGAN.cycle_error`): the encoder knows only real images, so a draw it maps back onto itself is "
+            "one both networks agree is a face. Best of 4 by the discriminator's logit was tried too and gave "
+            "fewer clean faces.",
             "",
-            "| prior | mapping network |",
+            f"{figures['seeds']} samples each (seed i for sample i, truncation {figures['truncation']}): the Random "
+            f"op's default (best of {best_of}) from the prior and from the mapping network, and one draw per seed "
+            "from the prior:",
+            "",
+            f"| prior, best of {best_of} (the op's default) | mapping network, best of {best_of} |",
             "|---|---|",
             "| ![samples from the prior](samples_prior.png) | ![samples from the mapping network](samples_mapping.png) |",
             "",
+            "![one draw per seed from the prior](samples_prior_single.png)",
+            "",
         ]
+        counted = figures.get("clean_faces_counted")
+        if counted:
+            lines += [
+                "Clean emoji faces among those 32 (a face a person would accept as an emoji: a clear outline, "
+                "eyes and mouth in place, no smears), counted by looking at the grids (where two numbers, the "
+                "first counts only faces whose every feature is plain, the second also those with a faint "
+                "mouth or a slight smear): "
+                + "; ".join(f"{name}: {count} of {figures['seeds']}" for name, count in counted.items())
+                + ". The issue's target is 28 of 32.",
+                "",
+            ]
     else:
         lines += [f"{figures['seeds']} samples of the mapping network (truncation {figures['truncation']}):", "",
                   "![samples from the mapping network](samples_mapping.png)", ""]
     lines += [
-        "Measured by `scripts/evaluate_prior.py` on those samples. *Memorisation*, three ways: the fraction of "
-        "samples closer (pixel MSE) to their nearest training image than the median held-out image is to its own "
-        f"({figures['held_out_median_nearest_training_mse']:.3f}: the issue's measure); the same against the "
-        "held-out images as the model redraws them, `decode(encode(x))`, which are as blurred as a sample "
-        f"({figures.get('redrawn_held_out_median_nearest_training_mse', float('nan')):.3f}); and the same in the "
-        "encoder's space (a sample re-encoded, against the training images' stylemaps). *Diversity*: the mean "
-        "pixel MSE between pairs of samples over the same for 32 training images. The discriminator's mean "
-        f"logit (training images: {figures['training_discriminator']:.2f}).",
+        "Measured by `scripts/evaluate_prior.py` on those samples. *Memorisation*, four ways, each the fraction "
+        "of samples nearer their nearest training image than the median held-out emoji (never trained on) is "
+        "to its own, so 50% would be \"as near as a new emoji\" and the issue's target is at most 10%: "
+        f"(1) in pixel MSE ({figures['held_out_median_nearest_training_mse']:.3f}: the issue's measure; it "
+        "favours smooth images); (2) in pixel MSE with every image first averaged down to "
+        f"{figures.get('blurred_side', '?')}x{figures.get('blurred_side', '?')} pixels "
+        f"({figures.get('held_out_median_nearest_training_mse_blurred', float('nan')):.3f}), so that a sample "
+        "gains nothing from lacking the fine detail real emoji have (LPIPS would be the usual choice, but its "
+        "VGG16 weights could not be had offline); (3) against the held-out images as the model redraws them, "
+        "`decode(encode(x))`, as blurred as a sample "
+        f"({figures.get('redrawn_held_out_median_nearest_training_mse', float('nan')):.3f}); (4) in the "
+        "encoder's space (a sample re-encoded, against the training images' stylemaps). What none of them "
+        "separates: a sample of a density fitted to the training set lies *among* the training images, where a "
+        "new emoji design does not, so all four stay high without any copying. Copies are what the next column "
+        "counts: samples nearer a training image than that image's own reconstruction is "
+        f"({figures.get('training_reconstruction_mse_median', float('nan')):.3f}); and the nearest pairs are "
+        "shown below. *Diversity*: the mean pixel MSE between pairs of samples over the same for 32 training "
+        f"images (target at least 0.5x). The discriminator's mean logit (training images: "
+        f"{figures['training_discriminator']:.2f}).",
         "",
-        "| source | closer than held-out median | ... than redrawn held-out | ... in the encoder's space "
-        "| nearest training MSE (median, min) | diversity | discriminator |",
-        "|---|---|---|---|---|---|---|",
+        "| sampler | (1) pixel MSE | (2) blurred | (3) redrawn held-out | (4) encoder's space | nearer than a "
+        "reconstruction | nearest training MSE (median, min) | diversity | discriminator |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, f in sources.items():
         lines.append(
             f"| {name} | {f['closer_than_held_out_median']:.0%} | "
+            f"{f.get('closer_blurred_than_held_out_median', float('nan')):.0%} | "
             f"{f.get('closer_than_redrawn_held_out_median', float('nan')):.0%} | "
             f"{f.get('closer_in_code_than_held_out_median', float('nan')):.0%} | "
+            f"{f.get('closer_than_reconstruction_error', float('nan')):.0%} | "
             f"{f['nearest_training_mse_median']:.3f}, {f['nearest_training_mse_min']:.3f} | "
             f"{f['diversity_vs_training']:.2f}x | {f.get('discriminator', float('nan')):.2f} |"
         )
     lines += [
         "",
-        "The first column overstates copying: pixel MSE favours blur, and the held-out emoji are new designs, "
-        "far from every training image, so any smooth face is \"closer\" than they are. The 8 samples nearest "
-        "to a training image (top) above that training image, to judge copies by eye:",
+        "The 8 samples of the op's default sampler nearest to a training image (top) above that training "
+        "image, to judge copies by eye:",
         "",
         "![the samples nearest to a training image, above it](nearest_prior.png)",
         "",

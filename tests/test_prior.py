@@ -139,12 +139,12 @@ def test_model_sample_sources(model_with_prior: StyleMapGAN, tiny_model_dir: Pat
 def test_random_op_uses_the_prior_and_the_mapping_when_asked(model_with_prior: StyleMapGAN, tiny_model_dir: Path) -> None:
     op = discover(paths=[])["random"]
     ctx = OpContext(model_with_prior)
-    image = op.run(ctx, seed=4, truncation=0.7)["image"]
+    image = op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"]
     with torch.inference_mode():
         expected = model_with_prior.decode(model_with_prior.prior.sample(1, 0.7, torch.Generator().manual_seed(4)))
         mean = model_with_prior.decode(model_with_prior.mean_stylemap())
     torch.testing.assert_close(image, expected, atol=1e-5, rtol=0)
-    mapped = op.run(ctx, seed=4, truncation=0.0, source="mapping")["image"]
+    mapped = op.run(ctx, seed=4, truncation=0.0, source="mapping", candidates=1)["image"]
     torch.testing.assert_close(mapped, mean, atol=1e-5, rtol=0)
     assert not torch.allclose(op.run(ctx, seed=4, truncation=0.0)["image"], mean, atol=1e-3)
 

@@ -1,8 +1,8 @@
 """Style mix on the bundled model: each mode keeps the layout its description says.
 
 Pairs with different outlines (a round smiley and an animal head with ears). Layout is
-compared on edge maps (the outline and the features' contours): a non-white mask would
-follow colour instead, since the panda's face is white and the dog's cream.
+compared on edge maps (the outline and the features' contours), and the head's outline on
+silhouettes (the non-white pixels with their holes filled, so a white-faced panda is its head).
 """
 
 from __future__ import annotations
@@ -37,6 +37,23 @@ def outline(image: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(edges, 3, 1, 1).flatten()
 
 
+def silhouette(image: torch.Tensor, threshold: float = 0.25) -> torch.Tensor:
+    """The head: every pixel except the near-white background reachable from the border (H,W bool)."""
+    white = ((1 - image.clamp(-1, 1)).amax(1)[0] <= threshold).float()[None, None]
+    outside = torch.zeros_like(white)
+    outside[..., 0, :], outside[..., -1, :], outside[..., :, 0], outside[..., :, -1] = 1, 1, 1, 1
+    outside = outside * white
+    while True:  # flood the background in from the border, through white pixels only
+        grown = F.max_pool2d(outside, 3, 1, 1) * white
+        if torch.equal(grown, outside):
+            return outside[0, 0] == 0
+        outside = grown
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
 def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
     """Correlation of two outlines."""
     a, b = a - a.mean(), b - b.mean()
@@ -64,3 +81,23 @@ def test_coarse_takes_the_second_images_colours(ctx: OpContext) -> None:
 
     mixed = colour(op.run(ctx, content=smiley, style=bear, mix="coarse")["image"])
     assert (mixed - colour(bear.image)).norm() < (mixed - colour(smiley.image)).norm()
+
+
+EARED = ("cat.png", "dog.png")  # silhouettes far from a round smiley's (IoU 0.75); a panda's and a bear's are not
+
+
+@pytest.mark.parametrize("smiley", SMILEYS)
+@pytest.mark.parametrize("animal", EARED)
+@pytest.mark.parametrize("mix", ["coarse", "fine"])
+@pytest.mark.parametrize("smiley_first", [True, False])
+def test_the_outline_stays_the_round_smileys_as_the_description_says(
+    ctx: OpContext, smiley: str, animal: str, mix: str, smiley_first: bool
+) -> None:
+    """Neither mode carries the head's outline (the op's description says so): the silhouette stays round."""
+    op = discover(paths=[])["style_mix"]
+    s, a = ctx.picture(EXAMPLES_DIR / smiley), ctx.picture(EXAMPLES_DIR / animal)
+    first, second = (s, a) if smiley_first else (a, s)
+    result = silhouette(op.run(ctx, content=first, style=second, mix=mix)["image"])
+    round_head, ears = silhouette(s.image), silhouette(a.image)
+    assert iou(round_head, ears) < 0.8  # the pair's outlines do differ
+    assert iou(result, round_head) > iou(result, ears) + 0.1

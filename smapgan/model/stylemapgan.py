@@ -114,6 +114,7 @@ class StyleMapGAN(
         source: str | None = None,
         generator: torch.Generator | None = None,
         mean_stylemap: torch.Tensor | None = None,
+        candidates: int = 1,
     ) -> torch.Tensor:
         """``n`` random stylemaps (n,C,L,L); decode them with :meth:`decode`.
 
@@ -121,7 +122,44 @@ class StyleMapGAN(
         toward the drawn component's mean), ``"mapping"`` maps z ~ N(0, I) (truncation
         pulls toward the average mapping output, ``mean_stylemap`` if given). The default
         is the prior when the model has one. Draws come from ``generator`` on the CPU.
+
+        ``candidates=k`` draws k stylemaps per sample (sample i from draws i*k .. i*k+k-1,
+        so ``candidates=1`` is the plain draw) and keeps the one with the smallest
+        :meth:`cycle_error`. Each extra candidate costs one decode and one encode.
         """
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {candidates}")
+        draws = self._draw(n * candidates, truncation, source, generator, mean_stylemap)
+        if candidates == 1:
+            return draws
+        groups = draws.reshape(n, candidates, *draws.shape[1:])
+        return torch.stack([group[self.cycle_error(group).argmin()] for group in groups])
+
+    @torch.no_grad()
+    def cycle_error(self, stylemaps: torch.Tensor) -> torch.Tensor:
+        """How far each stylemap moves when decoded and encoded again: MSE of ``E(clamp(G(w)))`` to ``w``, (N,).
+
+        Why it picks good samples: the encoder was trained only on real images and the
+        decoder is good only where the encoder's codes lie, so a draw whose picture the
+        encoder maps back onto it is one the two networks agree is a face. Chosen by
+        counting clean faces among 32 prior samples (seeds 0-31, truncation 0.7, bundled
+        model, grids of ``scripts/evaluate_prior.py``), one pass alike for all: one draw 15,
+        best of 4 by the discriminator's logit 16, best of 4 by this error 24 (best of 8:
+        26, less varied).
+        """
+        self._check_stylemap(stylemaps)
+        again = self.encode(self.decode(stylemaps).clamp(-1, 1))
+        return (again - stylemaps).pow(2).flatten(1).mean(1)
+
+    def _draw(
+        self,
+        n: int,
+        truncation: float,
+        source: str | None,
+        generator: torch.Generator | None,
+        mean_stylemap: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``n`` independent stylemaps from the prior or the mapping network (see :meth:`sample`)."""
         source = source or ("prior" if self.prior is not None else "mapping")
         if source == "prior":
             if self.prior is None:

@@ -1,0 +1,82 @@
+"""Best-of-k sampling (``StyleMapGAN.sample(..., candidates=k)``) and the Random op's use of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from smapgan import StyleMapGAN
+from smapgan.model.prior import StylemapPrior
+from smapgan.ops import OpContext, OpError, discover
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of this module on one torch thread (see conftest)."""
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir: Path) -> StyleMapGAN:
+    model = StyleMapGAN.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        codes = model.encode(torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    model.prior = StylemapPrior.fit(codes, rank=8, components=2, iterations=10)
+    return model
+
+
+def seed(s: int) -> torch.Generator:
+    return torch.Generator().manual_seed(s)
+
+
+@pytest.mark.parametrize("source", ["prior", "mapping"])
+def test_best_of_k_is_deterministic_per_seed(model: StyleMapGAN, source: str) -> None:
+    first = model.sample(3, 0.7, source=source, generator=seed(1), candidates=4)
+    assert torch.equal(first, model.sample(3, 0.7, source=source, generator=seed(1), candidates=4))
+    assert not torch.equal(first, model.sample(3, 0.7, source=source, generator=seed(2), candidates=4))
+
+
+def test_one_candidate_is_the_plain_draw(model: StyleMapGAN) -> None:
+    assert torch.equal(model.sample(3, 0.7, generator=seed(5), candidates=1), model.prior.sample(3, 0.7, seed(5)))
+    mapped = model.sample(2, 1.0, source="mapping", generator=seed(5), candidates=1)
+    with torch.no_grad():
+        assert torch.equal(mapped, model.map(torch.randn(2, 8, generator=seed(5))))
+
+
+def test_cycle_error_is_the_distance_of_the_reencoded_picture(model: StyleMapGAN) -> None:
+    w = model.prior.sample(3, 1.0, seed(0))
+    with torch.no_grad():
+        expected = (model.encode(model.decode(w).clamp(-1, 1)) - w).pow(2).mean((1, 2, 3))
+    torch.testing.assert_close(model.cycle_error(w), expected)
+
+
+@pytest.mark.parametrize("source", ["prior", "mapping"])
+def test_each_sample_is_its_groups_most_consistent_draw(model: StyleMapGAN, source: str) -> None:
+    n, k = 4, 5
+    draws = model.sample(n * k, 0.9, source=source, generator=seed(3), candidates=1).reshape(n, k, 8, 4, 4)
+    errors = torch.stack([model.cycle_error(group) for group in draws])
+    best, worst = errors.argmin(1), errors.argmax(1)
+    assert len(set(best.tolist())) > 1 and (best != worst).all()  # the data can tell a broken picker apart
+    picked = model.sample(n, 0.9, source=source, generator=seed(3), candidates=k)
+    assert torch.equal(picked, draws[torch.arange(n), best])
+
+
+def test_bad_candidates_are_refused(model: StyleMapGAN) -> None:
+    with pytest.raises(ValueError, match="candidates must be at least 1"):
+        model.sample(1, candidates=0)
+
+
+def test_random_op_samples_best_of_its_default(model: StyleMapGAN) -> None:
+    op = discover(paths=[])["random"]
+    default = next(i for i in op.inputs if i.name == "candidates").default
+    assert default > 1
+    ctx = OpContext(model)
+    with torch.inference_mode():
+        best = model.decode(model.sample(1, 0.7, generator=seed(4), candidates=default))
+        plain = model.decode(model.sample(1, 0.7, generator=seed(4)))
+    assert not torch.allclose(best, plain, atol=1e-3)  # seed 4's first draw is not its best
+    torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7)["image"], best, atol=1e-5, rtol=0)
+    torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"], plain, atol=1e-5, rtol=0)
+    with pytest.raises(OpError, match="candidates"):
+        op.run(ctx, seed=4, truncation=0.7, candidates=9)
