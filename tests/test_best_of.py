@@ -80,3 +80,15 @@ def test_random_op_samples_best_of_its_default(model: StyleMapGAN) -> None:
     torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"], plain, atol=1e-5, rtol=0)
     with pytest.raises(OpError, match="candidates"):
         op.run(ctx, seed=4, truncation=0.7, candidates=9)
+
+
+def test_random_op_draws_the_mapping_network_once(model: StyleMapGAN) -> None:
+    """Candidates are for the prior: the mapping network's draw is the plain one whatever the slider says."""
+    op = discover(paths=[])["random"]
+    ctx = OpContext(model)
+    with torch.inference_mode():
+        plain = op.run(ctx, seed=4, truncation=1.0, source="mapping", candidates=1)["image"]
+        assert not torch.allclose(model.decode(model.sample(1, 1.0, source="mapping", generator=seed(4), candidates=4)),
+                                  plain, atol=1e-3)
+    torch.testing.assert_close(op.run(ctx, seed=4, truncation=1.0, source="mapping", candidates=4)["image"], plain,
+                               atol=1e-5, rtol=0)
