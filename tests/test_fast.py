@@ -331,15 +331,17 @@ def test_release_config_edit_exact_and_fast():
     assert psnr(fast.render(edited, base=ha), exact) >= PSNR_MIN
 
 
+@pytest.mark.parametrize("keep_weights", [True, False])
 @pytest.mark.parametrize("force_sparse", [False, True])
 @torch.no_grad()
-def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
+def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse, keep_weights):
     """Gathered cells, the whole-window conv and copies from a reference give the maps of a full conv."""
     from smapgan.fast import incremental
 
     monkeypatch.setattr(incremental, "SPARSE_FRACTION", 1.01 if force_sparse else 0.0)
+    monkeypatch.setattr(incremental, "GATHER_BOX_CELLS", 10**9 if force_sparse else 0)
     monkeypatch.setattr(incremental, "SPARSE_CHUNK", 100)
-    step = PreparedDecoder(model.generator.decoder).steps[6]
+    step = PreparedDecoder(model.generator.decoder, keep_weights=keep_weights).steps[6]
     channels = step.gamma_weight.shape[1]
     g = torch.Generator().manual_seed(4)
     for trial in range(4):
@@ -357,6 +359,44 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse):
             y0, y1, x0, x1 = patch.box
             patch.write([gamma[..., y0:y1, x0:x1], beta[..., y0:y1, x0:x1]])
             assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
+
+
+@pytest.mark.parametrize("keep_weights", [True, False])
+@pytest.mark.parametrize("cells", [5, 40])
+@torch.no_grad()
+def test_gathered_cells_match_full_conv(model, keep_weights, cells):
+    """The gathered GEMM gives a full conv's maps, from a kept channels-last weight, and from the parameter itself
+    (its scale as the GEMM's alpha, the rows in its channel-major order) when fewer cells than it has rows."""
+    from smapgan.fast import incremental
+
+    step = PreparedDecoder(model.generator.decoder, keep_weights=keep_weights).steps[2]
+    channels = step.gamma_weight.shape[1]
+    g = torch.Generator().manual_seed(5)
+    level = torch.randn(1, channels, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
+    picked = torch.randperm(16 * 16, generator=g)[:cells]
+    where = torch.stack([picked // 16, picked % 16], dim=1)
+    unfolded = not keep_weights and cells < step.gamma_weight.shape[0]
+    assert incremental.gemm_weight(step.gamma_weight, cells)[2] == unfolded
+    gamma, beta = incremental.sparse_modulation(step, level, where)
+    want = step.modulation(level)
+    for got, full in ((gamma, want[0]), (beta, want[1])):
+        assert max_err(got, full[0, :, where[:, 0], where[:, 1]].t()) < 1e-5
+
+
+def test_changed_cells_match_a_plain_comparison():
+    """Compared by bits (channels-last float32, channels a multiple of 16) or plainly: the same cells."""
+    from smapgan.fast.incremental import changed_cells
+
+    g = torch.Generator().manual_seed(6)
+    for channels, layout in ((16, torch.channels_last), (48, torch.channels_last), (24, torch.channels_last),
+                             (32, torch.contiguous_format)):
+        old = torch.randn(1, channels, 9, 7, generator=g).contiguous(memory_format=layout)
+        new = old.clone()
+        for y, x, c in ((0, 0, 0), (3, 4, channels - 1), (8, 6, 7), (5, 1, channels // 2)):
+            new[0, c, y, x] += 1.0
+        got = changed_cells(new, old)
+        assert got.shape == (9, 7) and torch.equal(got, (new != old).any(dim=1)[0])
+        assert int(got.sum()) == 4
 
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])

@@ -88,6 +88,15 @@ class Folded:
         """The weight, channels-last like the activations (so oneDNN never reorders it twice)."""
         return self._value if self._value is not None else self._build()
 
+    def unfolded_matrix(self) -> tuple[torch.Tensor, float] | None:
+        """The parameter as an (out, in*k*k) matrix in its own (in, ky, kx) column order, and the scale it still
+        needs; None where that is not a free view of it (a kept copy, a dtype change, a transposed or non-contiguous
+        parameter). A GEMM takes the scale as its ``alpha``: no pass over the weight to fold it in."""
+        w = self.param.detach()
+        if self._value is not None or self.first or self.transpose or w.dtype != self.dtype or not w.is_contiguous():
+            return None
+        return w.view(w.shape[0], -1), self.scale
+
     def nbytes(self) -> int:
         return 0 if self._value is None else self._value.numel() * self._value.element_size()
 

@@ -336,9 +336,10 @@ class FastRenderer(Renderer):
             if base is None or pyramid[0].shape[0] != 1:
                 return decoder.synthesize(decoder.modulations(pyramid))
             entry = self._entry(base)
-            if self._differs_everywhere(pyramid, entry):  # (a lerp of stylemaps): the base gives nothing
+            changed = changed_by_level(pyramid, entry)
+            if self._differs_everywhere(pyramid, entry, changed):  # (a lerp of stylemaps): the base gives nothing
                 return decoder.synthesize(decoder.modulations(pyramid))
-            mods, patches = self._patches(pyramid, entry)
+            mods, patches = self._patches(pyramid, entry, changed)
             if all(p is None for p in patches):  # the base itself
                 return self._image(entry).clone()
             engine.stats["incremental"] += 1
@@ -359,11 +360,12 @@ class FastRenderer(Renderer):
             return self.render(pyramid, base=base), True
         with engine.lock:
             entry = self._entry(base)
-            if self._differs_everywhere(pyramid, entry):
+            changed = changed_by_level(pyramid, entry)  # compared once: the area and the patches read it too
+            if self._differs_everywhere(pyramid, entry, changed):
                 return self.render(pyramid, base=base), True
-            if changed_fraction(pyramid, entry) > self.local_max_area:  # too far from the base's statistics
+            if float(changed[-1].float().mean()) > self.local_max_area:  # too far from the base's statistics
                 return self.render(pyramid, base=base), True
-            mods, patches = self._patches(pyramid, entry)
+            mods, patches = self._patches(pyramid, entry, changed)
             if all(p is None for p in patches):
                 return self._image(entry).clone(), True
             decoder = engine.decoder(dtype)
@@ -439,8 +441,11 @@ class FastRenderer(Renderer):
             engine.cache.touch(entry)
         return image
 
-    def _patches(self, pyramid: Pyramid, base: ImageEntry) -> tuple[list[Modulation], list[ModPatch | None]]:
+    def _patches(self, pyramid: Pyramid, base: ImageEntry,
+                 changed: Sequence[torch.Tensor] | None = None) -> tuple[list[Modulation], list[ModPatch | None]]:
         """The base's maps (made where the edit keeps them) and each styled layer's patch over them.
+
+        ``changed``: each level's cells where the pyramid differs from the base's, when the caller compared them.
 
         The base's maps are made only outside the cells an edit changes (and their neighbours); a
         cached image the edit copied from gives its maps only under the cells it gave (both lazily,
@@ -452,15 +457,16 @@ class FastRenderer(Renderer):
         base_maps = engine.maps(base, dtype)
         others = engine.cache.others(base)
         mods, patches = [], []
+        if changed is None:
+            changed = changed_by_level(pyramid, base)
         for i, (step, new, old) in enumerate(zip(decoder.steps, pyramid, base.pyramid)):
             new = new.to(old.dtype)
-            changed = changed_cells(new, old)
-            mods.append(base_maps.level(decoder, i, ~dilate(changed, 1)))
+            mods.append(base_maps.level(decoder, i, ~dilate(changed[i], 1)))
             candidates = [
                 (o.pyramid[i], functools.partial(self._maps_at, o, i))
-                for o in others if _takes_from(new, o.pyramid[i], changed)
+                for o in others if _takes_from(new, o.pyramid[i], changed[i])
             ]
-            patch = modulation_patch(step, new, old, mods[i], candidates, changed)
+            patch = modulation_patch(step, new, old, mods[i], candidates, changed[i])
             if patch is not None:
                 engine.stats["computed_cells"] += patch.computed_cells
                 engine.stats["modulation_flops"] += int(patch.computed_cells * step.flops_per_cell)
@@ -471,18 +477,16 @@ class FastRenderer(Renderer):
         engine.cache.touch(base)
         return mods, patches
 
-    def _differs_everywhere(self, pyramid: Pyramid, base: ImageEntry) -> bool:
-        """Does every cell of every level differ from the base, and no cached image match the first level?
+    def _differs_everywhere(self, pyramid: Pyramid, base: ImageEntry, changed: Sequence[torch.Tensor]) -> bool:
+        """Does every cell of every level differ from the base (``changed``), and no cached image match the first level?
 
         Then patching would convolve every map anyway, through boxes and copies: a plain render is cheaper.
         """
+        if not all(bool(c.all()) for c in changed):
+            return False
         first = pyramid[0].to(base.pyramid[0].dtype)
-        if not bool(changed_cells(first, base.pyramid[0]).all()):
-            return False
-        if any(o.pyramid[0].shape == first.shape and not bool(changed_cells(first, o.pyramid[0]).all())
-               for o in self._engine.cache.others(base)):
-            return False
-        return all(bool(changed_cells(new.to(old.dtype), old).all()) for new, old in zip(pyramid[1:], base.pyramid[1:]))
+        return not any(o.pyramid[0].shape == first.shape and not bool(changed_cells(first, o.pyramid[0]).all())
+                       for o in self._engine.cache.others(base))
 
     def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor) -> Modulation:
         decoder = self._engine.decoder(self.dtype)
@@ -528,10 +532,10 @@ def _weight_bytes(model: StyleMapGAN) -> int:
     return sum(p.numel() * p.element_size() for net in nets for p in net.parameters())
 
 
-def changed_fraction(pyramid: Pyramid, base: ImageEntry) -> float:
-    """The fraction of the finest pyramid level's cells where an edit differs from its base (batch 1)."""
-    new, old = pyramid[-1], base.pyramid[-1]
-    return float(changed_cells(new.to(old.dtype), old).float().mean())
+def changed_by_level(pyramid: Pyramid, base: ImageEntry) -> list[torch.Tensor]:
+    """Each level's (H,W) bool cells where an edit differs from its base (batch 1)."""
+    return [changed_cells(new.to(old.dtype), old) for new, old in zip(pyramid, base.pyramid)]
+
 
 
 def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:
