@@ -36,7 +36,7 @@ def _sources(model: StyleMapGAN) -> list[str]:
         ChoiceInput("source", choices=_sources, info="prior: the encoded prior (default when the model has one)"),
         SliderInput("candidates", minimum=1, maximum=8, default=CANDIDATES, step=1, integer=True,
                     info="prior: draws per image, the most self-consistent kept; each costs a decode and an encode "
-                         "(on a 2-core CPU about 0.5 s for the bundled model, 5 s for a 256 px release model)"),
+                         "(on a 2-core CPU about 0.1 s for the bundled model, seconds for a 256 px release model)"),
     ],
     outputs=[ImageOutput("image")],
     order=60,
