@@ -537,7 +537,6 @@ def changed_by_level(pyramid: Pyramid, base: ImageEntry) -> list[torch.Tensor]:
     return [changed_cells(new.to(old.dtype), old) for new, old in zip(pyramid, base.pyramid)]
 
 
-
 def _takes_from(new: torch.Tensor, other: torch.Tensor, changed: torch.Tensor) -> bool:
     """Cheap screen: does ``new`` equal ``other`` at a changed cell (the middle one)?"""
     if other.shape != new.shape:
