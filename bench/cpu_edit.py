@@ -61,11 +61,13 @@ def rss_mb() -> tuple[float, float]:
     return cur, peak
 
 
-def build_model(seed: int = 0):
+def build_model(seed: int = 0, config: dict[str, Any] | None = None):
+    """``config``'s layout (default: the release's 256/8x8) with random weights, every parameter perturbed
+    (biases and gains matter)."""
     from smapgan import StyleMapGAN, StyleMapGANConfig
 
     torch.manual_seed(seed)
-    model = StyleMapGAN(StyleMapGANConfig(**RELEASE), with_discriminator=False).eval()
+    model = StyleMapGAN(StyleMapGANConfig(**(config or RELEASE)), with_discriminator=False).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.2)

@@ -40,23 +40,11 @@ from typing import Any, Callable
 import torch
 from app_first_edit import brush_layer, save_pair
 from app_latency import client_tls, free_port, wait_for
+from cpu_edit import RELEASE, build_model
 from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = dict(size=256, latent_spatial_size=8, latent_channel_size=64)
 QUICK = dict(size=64, latent_spatial_size=8, latent_channel_size=16, channel_max=64, channel_base=1024)
-
-
-def build(config: dict[str, Any], seed: int = 0) -> Any:
-    """The layout with random weights, every parameter perturbed (biases and gains matter)."""
-    from smapgan import StyleMapGAN, StyleMapGANConfig
-
-    torch.manual_seed(seed)
-    model = StyleMapGAN(StyleMapGANConfig(**config), with_discriminator=False).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model
 
 
 def device_name(device: torch.device) -> str:
@@ -84,7 +72,7 @@ def main() -> int:
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
-    model = build(QUICK if args.quick else RELEASE)
+    model = build_model(config=QUICK if args.quick else RELEASE)
     size = model.config.size
     renderer = renderer_for_device(model, device)
     transplant = discover(paths=[])["local_transplant"]

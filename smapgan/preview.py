@@ -30,14 +30,15 @@ class Shown:
     exact: bool
 
 
-def _no_newer() -> bool:
+def nothing_newer() -> bool:
+    """The default ``newer``: no edit waits anywhere else (a single caller: the CLI, a script)."""
     return False
 
 
 class Previewer:
     """Local render, then exact, per edit; newer edits of one person (one previewer) supersede older ones."""
 
-    def __init__(self, renderer: Renderer, newer: Callable[[], bool] = _no_newer) -> None:
+    def __init__(self, renderer: Renderer, newer: Callable[[], bool] = nothing_newer) -> None:
         """``newer``: True when a newer edit of the same person is waiting elsewhere (the app's queue)."""
         self.renderer = renderer
         self.newer = newer

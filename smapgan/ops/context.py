@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from ..model import StyleMapGAN
-from ..preview import Previewer
+from ..preview import Previewer, nothing_newer
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
 from .picture import Picture, PictureSource, load_picture
@@ -27,10 +27,6 @@ ProgressFn = Callable[[float, str], None]
 
 def _no_progress(fraction: float, desc: str) -> None:
     return None
-
-
-def _no_newer_edit() -> bool:
-    return False
 
 
 @dataclass
@@ -51,7 +47,7 @@ class OpContext:
     previews: bool = False
     """Show an edit's local render before its exact one (:meth:`render_previewed`): the app's page asks
     for it; the CLI, Python callers and the API by default get the exact render alone."""
-    newer_edit: Callable[[], bool] = _no_newer_edit
+    newer_edit: Callable[[], bool] = nothing_newer
     """True when a newer edit of the same caller is waiting (the app's queue): a preview's exact render
     is then skipped."""
     showing_preview: bool = field(default=False, init=False)
