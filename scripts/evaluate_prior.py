@@ -15,8 +15,9 @@ as one plain draw and as the Random op's default best of ``candidates`` (``Style
 
 ``--compare`` also fits the candidate densities (one Gaussian, mixtures, a per-cell
 Gaussian) and reports the same figures plus held-out log-likelihood, which chose the
-estimator. ``--grids DIR`` writes ``samples_prior.png``, ``samples_mapping.png`` (the op's
-default sampler), ``samples_prior_single.png`` (one draw per seed) and ``style_mix.png``. ``--json`` writes everything for the model card.
+estimator. ``--grids DIR`` writes ``samples_prior.png`` and ``samples_mapping.png`` (what the op
+draws by default: best of ``candidates`` from the prior, one draw from the mapping network),
+``samples_prior_single.png`` (one draw per seed from the prior) and ``style_mix.png``. ``--json`` writes everything for the model card.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
             if grids is None:
                 continue
             grids.mkdir(parents=True, exist_ok=True)
-            shipped = candidates == best_of
+            shipped = candidates == (best_of if source == "prior" else 1)  # the op picks among prior draws only
             if shipped:  # the op's default: what a person sees
                 palette(grid(images)).save(grids / f"samples_{source}.png", optimize=True)
             if source == "prior" and shipped:
@@ -296,10 +297,10 @@ def card_section(figures: dict[str, Any]) -> list[str]:
             "fewer clean faces.",
             "",
             f"{figures['seeds']} samples each (seed i for sample i, truncation {figures['truncation']}): the Random "
-            f"op's default (best of {best_of}) from the prior and from the mapping network, and one draw per seed "
+            f"op's default (best of {best_of} from the prior, one draw from the mapping network), and one draw per seed "
             "from the prior:",
             "",
-            f"| prior, best of {best_of} (the op's default) | mapping network, best of {best_of} |",
+            f"| prior, best of {best_of} (the op's default) | mapping network, one draw (the op's default) |",
             "|---|---|",
             "| ![samples from the prior](samples_prior.png) | ![samples from the mapping network](samples_mapping.png) |",
             "",
