@@ -491,8 +491,6 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     image = make_readme_figure.make_figure(staging, data)
     evaluate_prior.palette(image).save(staging / "figure.png", optimize=True)  # 256 colours: the size budget
-    from smapgan import StyleMapGAN
-
     figures["generation"] = evaluate_prior.evaluate(staging, data, staging, with_compare=False)
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     config = json.loads((staging / "config.json").read_text())
