@@ -286,7 +286,7 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
 
     model = build_model()
     renderer = default_renderer(model)
-    demo = build_demo(model, renderer=renderer)  # noqa: F841  (what the app process holds)
+    demo = build_demo(model, renderer=renderer)  # what the app process holds, kept until the end
     registry = discover()
     pics_src = test_images(6, seed=3)
     g = torch.Generator().manual_seed(0)
@@ -322,7 +322,9 @@ def part_app(args: argparse.Namespace) -> dict[str, Any]:
             except Exception as exc:  # report, keep measuring memory
                 failures.append(f"{i}: {type(exc).__name__}: {exc}")
             times.append(time.perf_counter() - t0)
-    return {"rss_start_mb": rss_start, "rss_end_mb": rss_mb(), "edits": args.app_edits,
+    rss_end = rss_mb()
+    del demo
+    return {"rss_start_mb": rss_start, "rss_end_mb": rss_end, "edits": args.app_edits,
             "median_edit_s": statistics.median(times), "failures": failures[:5], "n_failures": len(failures),
             "renderer": type(renderer).__name__}
 

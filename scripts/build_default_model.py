@@ -110,7 +110,7 @@ def folder_bytes(folder: Path) -> int:
 
 def data_section(figures: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
     """The card's data paragraph: every set with its license as the package states it, and the splits."""
-    from smapgan.data.emoji_sets import SETS
+    from emoji_dataset import SETS
 
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -121,8 +121,8 @@ def data_section(figures: dict[str, Any], rows: Sequence[dict[str, Any]]) -> lis
         f"{data['train_images']} training images, {data['val_images']} held-out images of emoji never trained on "
         f"(in any style) and {data.get('style_images', 0)} images of a style never trained on "
         f"({', '.join(data.get('style', [])) or 'none'}): the face emoji (smileys, cat faces, animal faces) of "
-        f"{len(counts)} openly licensed sets, framed alike and composited on white (`smapgan data emoji`; vector "
-        "sets rendered with resvg):",
+        f"{len(counts)} openly licensed sets, framed alike and composited on white (`scripts/emoji_dataset.py`; "
+        "vector sets rendered with resvg):",
         "",
         "| set | npm package | license (as the package states it) | attribution | train / held-out / style |",
         "|---|---|---|---|---|",
@@ -491,8 +491,6 @@ def build(run: Path, data: Path, out: Path, figure: Path | None, method: str = "
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     image = make_readme_figure.make_figure(staging, data)
     evaluate_prior.palette(image).save(staging / "figure.png", optimize=True)  # 256 colours: the size budget
-    from smapgan import StyleMapGAN
-
     figures["generation"] = evaluate_prior.evaluate(staging, data, staging, with_compare=False)
     (staging / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     config = json.loads((staging / "config.json").read_text())

@@ -295,7 +295,7 @@ def held_out_faces(data: Path, count: int = GRID_FACES) -> list[Path]:
     return [data / r["file"] for r in picked]
 
 
-def direction_grid(model: Any, faces: Sequence[Path], name: str, strengths: Sequence[float]) -> "Image.Image":
+def direction_grid(model: Any, faces: Sequence[Path], name: str, strengths: Sequence[float]) -> Any:
     """One row per face: the reconstruction, then the face pushed along ``name`` at each strength (semantic_edit)."""
     from PIL import Image
 

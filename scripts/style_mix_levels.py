@@ -18,8 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F

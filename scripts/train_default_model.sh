@@ -2,7 +2,7 @@
 # The bundled model's training run, as run on one lent GPU: six configurations side by side for
 # MINUTES of wall time, then measured and ranked (scripts/train_candidates.py), the best exports
 # packed into OUT. Usage: scripts/train_default_model.sh EMOJI_DIR RUNS_DIR OUT [MINUTES]
-# EMOJI_DIR comes from `smapgan data emoji --out EMOJI_DIR --size 128 --holdout-style emojione`.
+# EMOJI_DIR comes from `python scripts/emoji_dataset.py --out EMOJI_DIR --size 128 --holdout-style emojione`.
 set -euo pipefail
 data=$1 runs=$2 out=$3 minutes=${4:-5.5}
 common="--batch 32 --steps 10000000 --workers 0 --cache-images on --mapping-layer-num 8 \

@@ -22,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "direction": ("smapgan.commands.direction", "learn a semantic direction from two image folders, or SeFa ones without labels"),
     "prior": ("smapgan.commands.prior", "fit the encoded prior (random generation) to a folder of images"),
     "train": ("smapgan.commands.train", "train a StyleMapGAN on a folder of images"),
-    "data": ("smapgan.commands.data", "prepare datasets (emoji)"),
     "space": ("smapgan.commands.space", "deploy the Gradio app as a Hugging Face Space"),
 }
 

@@ -27,7 +27,7 @@ EXTRA_NAMES = {"slightly_frowning_face": ["slightly_frowning_face", "frowning"]}
 
 
 def tiny_emoji_archive(folder: Path) -> Path:
-    """``smapgan data emoji``'s layout (metadata.jsonl, images/SOURCE/CODE.png) from the examples, as .tar.gz."""
+    """``scripts/emoji_dataset.py``'s layout (metadata.jsonl, images/SOURCE/CODE.png) from the examples, as .tar.gz."""
     data = folder / "emoji"
     rows = []
     for entry in json.loads((EXAMPLES_DIR / "index.json").read_text()):

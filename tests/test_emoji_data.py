@@ -1,10 +1,10 @@
-"""Offline tests of the emoji dataset converter, on tiny fake emoji-datasource tarballs."""
+"""Offline tests of the emoji dataset recipe (scripts/emoji_dataset.py), on tiny fake npm tarballs."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smapgan.commands import data as data_command
-from smapgan.data import emoji
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # scripts are not a package
+import emoji_dataset as emoji  # noqa: E402
 
 RED = (255, 0, 0, 255)
 
@@ -178,18 +178,12 @@ def test_cached_tarballs_are_reused_without_npm(tarballs: dict[str, Path], tmp_p
     assert found == tarballs
 
 
-def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    data_command.add_arguments(parser)
-    return data_command.run(parser.parse_args(argv))
-
-
 def test_cli_offline_with_cache(tarballs: dict[str, Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert _cli(["emoji", "--out", str(out), "--cache", str(tmp_path), "--sources", "google"]) == 0
+    assert emoji.main(["--out", str(out), "--cache", str(tmp_path), "--sources", "google"]) == 0
     assert "google" in capsys.readouterr().out
     assert {r["source"] for r in _read_metadata(out)} == {"google"}
-    assert _cli(["emoji", "--out", str(out), "--cache", str(tmp_path), "--sources", "apple"]) == 2
+    assert emoji.main(["--out", str(out), "--cache", str(tmp_path), "--sources", "apple"]) == 2
     assert "refusing emoji source 'apple'" in capsys.readouterr().err
 
 

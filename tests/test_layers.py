@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # lowest first; a module belongs to the longest prefix listed
 LAYERS: list[tuple[str, ...]] = [
-    ("smapgan.defaults", "smapgan.cache", "smapgan.intake", "smapgan.networks", "smapgan.data"),
+    ("smapgan.defaults", "smapgan.cache", "smapgan.intake", "smapgan.networks"),
     ("smapgan.model",),
     ("smapgan.latent", "smapgan"),  # the package's face re-exports the model and the latent algorithms
     ("smapgan.render", "smapgan.fast", "smapgan.device", "smapgan.preview", "smapgan.train"),

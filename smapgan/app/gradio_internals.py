@@ -56,10 +56,8 @@ def serving_app() -> Any | None:
 
 def current_request() -> Any | None:
     """The request being handled in this context (Gradio's ``Request``), or None."""
-    try:
-        from gradio.context import LocalContext
-    except ImportError:  # pragma: no cover
-        return None
+    from gradio.context import LocalContext
+
     return LocalContext.request.get(None)
 
 
@@ -172,21 +170,23 @@ def current_event_id() -> str | None:
     return LocalContext.event_id.get(None)
 
 
-def is_current_event_live(event_id: str) -> bool:
-    """Is this job still queued or running in the app being served in this context?"""
+def _current_job() -> tuple[Any | None, Any | None]:
+    """The queue of the app being served in this context, and the job being run (each or both None)."""
     from gradio.context import LocalContext
 
-    queue = getattr(LocalContext.blocks.get(None), "_queue", None)
-    return queue is not None and event_id in queue.event_ids_to_events
+    queue, key = getattr(LocalContext.blocks.get(None), "_queue", None), LocalContext.event_id.get(None)
+    return queue, (queue.event_ids_to_events.get(key) if queue is not None and key is not None else None)
+
+
+def is_current_event_live(event_id: str) -> bool:
+    """Is this job still queued or running in the app being served in this context?"""
+    queue, _ = _current_job()
+    return queue is not None and is_live_event(queue, event_id)
 
 
 def current_event_gone() -> bool:
     """Has the queue marked the job being run as no longer alive (its client left)?"""
-    from gradio.context import LocalContext
-
-    blocks, key = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-    queue = getattr(blocks, "_queue", None)
-    event = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
+    _, event = _current_job()
     return event is not None and not event.alive
 
 
@@ -196,11 +196,7 @@ def newer_job_waiting() -> bool:
     A preview's exact render is skipped once the same person's next edit waits (:mod:`.previews`);
     Gradio's public API tells a running function nothing about the queue behind it.
     """
-    from gradio.context import LocalContext
-
-    blocks, key = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-    queue = getattr(blocks, "_queue", None)
-    current = queue.event_ids_to_events.get(key) if queue is not None and key is not None else None
+    queue, current = _current_job()
     if current is None:
         return False
     return any(

@@ -1,19 +1,8 @@
 """``smapgan edit OP ...``: run any registered op headless; one sub-command per op.
 
-Each input kind adds its own flags or is given as ``--set key=value`` (and reads its
-values: :meth:`smapgan.ops.Input.add_cli_arguments`, ``cli_value``); ``Op.run`` parses
-them and decodes the files, as it does for the app.
-Images: ``--<input> FILE`` (repeatable for multi-image inputs, which also take the
-singular, e.g. ``--reference``). Masks: ``--mask FILE`` is paired, in order, with
-the given images that take a mask (any non-black or non-transparent pixel is
-selected). Outputs: the first image output to ``--out``; frames to
-``<out stem>_<name>.gif``; numbers printed.
-
-Photos: ``--align face`` crops each image the way the model's training faces were aligned
-(:mod:`smapgan.intake.align`; ``auto``, the default, does so when the model's config says
-``alignment: ffhq``); masks are then in the aligned crop's coordinates (draw them on
-``smapgan align``'s crop). ``--photo-out`` puts the first image result back into the first
-image's photo, at the photo's resolution. ``--device`` picks where the model runs.
+Each input kind adds its own flags or is given as ``--set key=value`` (:meth:`smapgan.ops.Input.add_cli_arguments`,
+``cli_value``); ``Op.run`` parses them and decodes the files, as it does for the app. The flags, masks
+and outputs: docs/ops.md; photos (``--align``, ``--photo-out``): docs/photos.md.
 """
 
 from __future__ import annotations

@@ -24,19 +24,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = [
-    "LPIPS",
-    "HEADS_RELATIVE_PATH",
-    "PerceptualWeightsUnavailable",
-    "VGG16Features",
-    "VGG16_TAPS",
-    "VGG16_URL",
-    "lpips_heads_path",
-    "load_heads_state_dict",
-    "load_vgg16_state_dict",
-    "vgg16_cache_path",
-]
-
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 HEADS_RELATIVE_PATH = "lpips/weights/v0.1/vgg.pth"
 # Indices in torchvision's ``vgg16().features`` of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.

@@ -1,24 +1,11 @@
 """Declarative op specs: what an op takes, what it gives, and the function on tensors.
 
-An op plugin is one Python file that decorates a function with :func:`op`::
-
-    from smapgan.ops import ImageInput, ImageOutput, SliderInput, op
-
-    @op(name="brighten", title="Brighten", description="Shift the stylemap.",
-        inputs=[ImageInput("original"), SliderInput("amount", -1, 1, default=0.2)],
-        outputs=[ImageOutput("image")])
-    def brighten(ctx, original, amount):
-        base = ctx.encode(original)
-        return {"image": ctx.render(ctx.expand(base.stylemap + amount, base=base), base=base)}
-
-The registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and a
-``smapgan edit <name>`` sub-command; the function only sees tensors
-(:class:`Picture` for images) and plain Python values. A function may also be a
-generator that yields its outputs as they become ready (:meth:`Op.stream`): the app
-then shows the edited image while the animation's frames are still rendering. Each
-input kind is one :class:`Input` subclass that says how it reads API, Python and CLI values
-and its checks; the API and the CLI never name a kind, and this package knows nothing of the
-app (which keeps a table from kind to widget, ``smapgan.app.inputs.WIDGETS``).
+An op plugin is one file that decorates a function with :func:`op` (docs/ops.md has examples); the
+registry turns the spec into a Gradio tab, an API endpoint ``/<name>`` and ``smapgan edit <name>``,
+and the function only sees tensors (:class:`Picture` for images) and plain Python values. Each
+input kind is one :class:`Input` subclass that reads API, Python and CLI values and checks them;
+this package knows nothing of the app (which keeps a table from kind to widget,
+``smapgan.app.inputs.WIDGETS``).
 """
 
 from __future__ import annotations
@@ -511,16 +498,14 @@ class Op:
         if not self.outputs:
             raise OpSpecError(f"op {self.name!r} declares no outputs")
         seen: set[str] = set()
-        for item in (*self.inputs, *self.outputs):
-            if not isinstance(item, (Input, Output)):
-                raise OpSpecError(f"op {self.name!r}: {item!r} is not an Input or Output")
+        for item, kind in [(i, Input) for i in self.inputs] + [(o, Output) for o in self.outputs]:
+            if not isinstance(item, kind):
+                raise OpSpecError(f"op {self.name!r}: {item!r} is not an {kind.__name__}")
             _check_name(item.name, f"op {self.name!r}: input/output")
             if item.name in seen:
                 raise OpSpecError(f"op {self.name!r}: the name {item.name!r} is used twice")
             seen.add(item.name)
         for item in self.inputs:
-            if not isinstance(item, Input):
-                raise OpSpecError(f"op {self.name!r}: {item!r} is not an Input")
             item.check(self)
         names = {i.name for i in self.inputs}
         params = inspect.signature(self.fn).parameters

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from torch import nn
 if TYPE_CHECKING:
     import argparse
 
+from ..cache import tensor_digest
 from . import checkpoint as ckpt
 from . import evaluate
 from .augment import AdaptiveAugment
@@ -235,15 +235,6 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     return module
 
 
-def param_digest(modules: list[nn.Module]) -> str:
-    """A hash of every parameter's bytes: equal digests mean bit-identical weights."""
-    h = hashlib.sha256()
-    for module in modules:
-        for p in module.parameters():
-            h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def export_model(ema_model: nn.Module, folder: Path, meta: dict[str, Any]) -> None:
     """Write the EMA model (+ D) with ``save_pretrained`` into ``folder``, atomically."""
     from smapgan import StyleMapGAN
@@ -441,7 +432,9 @@ class _Run:
         state, info = self.state, self.info
         rng = gather_objects(ckpt.capture_rng(state.noise), info)
         augment = gather_objects(state.augment.state_dict(), info) if state.augment is not None else None
-        digests = gather_objects(param_digest([state.generator, state.encoder, state.discriminator]), info) if info.enabled else []
+        nets = (state.generator, state.encoder, state.discriminator)
+        weights = torch.cat([p.detach().reshape(-1) for net in nets for p in net.parameters()])
+        digests = gather_objects(tensor_digest(weights), info) if info.enabled else []  # equal: bit-identical weights
         if info.is_main:
             if len(set(digests)) > 1:
                 log.error("ranks hold different weights at step %d: %s", state.step, digests)

@@ -1,1 +1,0 @@
-"""Datasets prepared for training the bundled models (see ``smapgan data --help``)."""
