@@ -2,14 +2,21 @@
 
 Starts ``python app.py`` (the bundled model, or ``--release``: the 256/8x8 release layout with random
 weights, saved to a temporary folder) on a loopback port and drives it with one ``gradio_client.Client``
-(one TLS context, as ``bench/app_latency.py`` recommends). A pair is uploaded and edited once (the first
-edit: exact, and the base's features recorded); then, per round, the square mask moves and the next edit
-is sent twice, alternating the order: with ``preview=True`` (what the page's Run sends: the time to the
-first image, the local preview, and to the last, the exact render) and without (the API's default: the
-exact render alone). The same sequence runs in this process through ``Op.stream`` with the app's renderer
-(``default_renderer``), so that the HTTP share is a ratio. Medians over ``--rounds``.
+(one TLS context, as ``bench/app_latency.py`` recommends). Beside it, in this process, the same op runs
+through ``Op.stream`` with the app's renderer (``default_renderer``), given the same files (decoded by the
+op, as in the app), so that the HTTP share is a ratio. A pair is edited once each way (the first edit:
+exact, and the base's features recorded); then, per round, the square mask moves and the next edit is
+sent with ``preview=True`` (what the page's Run sends: the time to the first image, the local preview, and
+to the last, the exact render) and without (the API's default: the exact render alone), over HTTP and
+in-process in alternating order, each call after a pause (``--pause``, default 1 s: a person moves the
+mask; both renderers' idle workers are done by then). Medians over ``--rounds``.
 
-    python bench/local_app.py [--release] [--rounds 7] [--threads 2] [--areas 0.06,0.25]
+Wall times swing with other processes on a shared machine; each call's CPU time does not as much:
+HTTP, the server's from the call until it is quiet again (less its idle polling) plus this process's
+(the client's); in-process, this process's until the renderer's idle worker is done. Compare those with
+``--threads 1`` (several threads spin while they wait, which counts as CPU time).
+
+    python bench/local_app.py [--release] [--rounds 7] [--threads 2] [--areas 0.06,0.25] [--pause 1]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from app_first_edit import process_cpu_s, wait_quiet
 from app_latency import ROOT, client_tls, free_port, wait_for
 from machine import cpu_name
 from PIL import Image
@@ -58,65 +66,102 @@ def timed_stream(updates: Any, has_image: Callable[[Any], bool]) -> tuple[float,
     return (first if first is not None else float("nan")), time.perf_counter() - t0, images
 
 
-def over_http(url: str, size: int, areas: list[float], rounds: int, folder: Path) -> dict[str, Any]:
+Timing = tuple[float, float, int, float]
+"""Seconds to the first image, seconds to the last, images shown, CPU seconds the call cost."""
+
+
+def idle_cpu_rate(pid: int, seconds: float = 3.0) -> float:
+    """CPU seconds per second the idle server uses (Gradio's queue loop polls every millisecond)."""
+    before, t0 = process_cpu_s(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (process_cpu_s(pid) - before) / (time.perf_counter() - t0)
+
+
+def over_http(url: str, server: int) -> tuple[Callable[[Path, bool], Timing], Callable[[], None], list[float]]:
+    """``call(layer, preview)`` through the app at ``url`` (served by process ``server``), what closes
+    its client, and the client's share of each call's CPU seconds (filled as calls are made). Its CPU seconds: the server's from the call until it is quiet again (the idle work the
+    edit began included), less its idle rate over that time, plus this process's (the client's)."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, ssl_verify=client_tls("shared-tls"))
+    idle_rate = idle_cpu_rate(server)
+    client_cpu: list[float] = []
+    print(f"the idle server's CPU use: {idle_rate:.3f} s per s")
 
-    def call(layer: Path, preview: bool) -> tuple[float, float, int]:
+    def call(layer: Path, preview: bool) -> Timing:
         payload = dict(
             original=handle_file(str(ORIGINAL)), frames=0, space="w+", strength=1.0, pooling="max",
             references_1={"background": handle_file(str(REFERENCE)), "layers": [handle_file(str(layer))],
                           "composite": None},
         )
+        cpu0, own0, t0 = process_cpu_s(server), time.process_time(), time.perf_counter()
         job = client.submit(api_name="/local_transplant", preview=preview, **payload)
-        return timed_stream(job, lambda u: u is not None and (isinstance(u, str) or bool(u and u[0])))
+        first, last, images = timed_stream(job, lambda u: u is not None and (isinstance(u, str) or bool(u and u[0])))
+        own = time.process_time() - own0
+        wait_quiet(server)
+        cpu = process_cpu_s(server) - cpu0 - idle_rate * (time.perf_counter() - t0)
+        client_cpu.append(own)
+        return first, last, images, cpu + own
 
-    results = rounds_by_area(call, size, areas, rounds, folder)
-    client.close()
-    return results
-
-
-def rounds_by_area(
-    call: Callable[[Path, bool], tuple[float, float, int]], size: int, areas: list[float], rounds: int, folder: Path
-) -> dict[str, Any]:
-    """For each mask area: a first edit of the pair (exact, its features recorded), then ``rounds`` next
-    edits with and without the preview, alternating which goes first; ``call(layer, preview)`` gives
-    (seconds to the first image, seconds to the last, images shown)."""
-    results: dict[str, Any] = {}
-    for area in areas:
-        call(square_layer(size, area, 0, folder), True)
-        rows: dict[str, list[float]] = {"preview first": [], "preview exact": [], "exact": [], "images": []}
-        for r in range(1, rounds + 1):
-            layer = square_layer(size, area, r, folder)
-            for preview in ((True, False) if r % 2 else (False, True)):
-                first, last, images = call(layer, preview)
-                if preview:
-                    rows["preview first"].append(first)
-                    rows["preview exact"].append(last)
-                    rows["images"].append(images)
-                else:
-                    rows["exact"].append(last)
-        results[f"{area:.0%}"] = rows
-    return results
+    return call, client.close, client_cpu
 
 
-def in_process(model_arg: str | None, size: int, areas: list[float], rounds: int, folder: Path) -> dict[str, Any]:
+def in_process(model_arg: str | None) -> Callable[[Path, bool], Timing]:
+    """``call(layer, preview)`` through ``Op.stream`` in this process, with the app's renderer; the files
+    are decoded by the op, as the app's are. Its CPU seconds: this process's until the renderer's idle
+    worker is done."""
     from smapgan.app.builder import default_renderer
     from smapgan.app.launcher import load_model
-    from smapgan.ops import OpContext, discover
+    from smapgan.ops import OpContext, PictureSource, discover
 
     model = load_model(model_arg)
     op = discover()["local_transplant"]
     renderer = default_renderer(model)
 
-    def call(layer: Path, preview: bool) -> tuple[float, float, int]:
+    def call(layer: Path, preview: bool) -> Timing:
         ctx = OpContext(model, renderer, previews=preview)
-        states = op.stream(ctx, original=ctx.picture(str(ORIGINAL)),
-                           references=[ctx.picture(str(REFERENCE), str(layer))], space="w+", frames=0)
-        return timed_stream(states, lambda s: "image" in s)
+        cpu0 = time.process_time()
+        states = op.stream(ctx, original=str(ORIGINAL), references=[PictureSource(str(REFERENCE), str(layer))],
+                           space="w+", frames=0)
+        first, last, images = timed_stream(states, lambda s: "image" in s)
+        renderer.wait_idle(60)
+        return first, last, images, time.process_time() - cpu0
 
-    return rounds_by_area(call, size, areas, rounds, folder)
+    return call
+
+
+def rounds_by_area(
+    calls: dict[str, Callable[[Path, bool], Timing]], size: int, areas: list[float],
+    rounds: int, pause: float, folder: Path,
+) -> dict[str, dict[str, Any]]:
+    """For each mask area and each way of calling (``calls``: name -> ``call(layer, preview)``, which gives
+    its :data:`Timing`): a first edit of the pair (exact, its
+    features recorded), then ``rounds`` next edits with and without the preview, alternating which way
+    and which preview setting goes first, each call after ``pause`` seconds."""
+    results: dict[str, dict[str, Any]] = {where: {} for where in calls}
+    for area in areas:
+        for call in calls.values():
+            call(square_layer(size, area, 0, folder), True)
+        rows = {where: {"preview first": [], "preview exact": [], "exact": [], "images": [], "preview cpu": [],
+                        "exact cpu": []} for where in calls}
+        for r in range(1, rounds + 1):
+            layer = square_layer(size, area, r, folder)
+            ways = list(calls.items()) if r % 2 else list(reversed(calls.items()))
+            for where, call in ways:
+                for preview in ((True, False) if r % 2 else (False, True)):
+                    time.sleep(pause)
+                    first, last, images, cpu = call(layer, preview)
+                    if preview:
+                        rows[where]["preview first"].append(first)
+                        rows[where]["preview exact"].append(last)
+                        rows[where]["images"].append(images)
+                        rows[where]["preview cpu"].append(cpu)
+                    else:
+                        rows[where]["exact"].append(last)
+                        rows[where]["exact cpu"].append(cpu)
+        for where in calls:
+            results[where][f"{area:.0%}"] = rows[where]
+    return results
 
 
 def main() -> int:
@@ -125,6 +170,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--areas", default="0.06,0.25")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds before each call")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     areas = [float(a) for a in args.areas.split(",")]
@@ -145,23 +191,31 @@ def main() -> int:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             wait_for(f"http://127.0.0.1:{port}", proc)
-            http = over_http(f"http://127.0.0.1:{port}", size, areas, args.rounds, folder)
+            http_call, close, client_cpu = over_http(f"http://127.0.0.1:{port}", proc.pid)
+            results = rounds_by_area({"HTTP": http_call, "in-process": in_process(model_arg)}, size, areas,
+                                     args.rounds, args.pause, folder)
+            close()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        local = in_process(model_arg, size, areas, args.rounds, folder)
+    http, local = results["HTTP"], results["in-process"]
     name = "release 256/8x8, random weights" if args.release else "bundled model"
-    print(f"\n[{name}] next edit, w+ local transplant, medians of {args.rounds} (seconds)")
-    print(f"{'mask':>5} {'where':>11} {'preview':>8} {'then exact':>10} {'exact alone':>11} {'images':>6}")
+    print(f"\n[{name}] next edit, w+ local transplant, medians of {args.rounds} (seconds), HTTP and in-process "
+          f"alternating, each call after {args.pause:g} s")
+    print("CPU s: the call's CPU time (HTTP: the server's, its idle rate subtracted, and the client's; both: "
+          "the idle worker's work the edit began included)")
+    print(f"{'mask':>5} {'where':>11} {'preview':>8} {'then exact':>10} {'exact alone':>11} {'images':>6} "
+          f"{'CPU s, preview':>14} {'CPU s, exact':>12}")
+    keys = ("preview first", "preview exact", "exact", "images", "preview cpu", "exact cpu")
     for key in http:
         for where, rows in (("in-process", local[key]), ("HTTP", http[key])):
-            med = {k: statistics.median(v) for k, v in rows.items()}
-            print(f"{key:>5} {where:>11} {med['preview first']:>8.3f} {med['preview exact']:>10.3f} "
-                  f"{med['exact']:>11.3f} {med['images']:>6.0f}")
-        ratio = {k: statistics.median(http[key][k]) / statistics.median(local[key][k])
-                 for k in ("preview first", "preview exact", "exact")}
-        print(f"{key:>5} {'HTTP/in-pr.':>11} {ratio['preview first']:>7.2f}x {ratio['preview exact']:>9.2f}x "
-              f"{ratio['exact']:>10.2f}x")
+            med = [statistics.median(rows[k]) for k in keys]
+            print(f"{key:>5} {where:>11} {med[0]:>8.3f} {med[1]:>10.3f} {med[2]:>11.3f} {med[3]:>6.0f} "
+                  f"{med[4]:>14.3f} {med[5]:>12.3f}")
+        ratio = [statistics.median(http[key][k]) / statistics.median(local[key][k]) for k in keys]
+        print(f"{key:>5} {'HTTP/in-pr.':>11} {ratio[0]:>7.2f}x {ratio[1]:>9.2f}x {ratio[2]:>10.2f}x {'':>6} "
+              f"{ratio[4]:>13.2f}x {ratio[5]:>11.2f}x")
+    print(f"of which the client's (gradio_client), median: {statistics.median(client_cpu):.3f} s")
     print(f"\nload at end {os.getloadavg()}")
     return 0
 

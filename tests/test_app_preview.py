@@ -80,16 +80,16 @@ def test_a_next_edit_shows_the_local_render_then_the_exact_one(app, model, tmp_p
     endpoint, renderer = app
     session: dict[str, Any] = {}
     first = edit(endpoint, session, layer(tmp_path, 40, 120, 30, 110), preview=True)
-    assert len(first) == 2 and "preview_s" not in session["local_transplant"]  # the first edit: exact at once
+    # the first edit: exact at once, in one update (complete: the API's result, not sent a second time)
+    assert len(first) == 1 and "preview_s" not in session["local_transplant"]
     moved = layer(tmp_path, 120, 200, 100, 180)
     local_before = renderer.stats["local"]
     updates = edit(endpoint, session, moved, preview=True)
     memo = session["local_transplant"]
     assert renderer.stats["local"] == local_before + 1 and memo["preview_s"] > 0
-    assert len(updates) == 3  # the preview, the exact render, the final update (the API's result)
-    preview, exact, final = updates
-    assert not np.array_equal(preview, exact)
-    assert np.array_equal(exact, final) and memo["preview"] is False
+    assert len(updates) == 2  # the preview, then the exact render: the last update, the API's result
+    preview, final = updates
+    assert not np.array_equal(preview, final) and memo["preview"] is False
     want = exact_png(model, moved)
     assert np.array_equal(final, want), "the last image the app yields is the exact render, bit for bit"
     assert "Done in" in previews.status(memo) and "A local preview was shown" in previews.status(memo)

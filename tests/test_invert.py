@@ -167,3 +167,44 @@ def test_refinement_improves_the_bundled_model_on_an_example():
         before = psnr(model.decode(model.encode(x)), x)
         after = psnr(reconstruct(model, code), x)
     assert float(after - before) > 0.5
+
+
+def test_adam_equals_torch_optim_adam_bit_for_bit():
+    """Refinement's own Adam (smapgan.latent.adam) makes the updates torch.optim.Adam makes, to the bit."""
+    from smapgan.latent.adam import Adam
+
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(1, 8, 4, 4, generator=g), torch.randn(3, 5, generator=g)]
+    target = [torch.randn(t.shape, generator=g) for t in start]
+    ours = [t.clone().requires_grad_(True) for t in start]
+    theirs = [t.clone().requires_grad_(True) for t in start]
+    mine, reference = Adam(ours, lr=0.05), torch.optim.Adam(theirs, lr=0.05)
+    for step in range(6):
+        mine.zero_grad()
+        reference.zero_grad(set_to_none=True)
+        for params, optimizer in ((ours, mine), (theirs, reference)):
+            # the second tensor gets no gradient at odd steps: both leave it as it is then
+            loss = sum(((p - t) ** 4).sum() for p, t in zip(params[: 1 + step % 2], target))
+            loss.backward()
+            optimizer.step()
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs)), f"step {step + 1}"
+
+
+def test_refinement_does_not_import_torch_dynamo():
+    """A one-shot refinement (the CLI's) does not pay for importing torch._dynamo, about 1 s of a fresh
+    process (torch.optim's optimizers import it when the first one is made)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from smapgan import StyleMapGAN, StyleMapGANConfig\n"
+        "from smapgan.latent.invert import refine\n"
+        "torch.manual_seed(0)\n"
+        "m = StyleMapGAN(StyleMapGANConfig(size=32, latent_spatial_size=4, latent_channel_size=8,"
+        " mapping_layer_num=2, channel_base=256, channel_max=32))\n"
+        "refine(m, torch.rand(1, 3, 32, 32) * 2 - 1, steps=2)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -543,7 +543,8 @@ def _handler(
     The endpoint has its op's shape. A streaming op (:attr:`Op.streams`) gets a generator: Gradio
     sends each update as it comes (the image while the frames still render, the gallery each time
     its frames have doubled: :func:`_grown`; outputs not given yet empty), and the last update is
-    complete, which is what API callers (``gradio_client``'s ``predict``, ``/call``'s ``complete``
+    complete (the final values, sent unless the update before was already them: each image sent is
+    a download for the client), which is what API callers (``gradio_client``'s ``predict``, ``/call``'s ``complete``
     event) receive. Its files are written in a folder of its own under ``files``, removed when it
     ends. Any other op has one result: its endpoint returns it, as a direct call expects.
     """
@@ -607,6 +608,7 @@ def _handler(
             ):
                 convert = Converter(Path(folder))
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
+                last: list[list[Any]] | None = None  # the last update sent, by output
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
                     if departures.left():  # between frames: the client is gone, nobody will see the rest
                         return
@@ -624,12 +626,14 @@ def _handler(
                         if ctx.showing_preview and "preview_s" not in memo:
                             memo["preview_s"] = time.perf_counter() - started
                         # Every output in every update (see OutputBinding.cleared): what was sent, again.
-                        yield _update([sent.get(o.item.name) or o.cleared() for o in outputs])
+                        last = [sent.get(o.item.name) or o.cleared() for o in outputs]
+                        yield _update(last)
                     if ctx.showing_preview and ctx.newer_edit():  # its exact render would never be seen
                         return
                 final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
                 memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state, files))
-                yield _update(final)
+                if final != last:  # else the last update was already complete: not sent (and downloaded) twice
+                    yield _update(final)
 
     endpoint = stream if found.streams else run
     endpoint.__name__ = found.name

@@ -16,6 +16,10 @@ from PIL import Image
 from ..intake import images as imageio
 from ..ops import spec
 
+PNG_LEVEL = 1
+"""zlib level of the PNGs the app writes: a 256 px result encodes in about 6 ms of CPU at 1 against 27 ms
+at Pillow's default 6, for a file 16% larger, and each is on the way to the person's screen."""
+
 
 class Converter:
     """How one run's tensors become what its output components are sent, each converted once.
@@ -48,7 +52,7 @@ class Converter:
             return image
         if id(tensor) not in self._files:
             path = self.folder / f"{len(self._files)}.png"
-            image.save(path, format="PNG")
+            image.save(path, format="PNG", compress_level=PNG_LEVEL)
             self._files[id(tensor)] = str(path)
         return self._files[id(tensor)]
 
@@ -153,8 +157,8 @@ def build_output(
         )
 
         def frames(value: Any, convert: Converter) -> list[Any]:
-            if not value:
-                return [[], None]
+            if not value:  # what ``cleared`` sends (Gradio sends an empty gallery for None): a run's last
+                return [None, None]  # update then repeats its one before, and is not sent twice
             animation = write_file([convert.pil(f) for f in value], gif_dir, ".gif", item.duration_ms)
             return [[convert.image(f) for f in value], str(animation)]
 
@@ -190,7 +194,7 @@ def write_file(
         if isinstance(images, list):
             imageio.save_gif(images, name, duration_ms)
         else:
-            images.save(name, format="PNG")
+            images.save(name, format="PNG", compress_level=PNG_LEVEL)
         digest = hashlib.blake2b(Path(name).read_bytes(), digest_size=16).hexdigest()
         path = folder / f"{digest}{suffix}"
         os.replace(name, path)  # atomic: a concurrent run of the same result writes the same bytes

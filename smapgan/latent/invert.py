@@ -37,6 +37,7 @@ from typing import Callable, Iterator, Literal, Protocol, Sequence
 
 import torch
 
+from .adam import Adam
 from .editing import pool_mask
 from ..model import StyleMapGAN
 
@@ -191,7 +192,7 @@ def refine(
         if mask is not None:
             for code, cell in zip(codes, cells):
                 code.register_hook(lambda g, c=cell: g * c)
-        optimizer = torch.optim.Adam(codes, lr=lr)
+        optimizer = Adam(codes, lr=lr)  # torch.optim's, without its first-use import of torch._dynamo
         n = len(images)
         best_loss = torch.full((n,), float("inf"), device=device)
         best = [a.clone() for a in anchors]
@@ -225,7 +226,7 @@ def refine(
         stopped = False
         done = 0
         for step in range(steps):
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             total = measure()
             total.sum().backward()
             optimizer.step()
