@@ -421,6 +421,25 @@ def test_changed_cells_match_a_plain_comparison():
         assert int(got.sum()) == 4
 
 
+def test_dilation_on_the_bounding_box_matches_a_whole_mask_pooling():
+    """dilate pools only around the set cells: the same cells as pooling the whole mask, at borders and corners,
+    and an empty mask stays empty."""
+    import torch.nn.functional as F
+
+    from smapgan.fast.incremental import dilate
+
+    g = torch.Generator().manual_seed(8)
+    masks = [torch.zeros(7, 9, dtype=torch.bool), torch.ones(5, 4, dtype=torch.bool)]
+    masks += [torch.rand(h, w, generator=g) < p for h, w, p in ((9, 7, 0.05), (12, 12, 0.2), (1, 6, 0.3), (16, 5, 0.02))]
+    corner = torch.zeros(8, 8, dtype=torch.bool)
+    corner[7, 0] = True
+    masks.append(corner)
+    for mask in masks:
+        for radius in (1, 2):
+            want = F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+            assert torch.equal(dilate(mask, radius), want)
+
+
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 @torch.no_grad()
 def test_maps_are_made_only_where_an_edit_needs_them(model, images, mode):
