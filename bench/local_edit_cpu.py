@@ -32,6 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--tag", default="", help="printed on every line (which checkout)")
+    parser.add_argument("--margin", type=float, default=None, help="local_margin (default: the renderer's)")
+    parser.add_argument("--reference-maps", action="store_true",
+                        help="make all of the reference's maps first (as the app's idle worker completes them)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = build_model()
@@ -39,9 +42,12 @@ def main() -> int:
     size = images.shape[-1]
     median = statistics.median
     for fraction in (0.06, 0.25):
-        renderer = FastRenderer(model, local_max_area=1.0)
+        margin = {} if args.margin is None else {"local_margin": args.margin}
+        renderer = FastRenderer(model, local_max_area=1.0, **margin)
         a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
         pa, pb = renderer.pyramid(a), renderer.pyramid(b)
+        if args.reference_maps:
+            renderer.render(b)
         side = round(fraction ** 0.5 * size)
         renderer.render(editing.blend_pyramid(pa, pb, square(size, fraction, size // 8, size // 8)), base=a)
         edits = []

@@ -353,12 +353,34 @@ def test_modulation_patch_matches_full_conv(model, monkeypatch, force_sparse, ke
             mask[..., y:y + h + 1, x:x + w + 1] = 1
         new = torch.lerp(base, other, mask.expand_as(base))
         base_maps, other_maps, want = step.modulation(base), step.modulation(other), step.modulation(new)
-        for others in ([], [(other, lambda need, maps=other_maps: maps)]):
+        for others in ([], [(other, lambda need, make=True, maps=other_maps: maps)]):
             patch = incremental.modulation_patch(step, new, base, base_maps, others)
             gamma, beta = base_maps[0].clone(), base_maps[1].clone()
             y0, y1, x0, x1 = patch.box
             patch.write([gamma[..., y0:y1, x0:x1], beta[..., y0:y1, x0:x1]])
             assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
+
+
+@torch.no_grad()
+def test_small_box_copies_the_reference_inside_its_rim(model):
+    """In a box small enough to be gathered, cells whose neighbourhood is all the reference's take its maps:
+    only the rim is computed, even where the rim is most of the box (a coarse level's mask)."""
+    from smapgan.fast import incremental
+
+    step = PreparedDecoder(model.generator.decoder).steps[2]
+    channels = step.gamma_weight.shape[1]
+    g = torch.Generator().manual_seed(7)
+    base, other = (torch.randn(1, channels, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
+                   for _ in range(2))
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:10, 5:11] = 1  # 6 x 6 cells: an 8 x 8 box, 4 x 4 of them inside the rim
+    new = torch.lerp(base, other, mask.expand_as(base))
+    base_maps, other_maps, want = step.modulation(base), step.modulation(other), step.modulation(new)
+    patch = incremental.modulation_patch(step, new, base, base_maps, [(other, lambda need, make=True: other_maps)])
+    assert patch.box == (3, 11, 4, 12) and patch.computed_cells == 64 - 16
+    gamma, beta = base_maps[0].clone(), base_maps[1].clone()
+    patch.write([gamma[..., 3:11, 4:12], beta[..., 3:11, 4:12]])
+    assert max_err(gamma, want[0]) < 1e-5 and max_err(beta, want[1]) < 1e-5
 
 
 @pytest.mark.parametrize("keep_weights", [True, False])
@@ -397,6 +419,25 @@ def test_changed_cells_match_a_plain_comparison():
         got = changed_cells(new, old)
         assert got.shape == (9, 7) and torch.equal(got, (new != old).any(dim=1)[0])
         assert int(got.sum()) == 4
+
+
+def test_dilation_on_the_bounding_box_matches_a_whole_mask_pooling():
+    """dilate pools only around the set cells: the same cells as pooling the whole mask, at borders and corners,
+    and an empty mask stays empty."""
+    import torch.nn.functional as F
+
+    from smapgan.fast.incremental import dilate
+
+    g = torch.Generator().manual_seed(8)
+    masks = [torch.zeros(7, 9, dtype=torch.bool), torch.ones(5, 4, dtype=torch.bool)]
+    masks += [torch.rand(h, w, generator=g) < p for h, w, p in ((9, 7, 0.05), (12, 12, 0.2), (1, 6, 0.3), (16, 5, 0.02))]
+    corner = torch.zeros(8, 8, dtype=torch.bool)
+    corner[7, 0] = True
+    masks.append(corner)
+    for mask in masks:
+        for radius in (1, 2):
+            want = F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+            assert torch.equal(dilate(mask, radius), want)
 
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])

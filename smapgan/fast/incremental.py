@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from .prepared import CL, Folded, Modulation, Normalize, PlainConv, PreparedDecoder, StyledStep, UpConv
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
-# A cached image's full-size (gamma, beta), made at least on the (H,W) bool cells asked for.
-MapsAt = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# ``maps_at(need, make=True)``: a cached image's full-size (gamma, beta), made at least on the (H,W) bool cells
+# asked for; with ``make=False``, None unless those cells are made already.
+MapsAt = Callable[..., "tuple[torch.Tensor, torch.Tensor] | None"]
 
 # Cells to recompute are gathered one by one (an im2col of just them) while they are fewer than this
 # fraction of their bounding box; beyond, one conv over the box is cheaper.
@@ -72,11 +73,21 @@ def bbox(mask: torch.Tensor) -> Box | None:
 
 
 def dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
-    """Binary dilation of an (H,W) bool mask by a (2r+1)^2 square."""
+    """Binary dilation of an (H,W) bool mask by a (2r+1)^2 square.
+
+    Pooled over the set cells' bounding box grown by ``radius`` only: an edit's changed cells are a small part
+    of a level (at 256 px, 36 dilations of up to 65k cells per edit).
+    """
     if radius == 0:
         return mask
+    box = bbox(mask)
+    if box is None:
+        return mask.clone()
+    y0, y1, x0, x1 = grow(box, radius, tuple(mask.shape))  # type: ignore[arg-type]
     k = 2 * radius + 1
-    return F.max_pool2d(mask[None, None].float(), k, stride=1, padding=radius)[0, 0] > 0
+    out = torch.zeros_like(mask)
+    out[y0:y1, x0:x1] = F.max_pool2d(mask[None, None, y0:y1, x0:x1].float(), k, stride=1, padding=radius)[0, 0] > 0
+    return out
 
 
 def erode(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
@@ -267,6 +278,8 @@ def sparse_modulation(step: StyledStep, new: torch.Tensor, cells: torch.Tensor) 
         by_channel = taken.transpose(1, 2).reshape(len(chunk), 9 * c) if gamma_by_channel or beta_by_channel else None
         gammas.append(torch.addmm(step.gamma_bias, by_channel if gamma_by_channel else by_tap, wg.t(), alpha=ag))
         betas.append(torch.addmm(step.beta_bias, by_channel if beta_by_channel else by_tap, wb.t(), alpha=ab))
+    if len(gammas) == 1:  # (one chunk: no copy)
+        return gammas[0], betas[0]
     return torch.cat(gammas), torch.cat(betas)
 
 
@@ -330,14 +343,21 @@ def modulation_patch(
             count = int(ok.sum())
             if count and (best is None or count > best[0]):
                 best = (count, ok, maps_at)
-        # Copy only when what is left is thin enough for the sparse path: a box convolved densely
-        # anyway would make (lazily) the other image's maps for nothing.
-        if best is not None and int((~(done | best[1])).sum()) <= SPARSE_FRACTION * bh * bw:
+        # Copy when what is left is thin enough for the sparse path: a box convolved densely anyway would
+        # make (lazily) the other image's maps for nothing. A small box is gathered whatever is left: copying
+        # saves cells there too, but only where the other image's maps are made (making its tiles costs more).
+        if best is not None:
             _, ok, maps_at = best
             need = torch.zeros(h, w, dtype=torch.bool)
             need[y0:y1, x0:x1] = ok
-            patch.source, patch.copy_mask = maps_at(need), ok[None, None]
-            done = done | ok
+            source = None
+            if int((~(done | ok)).sum()) <= SPARSE_FRACTION * bh * bw:
+                source = maps_at(need)
+            elif bh * bw <= GATHER_BOX_CELLS:
+                source = maps_at(need, make=False)
+            if source is not None:
+                patch.source, patch.copy_mask = source, ok[None, None]
+                done = done | ok
     cells = (~done).nonzero()
     patch.computed_cells = len(cells)
     if patch.computed_cells > SPARSE_FRACTION * bh * bw and bh * bw > GATHER_BOX_CELLS:

@@ -85,6 +85,18 @@ class LazyMaps:
         done = self._done[i]
         return 0 if done is None else int(done.sum())
 
+    def made_on(self, i: int, need: torch.Tensor) -> bool:
+        """Are level ``i``'s maps made on every cell of ``need`` ((H,W) bool)?"""
+        done = self._done[i]
+        if done is None:
+            return not bool(need.any())
+        return not bool((self._wanted(i, need) & ~done).any())
+
+    def _wanted(self, i: int, need: torch.Tensor) -> torch.Tensor:
+        """The tiles of level ``i`` that hold any cell of ``need``."""
+        side = tile_grid(max(self.pyramid[i].shape[-2:]))
+        return F.max_pool2d(need[None, None].float(), side, stride=side, ceil_mode=True)[0, 0] > 0
+
     def level(self, decoder: PreparedDecoder, i: int, need: torch.Tensor | None = None) -> Modulation:
         """Level ``i``'s full-size maps, made at least on the cells of ``need`` ((H,W) bool; None: all).
 
@@ -101,8 +113,8 @@ class LazyMaps:
         done = self._done[i]
         if need is None:
             wanted = torch.ones_like(done)
-        else:  # a tile is wanted when any of its cells is
-            wanted = F.max_pool2d(need[None, None].float(), side, stride=side, ceil_mode=True)[0, 0] > 0
+        else:
+            wanted = self._wanted(i, need)
         todo = (wanted & ~done).nonzero().tolist()
         if todo:
             self._make(decoder, i, todo, side)

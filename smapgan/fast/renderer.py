@@ -488,9 +488,12 @@ class FastRenderer(Renderer):
         return not any(o.pyramid[0].shape == first.shape and not bool(changed_cells(first, o.pyramid[0]).all())
                        for o in self._engine.cache.others(base))
 
-    def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor) -> Modulation:
-        decoder = self._engine.decoder(self.dtype)
-        return self._engine.maps(entry, self.dtype).level(decoder, i, need)
+    def _maps_at(self, entry: ImageEntry, i: int, need: torch.Tensor, make: bool = True) -> Modulation | None:
+        """``entry``'s level ``i`` maps, made on ``need``; with ``make=False``, None unless they are made there."""
+        maps = self._engine.maps(entry, self.dtype)
+        if not make and not maps.made_on(i, need):
+            return None
+        return maps.level(self._engine.decoder(self.dtype), i, need)
 
     # --------------------------------------------------------------- animation
     def render_path(self, base: Encoded, target: Sequence[torch.Tensor], ts: Iterable[float]) -> Iterator[torch.Tensor]:
