@@ -15,7 +15,7 @@ Three parts, all in-process on ``--threads`` threads (2: the targets of issue 30
    never trained on) and of held-out emoji (the ``val`` split), square masks of each ``--areas`` at
    three places each; min / 5th percentile / median / mean, for the default margin (and, with
    ``--margins``, without one: frozen statistics alone). The area where the worst case drops under
-   35 dB sets ``LOCAL_MAX_AREA``. Images from ``--data`` (``smapgan data emoji``'s folder, with
+   35 dB sets ``LOCAL_MAX_AREA``. Images from ``--data`` (``scripts/emoji_dataset.py``'s folder, with
    ``metadata.jsonl``); without it, the bundled examples' ``val`` split only.
 
     python bench/local_edit.py [--rounds 7] [--threads 2] [--data /work/data/emoji] [--pairs 12]
@@ -186,7 +186,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", type=Path, default=None, help="smapgan data emoji's folder (metadata.jsonl)")
+    parser.add_argument("--data", type=Path, default=None, help="scripts/emoji_dataset.py's folder (metadata.jsonl)")
     parser.add_argument("--pairs", type=int, default=12, help="pairs per evaluation set")
     parser.add_argument("--parts", default="speed,crossover,quality")
     parser.add_argument("--areas", default="0.06,0.25", help="mask areas of the quality part")
