@@ -139,7 +139,7 @@ def test_model_sample_sources(model_with_prior: StyleMapGAN, tiny_model_dir: Pat
 def test_random_op_uses_the_prior_and_the_mapping_when_asked(model_with_prior: StyleMapGAN, tiny_model_dir: Path) -> None:
     op = discover(paths=[])["random"]
     ctx = OpContext(model_with_prior)
-    image = op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"]
+    image = op.run(ctx, seed=4, truncation=0.7, candidates=1, project=0)["image"]
     with torch.inference_mode():
         expected = model_with_prior.decode(model_with_prior.prior.sample(1, 0.7, torch.Generator().manual_seed(4)))
         mean = model_with_prior.decode(model_with_prior.mean_stylemap())
