@@ -59,8 +59,9 @@ def test_save_load_round_trip(prior: StylemapPrior, tmp_path: Path) -> None:
     prior.save(path)
     loaded = StylemapPrior.load(path)
     assert loaded.shape == prior.shape
-    assert torch.equal(loaded.weights, prior.weights) and torch.equal(loaded.scales, prior.scales)
+    assert torch.equal(loaded.weights, prior.weights)
     torch.testing.assert_close(loaded.basis, prior.basis, atol=1e-3, rtol=1e-3)  # float16 on disk
+    torch.testing.assert_close(loaded.scales, prior.scales, atol=1e-3, rtol=1e-3)
     a = prior.sample(4, 0.7, torch.Generator().manual_seed(5))
     b = loaded.sample(4, 0.7, torch.Generator().manual_seed(5))
     assert (a - b).abs().max() < 0.02 * a.abs().max()
