@@ -12,6 +12,9 @@ MAPPING = "mapping"
 # Best of 4 by cycle consistency (StyleMapGAN.cycle_error): the bundled model's clean faces among
 # 32 samples went from 10-16 to 17-23 (strict to lenient count, the model card's grids).
 CANDIDATES = 4
+# Then one round of projection onto the encoder's codes (StyleMapGAN.project): fewer mottled and smeared features
+# (the model card counts both, and compares the samplers tried).
+PROJECT = 1
 
 
 def _sources(model: StyleMapGAN) -> list[str]:
@@ -28,7 +31,8 @@ def _sources(model: StyleMapGAN) -> list[str]:
         "face type drawn; 'mapping' maps z ~ N(0, I) through the mapping network, truncated toward the "
         "average stylemap: mean + psi * (w - mean). psi 1 is the raw sample, smaller values are tamer. "
         "'candidates' draws several and keeps the one the encoder maps back closest to its draw (clean "
-        "faces more often)."
+        "faces more often); 'project' then decodes and re-encodes it that many times, moving it onto the "
+        "codes the encoder gives real pictures (cleaner features)."
     ),
     inputs=[
         NumberInput("seed", default=0, integer=True),
@@ -37,19 +41,23 @@ def _sources(model: StyleMapGAN) -> list[str]:
         SliderInput("candidates", minimum=1, maximum=8, default=CANDIDATES, step=1, integer=True,
                     info="prior: draws per image, the most self-consistent kept; each costs a decode and an encode "
                          "(on a 2-core CPU about 0.1 s for the bundled model, seconds for a 256 px release model)"),
+        SliderInput("project", minimum=0, maximum=3, default=PROJECT, step=1, integer=True,
+                    info="prior: rounds of decode and encode that move the sample onto the encoder's codes; "
+                         "each costs as much as a candidate"),
     ],
     outputs=[ImageOutput("image")],
     order=60,
     examples=[{"seed": 19, "truncation": 0.7}],
 )
-def random(ctx: OpContext, seed: int, truncation: float, source: str, candidates: int) -> dict:
+def random(ctx: OpContext, seed: int, truncation: float, source: str, candidates: int, project: int) -> dict:
     if source == PRIOR and ctx.model.prior is None:
         raise OpError("this model has no prior; choose source 'mapping', or fit one with `smapgan prior fit`")
     generator = torch.Generator().manual_seed(int(seed) % 2**63)
     mean = ctx.mean_stylemap() if source == MAPPING and truncation != 1.0 else None
     with torch.inference_mode():
         # The mapping network's draws are not faces to pick among (0 clean of 32 either way) and picking
-        # cut their diversity to 0.13x: candidates are for the prior.
+        # cut their diversity to 0.13x: candidates (and the projection after them) are for the prior.
         stylemap = ctx.model.sample(1, truncation, source=source, generator=generator, mean_stylemap=mean,
-                                    candidates=candidates if source == PRIOR else 1)
+                                    candidates=candidates if source == PRIOR else 1,
+                                    project=project if source == PRIOR else 0)
     return {"image": ctx.render(ctx.expand(stylemap, base=None), base=None)}

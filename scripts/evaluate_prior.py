@@ -37,11 +37,11 @@ SCALE = 2
 BLURRED_SIDE = 16  # pixels per side for the blurred memorisation measure
 
 
-def op_candidates() -> int:
-    """The Random op's default number of candidates: the sampler the app ships."""
+def op_default(name: str) -> int:
+    """The Random op's default ``candidates`` or ``project``: the sampler the app ships."""
     from smapgan.ops import discover
 
-    return int(next(i.default for i in discover(paths=[])["random"].inputs if i.name == "candidates"))
+    return int(next(i.default for i in discover(paths=[])["random"].inputs if i.name == name))
 
 
 def blurred(images: torch.Tensor) -> torch.Tensor:
@@ -79,13 +79,13 @@ def pairwise_mse(images: torch.Tensor) -> float:
 
 
 def seeded_samples(
-    model: Any, source: str, truncation: float = TRUNCATION, seeds: int = SEEDS, candidates: int = 1
+    model: Any, source: str, truncation: float = TRUNCATION, seeds: int = SEEDS, candidates: int = 1, project: int = 0
 ) -> torch.Tensor:
     """Sample i from seed i, as the Random op draws it."""
     mean = model.mean_stylemap() if source == "mapping" else None
     return torch.cat([
         model.sample(1, truncation, source=source, generator=torch.Generator().manual_seed(s), mean_stylemap=mean,
-                     candidates=candidates)
+                     candidates=candidates, project=project)
         for s in range(seeds)
     ])
 
@@ -242,7 +242,8 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
         "held_out_median_nearest_training_mse": reference.val_median,
         "held_out_median_nearest_training_mse_blurred": reference.val_blurred_median,
         "blurred_side": BLURRED_SIDE,
-        "candidates": op_candidates(),
+        "candidates": op_default("candidates"),
+        "project": op_default("project"),
         "redrawn_held_out_median_nearest_training_mse": reference.val_redrawn_median,
         "held_out_median_nearest_training_code": reference.val_code_median,
         "training_reconstruction_mse_median": reference.recon_mse,
@@ -251,11 +252,13 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
     }
     if model.prior is not None:
         figures["prior"] = {"components": model.prior.components, "rank": model.prior.rank}
-    best_of = figures["candidates"]
+    best_of, rounds = figures["candidates"], figures["project"]
     for source in (["prior"] if model.prior is not None else []) + ["mapping"]:
         for candidates in dict.fromkeys((1, best_of)):
+            project = rounds if source == "prior" and candidates == best_of else 0  # the op's default for the prior
             name = source if candidates == 1 else f"{source}, best of {candidates}"
-            images = decode(model, seeded_samples(model, source, candidates=candidates))
+            name += f", projected {project}x" if project else ""
+            images = decode(model, seeded_samples(model, source, candidates=candidates, project=project))
             figures["sources"][name] = reference.measure(model, images)
             print(name, json.dumps(figures["sources"][name]), flush=True)
             if grids is None:
@@ -278,7 +281,8 @@ def evaluate(model_dir: Path, data: Path, grids: Path | None, with_compare: bool
 def card_section(figures: dict[str, Any]) -> list[str]:
     """The model card's "Random samples" section: both sources' grids and figures, and the estimator comparison."""
     prior, sources = figures.get("prior"), figures["sources"]
-    best_of = figures.get("candidates", 1)
+    best_of, rounds = figures.get("candidates", 1), figures.get("project", 0)
+    shipped = f"best of {best_of}" + (f", projected {rounds}x" if rounds else "")
     lines = ["## Random samples", ""]
     if prior:
         lines += [
@@ -294,13 +298,16 @@ def card_section(figures: dict[str, Any]) -> list[str]:
             f"lands nearest its draw (`model.sample(n, truncation, candidates={best_of})`, "
             "`StyleMapGAN.cycle_error`): the encoder knows only real images, so a draw it maps back onto itself is "
             "one both networks agree is a face. Best of 4 by the discriminator's logit was tried too and gave "
-            "fewer clean faces.",
+            f"fewer clean faces. It then moves the kept draw onto the encoder's codes ({rounds} round(s) of "
+            f"`w <- E(clamp(G(w)))`, `model.sample(..., project={rounds})`, `StyleMapGAN.project`): a prior draw "
+            "lies slightly off the codes the encoder gives real pictures, where the decoder smears and mottles "
+            "features, and the round trip lands it on them.",
             "",
             f"{figures['seeds']} samples each (seed i for sample i, truncation {figures['truncation']}): the Random "
-            f"op's default (best of {best_of} from the prior, one draw from the mapping network), and one draw per seed "
+            f"op's default ({shipped} from the prior, one draw from the mapping network), and one draw per seed "
             "from the prior:",
             "",
-            f"| prior, best of {best_of} (the op's default) | mapping network, one draw (the op's default) |",
+            f"| prior, {shipped} (the op's default) | mapping network, one draw (the op's default) |",
             "|---|---|",
             "| ![samples from the prior](samples_prior.png) | ![samples from the mapping network](samples_mapping.png) |",
             "",

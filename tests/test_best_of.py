@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import smapgan
 from smapgan import StyleMapGAN
 from smapgan.model.prior import StylemapPrior
 from smapgan.ops import OpContext, OpError, discover
@@ -67,28 +68,52 @@ def test_bad_candidates_are_refused(model: StyleMapGAN) -> None:
         model.sample(1, candidates=0)
 
 
+def test_projection_is_rounds_of_decode_and_encode_after_the_pick(model: StyleMapGAN) -> None:
+    picked = model.sample(3, 0.7, generator=seed(6), candidates=2)
+    with torch.no_grad():
+        once = model.encode(model.decode(picked).clamp(-1, 1))
+        twice = model.encode(model.decode(once).clamp(-1, 1))
+    assert not torch.allclose(once, picked, atol=1e-3)
+    torch.testing.assert_close(model.sample(3, 0.7, generator=seed(6), candidates=2, project=1), once)
+    torch.testing.assert_close(model.sample(3, 0.7, generator=seed(6), candidates=2, project=2), twice)
+    assert torch.equal(model.sample(3, 0.7, generator=seed(6), candidates=2, project=2),
+                       model.sample(3, 0.7, generator=seed(6), candidates=2, project=2))
+    with pytest.raises(ValueError, match="project must be at least 0"):
+        model.sample(1, project=-1)
+
+
+def test_projection_moves_bundled_prior_draws_onto_the_encoders_codes() -> None:
+    """On the bundled model a projected draw is nearly a fixed point of decode-encode; the raw draw is not."""
+    bundled = StyleMapGAN.from_pretrained(smapgan.DEFAULT_MODEL)
+    raw = bundled.sample(8, 0.7, generator=seed(0))
+    projected = bundled.sample(8, 0.7, generator=seed(0), project=1)
+    assert (bundled.cycle_error(projected) < 0.5 * bundled.cycle_error(raw)).all()
+
+
 def test_random_op_samples_best_of_its_default(model: StyleMapGAN) -> None:
     op = discover(paths=[])["random"]
     default = next(i for i in op.inputs if i.name == "candidates").default
-    assert default > 1
+    rounds = next(i for i in op.inputs if i.name == "project").default
+    assert default > 1 and rounds >= 1
     ctx = OpContext(model)
     with torch.inference_mode():
-        best = model.decode(model.sample(1, 0.7, generator=seed(4), candidates=default))
+        best = model.decode(model.sample(1, 0.7, generator=seed(4), candidates=default, project=rounds))
         plain = model.decode(model.sample(1, 0.7, generator=seed(4)))
     assert not torch.allclose(best, plain, atol=1e-3)  # seed 4's first draw is not its best
     torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7)["image"], best, atol=1e-5, rtol=0)
-    torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"], plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(op.run(ctx, seed=4, truncation=0.7, candidates=1, project=0)["image"], plain,
+                               atol=1e-5, rtol=0)
     with pytest.raises(OpError, match="candidates"):
         op.run(ctx, seed=4, truncation=0.7, candidates=9)
 
 
 def test_random_op_draws_the_mapping_network_once(model: StyleMapGAN) -> None:
-    """Candidates are for the prior: the mapping network's draw is the plain one whatever the slider says."""
+    """Candidates and projection are for the prior: the mapping network's draw is the plain one whatever the sliders say."""
     op = discover(paths=[])["random"]
     ctx = OpContext(model)
     with torch.inference_mode():
         plain = op.run(ctx, seed=4, truncation=1.0, source="mapping", candidates=1)["image"]
         assert not torch.allclose(model.decode(model.sample(1, 1.0, source="mapping", generator=seed(4), candidates=4)),
                                   plain, atol=1e-3)
-    torch.testing.assert_close(op.run(ctx, seed=4, truncation=1.0, source="mapping", candidates=4)["image"], plain,
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(op.run(ctx, seed=4, truncation=1.0, source="mapping", candidates=4, project=2)["image"],
+                               plain, atol=1e-5, rtol=0)

@@ -59,8 +59,9 @@ def test_save_load_round_trip(prior: StylemapPrior, tmp_path: Path) -> None:
     prior.save(path)
     loaded = StylemapPrior.load(path)
     assert loaded.shape == prior.shape
-    assert torch.equal(loaded.weights, prior.weights) and torch.equal(loaded.scales, prior.scales)
+    assert torch.equal(loaded.weights, prior.weights)
     torch.testing.assert_close(loaded.basis, prior.basis, atol=1e-3, rtol=1e-3)  # float16 on disk
+    torch.testing.assert_close(loaded.scales, prior.scales, atol=1e-3, rtol=1e-3)
     a = prior.sample(4, 0.7, torch.Generator().manual_seed(5))
     b = loaded.sample(4, 0.7, torch.Generator().manual_seed(5))
     assert (a - b).abs().max() < 0.02 * a.abs().max()
@@ -139,7 +140,7 @@ def test_model_sample_sources(model_with_prior: StyleMapGAN, tiny_model_dir: Pat
 def test_random_op_uses_the_prior_and_the_mapping_when_asked(model_with_prior: StyleMapGAN, tiny_model_dir: Path) -> None:
     op = discover(paths=[])["random"]
     ctx = OpContext(model_with_prior)
-    image = op.run(ctx, seed=4, truncation=0.7, candidates=1)["image"]
+    image = op.run(ctx, seed=4, truncation=0.7, candidates=1, project=0)["image"]
     with torch.inference_mode():
         expected = model_with_prior.decode(model_with_prior.prior.sample(1, 0.7, torch.Generator().manual_seed(4)))
         mean = model_with_prior.decode(model_with_prior.mean_stylemap())

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     fit.add_argument("--out", help="folder to save the model with its prior (default: the model folder)")
     fit.add_argument("--rank", type=int, default=64, help="PCA dimensions the mixture lives in (default: %(default)s)")
-    fit.add_argument("--components", type=int, default=24, help="Gaussians in the mixture (default: %(default)s)")
+    fit.add_argument("--components", type=int, default=64, help="Gaussians in the mixture (default: %(default)s)")
     fit.add_argument("--iterations", type=int, default=60, help="EM iterations (default: %(default)s)")
     fit.add_argument("--no-mirror", action="store_true", help="do not add each image's mirror image")
     fit.add_argument("--max-images", type=int, default=20000, help="at most this many files (default: %(default)s)")
