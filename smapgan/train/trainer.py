@@ -432,9 +432,11 @@ class _Run:
         state, info = self.state, self.info
         rng = gather_objects(ckpt.capture_rng(state.noise), info)
         augment = gather_objects(state.augment.state_dict(), info) if state.augment is not None else None
-        nets = (state.generator, state.encoder, state.discriminator)
-        weights = torch.cat([p.detach().reshape(-1) for net in nets for p in net.parameters()])
-        digests = gather_objects(tensor_digest(weights), info) if info.enabled else []  # equal: bit-identical weights
+        digests = []  # one per rank; equal digests: bit-identical weights
+        if info.enabled:  # (a single process has nothing to compare: no copy of every weight to hash)
+            nets = (state.generator, state.encoder, state.discriminator)
+            weights = torch.cat([p.detach().reshape(-1) for net in nets for p in net.parameters()])
+            digests = gather_objects(tensor_digest(weights), info)
         if info.is_main:
             if len(set(digests)) > 1:
                 log.error("ranks hold different weights at step %d: %s", state.step, digests)
