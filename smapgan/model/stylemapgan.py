@@ -136,10 +136,18 @@ class StyleMapGAN(
         if project < 0:
             raise ValueError(f"project must be at least 0, got {project}")
         draws = self._draw(n * candidates, truncation, source, generator, mean_stylemap)
-        if candidates > 1:
-            groups = draws.reshape(n, candidates, *draws.shape[1:])
-            draws = torch.stack([group[self.cycle_error(group).argmin()] for group in groups])
-        return self.project(draws, project)
+        if candidates == 1:
+            return self.project(draws, project)
+        kept, kept_projected = [], []
+        for group in draws.reshape(n, candidates, *draws.shape[1:]):
+            projected, error = self._round_trip(group)
+            best = error.argmin()
+            kept.append(group[best])
+            kept_projected.append(projected[best])
+        if project == 0:
+            return torch.stack(kept)
+        # The kept draw's first round was made when its cycle error was measured: not made again.
+        return self.project(torch.stack(kept_projected), project - 1)
 
     @torch.no_grad()
     def project(self, stylemaps: torch.Tensor, rounds: int = 1) -> torch.Tensor:
@@ -166,7 +174,12 @@ class StyleMapGAN(
         best of 4 by the discriminator's logit 16, best of 4 by this error 24 (best of 8:
         26, less varied).
         """
-        return (self.project(stylemaps) - stylemaps).pow(2).flatten(1).mean(1)
+        return self._round_trip(stylemaps)[1]
+
+    def _round_trip(self, stylemaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round of :meth:`project`, and how far it moved each stylemap (:meth:`cycle_error`)."""
+        projected = self.project(stylemaps)
+        return projected, (projected - stylemaps).pow(2).flatten(1).mean(1)
 
     def _draw(
         self,
