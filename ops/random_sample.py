@@ -43,7 +43,7 @@ def _sources(model: StyleMapGAN) -> list[str]:
                          "(on a 2-core CPU about 0.1 s for the bundled model, seconds for a 256 px release model)"),
         SliderInput("project", minimum=0, maximum=3, default=PROJECT, step=1, integer=True,
                     info="prior: rounds of decode and encode that move the sample onto the encoder's codes; "
-                         "each costs as much as a candidate"),
+                         "each costs as much as a candidate (with several candidates, the first round comes with the pick)"),
     ],
     outputs=[ImageOutput("image")],
     order=60,
