@@ -83,9 +83,8 @@ class OpContext:
             return handle
 
         def refine(stylemap: torch.Tensor) -> tuple[torch.Tensor, bool]:
-            outcome = invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop,
-                             decoder=self.renderer.gradient_decoder())
-            return outcome.stylemap, outcome.complete
+            return invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop,
+                          decoder=self.renderer.gradient_decoder())
 
         return self.renderer.refined(handle, self.inversion.key, refine, self.session)[0]
 

@@ -70,12 +70,6 @@ class InversionSession:
         return InversionSession()  # gr.State copies its initial value per session: a fresh event each
 
 
-@dataclass
-class Outcome:
-    stylemap: torch.Tensor
-    complete: bool  # False when stopped early: use it, but do not cache it as the refined code
-
-
 def invert(
     model: StyleMapGAN,
     image: torch.Tensor,
@@ -83,20 +77,18 @@ def invert(
     inversion: Inversion,
     report: Callable[[float, str], None],
     stop: threading.Event | None = None,
-    label: str = "image",
     decoder: Differentiable | None = None,
-) -> Outcome:
-    """The stylemap of ``image`` under ``inversion``, starting from its encoder code ``encoded``;
+) -> tuple[torch.Tensor, bool]:
+    """The stylemap of ``image`` refined per ``inversion`` (active), starting from its encoder code ``encoded``,
+    and whether it is complete (False when stopped early: use it, but do not cache it as the refined code);
     ``decoder``: what it back-propagates through (``refine``'s, the model by default)."""
-    if not inversion.active:
-        return Outcome(encoded, True)
 
     def progress(info: RefineStep) -> None:
-        report(info.step / info.steps, f"refining {label}: step {info.step}/{info.steps}")
+        report(info.step / info.steps, f"refining image: step {info.step}/{info.steps}")
 
     trace = RefineTrace()
     code = refine(
         model, image, steps=inversion.steps, proximity=inversion.proximity, lr=inversion.lr,
         progress=progress, stop=stop, init=encoded, trace=trace, decoder=decoder,
     )
-    return Outcome(code, not trace.stopped)
+    return code, not trace.stopped
