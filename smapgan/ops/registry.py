@@ -189,14 +189,10 @@ def path_folders(value: str | None = None) -> list[str]:
     return [part for part in value.split(os.pathsep) if part.strip()]
 
 
-def discover(
-    *, builtin: bool = True, entry_points: bool = True, paths: Sequence[str] | None = None
-) -> Registry:
+def discover(*, paths: Sequence[str] | None = None) -> Registry:
     """Find every op; ``paths`` defaults to the folders in ``SMAPGAN_OPS_PATH``."""
     registry = Registry()
-    if builtin:
-        _load_builtin(registry)
-    if entry_points:
-        _load_entry_points(registry)
+    _load_builtin(registry)
+    _load_entry_points(registry)
     _load_paths(registry, path_folders() if paths is None else list(paths))
     return registry
