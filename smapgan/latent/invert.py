@@ -6,7 +6,7 @@ starts from ``model.encode(images)`` and optimises the code for a few dozen
 steps against the image (Adam on the code, the networks frozen), in the spirit
 of Image2StyleGAN++'s masked embedding:
 
-    loss = masked MSE(G(code), image) [+ perceptual weight * LPIPS]
+    loss = masked MSE(G(code), image) [+ LPIPS]
            + proximity * mean((code - encoder code)^2)
 
 * ``space="w"`` refines the stylemap (N,C,L,L) and returns it: every edit of
@@ -51,7 +51,6 @@ DEFAULT_LR = 0.05
 # the directions were trained) for 0.6-0.9 dB less PSNR, and gives the best MSE_ref: the sweep of
 # bench/refine.py on the bundled model is in docs/refine.md.
 DEFAULT_PROXIMITY = 0.1
-DEFAULT_PERCEPTUAL_WEIGHT = 1.0
 
 
 @dataclass
@@ -137,7 +136,6 @@ def refine(
     lr: float = DEFAULT_LR,
     proximity: float = DEFAULT_PROXIMITY,
     perceptual: object = None,
-    perceptual_weight: float = DEFAULT_PERCEPTUAL_WEIGHT,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     seed: int = 0,
@@ -202,11 +200,11 @@ def refine(
             pyramid = codes if space == "w+" else decoder.expand(codes[0])
             y = decoder.synthesize(pyramid)
             fit = _masked_mse(y, images, mask)
-            if loss_fn is not None and perceptual_weight:
+            if loss_fn is not None:
                 y_in, x_in = y, images
                 if mask is not None:  # perceptual term on the masked region only (outside: the target itself)
                     y_in = torch.lerp(images, y, mask.expand_as(y))
-                fit = fit + perceptual_weight * loss_fn(y_in, x_in).reshape(n, -1).mean(1)
+                fit = fit + loss_fn(y_in, x_in).reshape(n, -1).mean(1)
             prox = sum((c - a).pow(2).flatten(1).sum(1) for c, a in zip(codes, anchors)) / numel
             return fit + proximity * prox, fit
 
