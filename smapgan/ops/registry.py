@@ -183,10 +183,9 @@ def _load_paths(registry: Registry, folders: Sequence[str]) -> None:
             _add_module(registry, module, str(path), "path")
 
 
-def path_folders(value: str | None = None) -> list[str]:
-    """The folders named by ``SMAPGAN_OPS_PATH`` (or ``value``)."""
-    value = os.environ.get(PATH_ENV, "") if value is None else value
-    return [part for part in value.split(os.pathsep) if part.strip()]
+def path_folders() -> list[str]:
+    """The folders named by ``SMAPGAN_OPS_PATH``."""
+    return [part for part in os.environ.get(PATH_ENV, "").split(os.pathsep) if part.strip()]
 
 
 def discover(*, paths: Sequence[str] | None = None) -> Registry:
