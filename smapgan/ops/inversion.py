@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from ..intake import limits
-from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, RefineTrace, refine
+from ..latent.invert import Differentiable, RefineStep, RefineTrace, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"
@@ -28,11 +28,10 @@ MAX_STEPS = limits.MAX_REFINE_STEPS
 
 @dataclass(frozen=True)
 class Inversion:
-    """``steps`` = 0: the encoder's stylemap; > 0: that many refinement steps from it."""
+    """``steps`` = 0: the encoder's stylemap; > 0: that many refinement steps from it (``refine``'s
+    default proximity and learning rate)."""
 
     steps: int = 0
-    proximity: float = DEFAULT_PROXIMITY
-    lr: float = DEFAULT_LR
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.steps) <= MAX_STEPS:
@@ -54,7 +53,7 @@ class Inversion:
     @property
     def key(self) -> str:
         """Part of the cache key: codes refined with other settings are other entries."""
-        return "encoder" if not self.active else f"refine:{self.steps}:{self.proximity:g}:{self.lr:g}"
+        return "encoder" if not self.active else f"refine:{self.steps}"
 
 
 class InversionSession:
@@ -87,8 +86,6 @@ def invert(
         report(info.step / info.steps, f"refining image: step {info.step}/{info.steps}")
 
     trace = RefineTrace()
-    code = refine(
-        model, image, steps=inversion.steps, proximity=inversion.proximity, lr=inversion.lr,
-        progress=progress, stop=stop, init=encoded, trace=trace, decoder=decoder,
-    )
+    code = refine(model, image, steps=inversion.steps, progress=progress, stop=stop, init=encoded, trace=trace,
+                  decoder=decoder)
     return code, not trace.stopped
