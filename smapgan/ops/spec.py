@@ -210,23 +210,27 @@ class ImageInput(Input):
         return sources if self.count > 1 else (sources[0] if sources else None)
 
 
-def _number(item: Input, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise OpError(f"{item.name} must be a number, got {short_repr(value)}") from None
+class _Number:
+    """What the number kinds share: a ``default``, ``integer``, and parsing up to their own :meth:`check_range`."""
 
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return int(self.default) if self.integer else float(self.default)
 
-def _whole(item: Input, number: float, value: Any, integer: bool) -> int | float:
-    if not integer:
-        return number
-    if number != int(number):
-        raise OpError(f"{item.name} must be a whole number, got {value!r}")
-    return int(number)
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "":
+            return self.default_value()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
+        self.check_range(number, value)
+        if self.integer and number != int(number):
+            raise OpError(f"{self.name} must be a whole number, got {value!r}")
+        return int(number) if self.integer else number
 
 
 @dataclass(frozen=True)
-class SliderInput(Input):
+class SliderInput(_Number, Input):
     """A number in [minimum, maximum]; ``integer`` rounds it.
 
     ``previews``: the name of a :class:`FramesOutput` rendered along this slider's range (first
@@ -242,16 +246,9 @@ class SliderInput(Input):
     previews: str = ""
     kind: ClassVar[str] = "slider"
 
-    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
-        return int(self.default) if self.integer else float(self.default)
-
-    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
-        if value is None or value == "":
-            return self.default_value()
-        number = _number(self, value)
+    def check_range(self, number: float, value: Any) -> None:
         if not (self.minimum <= number <= self.maximum):
             raise OpError(f"{self.name} must be in [{self.minimum:g}, {self.maximum:g}], got {number:g}")
-        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         kind = "integer" if self.integer else "number"
@@ -265,23 +262,16 @@ class SliderInput(Input):
 
 
 @dataclass(frozen=True)
-class NumberInput(Input):
+class NumberInput(_Number, Input):
     """A free number (e.g. a seed)."""
 
     default: float = 0
     integer: bool = True
     kind: ClassVar[str] = "number"
 
-    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
-        return int(self.default) if self.integer else float(self.default)
-
-    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
-        if value is None or value == "":
-            return self.default_value()
-        number = _number(self, value)
+    def check_range(self, number: float, value: Any) -> None:
         if not math.isfinite(number) or abs(number) > limits.MAX_NUMBER:
             raise OpError(f"{self.name} must be a finite number of magnitude at most 2**53, got {short_repr(value)}")
-        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         return f"{'integer' if self.integer else 'number'}, default {self.default:g}"
