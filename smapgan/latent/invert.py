@@ -9,23 +9,12 @@ of Image2StyleGAN++'s masked embedding:
     loss = masked MSE(G(code), image) [+ LPIPS]
            + proximity * mean((code - encoder code)^2)
 
-* ``space="w"`` refines the stylemap (N,C,L,L) and returns it: every edit of
-  every op (blends in w or w+, lerps, directions) then starts from it.
-  ``space="w+"`` refines each level of the pyramid and returns the pyramid: it
-  fits closer, but only pyramid edits (w+ blends, style mix) can use it.
-* ``mask`` (N,1,S,S), 1 = fit here, limits the loss to those pixels and the
-  update to the code cells it touches (max-pooled to each code resolution);
-  the other cells stay the encoder's, bit for bit.
-* The proximity term keeps the refined code near the encoder's, where the
-  generator and the editing directions were trained, so that edits stay
-  semantic. :data:`DEFAULT_PROXIMITY` (0.1) was chosen from the trade-off
-  between reconstruction, code drift and local editing (paper Table 4)
-  measured with ``bench/refine.py`` (docs/refine.md).
-
-The encoder's and generator's weights are never changed: their
-``requires_grad`` flags are switched off for the run and restored after.
-Stopping early (``progress`` returns False, or ``stop`` is set) returns the
-best code seen so far, per image.
+``space="w"`` refines the stylemap, which every edit of every op (blends in w or w+,
+lerps, directions) then starts from; ``space="w+"`` each level of the pyramid, closer,
+but only pyramid edits can use it. A ``mask`` limits the loss to its pixels and the update
+to the code cells it touches. The proximity term keeps the code near the encoder's, where
+the generator and the editing directions were trained, so that edits stay semantic
+(:data:`DEFAULT_PROXIMITY`, measured with ``bench/refine.py``: docs/refine.md).
 """
 
 from __future__ import annotations
