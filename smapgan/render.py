@@ -75,11 +75,8 @@ class Codes:
 
 
 class Renderer(ABC):
-    """What ops and the app render with: handles in, images out, in one of ``modes``.
-
-    The model's weights are fixed for the renderer's life (see the module's docstring):
-    after changing them, call :meth:`clear_cache`.
-    """
+    """What ops and the app render with: handles in, images out, in one of ``modes`` (the model's weights
+    fixed for the renderer's life: the module's docstring)."""
 
     modes: tuple[str, ...] = ("exact",)
 

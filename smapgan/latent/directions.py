@@ -12,9 +12,7 @@ those without (negatives). Two methods:
   strong-regularization limit of the above; prefer it with very few images
   (under ~20 per side), where a classifier mostly fits noise.
 
-Without labels, :func:`sefa` finds directions in closed form from the weights
-(SeFa): the top eigenvectors of A^T A for the first layer that reads the
-stylemap; they are stored as ``sefa_0 ... sefa_{K-1}`` with their eigenvalues.
+Without labels, :func:`sefa` finds directions in closed form from the weights (SeFa).
 
 Convention: a direction has unit norm *per stylemap cell*: its L2 norm over all
 C*L*L values is ``L`` (= sqrt of the number of cells), i.e. the mean squared norm
