@@ -264,17 +264,3 @@ def reconstruct(model: StyleMapGAN, code: Code) -> torch.Tensor:
     """The image of a code returned by :func:`refine` (stylemap or pyramid), unclamped."""
     with torch.no_grad():
         return model.synthesize(code) if isinstance(code, list) else model.decode(code)
-
-
-__all__ = [
-    "DEFAULT_LR",
-    "DEFAULT_PROXIMITY",
-    "DEFAULT_STEPS",
-    "Differentiable",
-    "RefineStep",
-    "RefineTrace",
-    "frozen",
-    "psnr",
-    "reconstruct",
-    "refine",
-]
