@@ -215,10 +215,9 @@ class Renderer(ABC):
 class ReferenceRenderer(Renderer):
     """Exact rendering with plain model calls; caches codes and pyramids, nothing else."""
 
-    def __init__(self, model: StyleMapGAN, mode: str = "exact", *, max_pyramids: int = 8,
-                 max_cache_bytes: int | None = 256 << 20) -> None:
-        super().__init__(model, mode, Codes())
-        self.pyramids: LRUCache[str, Pyramid] = LRUCache(max_pyramids, max_cache_bytes)
+    def __init__(self, model: StyleMapGAN) -> None:
+        super().__init__(model, "exact", Codes())
+        self.pyramids: LRUCache[str, Pyramid] = LRUCache(8, 256 << 20)  # a few images' pyramids
         self.codes.on_clear.append(self.pyramids.clear)
 
     def with_mode(self, mode: str) -> "ReferenceRenderer":
