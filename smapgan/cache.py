@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, Iterator, TypeVar
+from typing import Generic, Hashable, Iterator, TypeVar
 
 import torch
 
@@ -33,18 +33,16 @@ def tensor_nbytes(value: object) -> int:
 class LRUCache(Generic[K, V]):
     """Least-recently-used cache bounded by entry count and (optionally) total bytes.
 
-    ``sizeof`` measures a value when it is stored; call :meth:`touch` after a
+    A value is measured (:func:`tensor_nbytes`) when it is stored; call :meth:`touch` after a
     stored value grows so the bound is enforced again. The most recently used
     entry is never evicted by its own growth.
     """
 
-    def __init__(self, max_entries: int, max_bytes: int | None = None,
-                 sizeof: Callable[[V], int] = tensor_nbytes) -> None:
+    def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.sizeof = sizeof
         self._data: OrderedDict[K, V] = OrderedDict()
         self._sizes: dict[K, int] = {}
         self._lock = threading.RLock()
@@ -66,14 +64,14 @@ class LRUCache(Generic[K, V]):
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
-            self._sizes[key] = self.sizeof(value)
+            self._sizes[key] = tensor_nbytes(value)
             self._shrink()
 
     def touch(self, key: K) -> None:
         """Re-measure an entry (after it grew) and evict others if over the bounds."""
         with self._lock:
             if key in self._data:
-                self._sizes[key] = self.sizeof(self._data[key])
+                self._sizes[key] = tensor_nbytes(self._data[key])
                 self._data.move_to_end(key)
                 self._shrink()
 
@@ -81,7 +79,7 @@ class LRUCache(Generic[K, V]):
         """Re-measure an entry without making it the most recently used."""
         with self._lock:
             if key in self._data:
-                self._sizes[key] = self.sizeof(self._data[key])
+                self._sizes[key] = tensor_nbytes(self._data[key])
 
     def pop(self, key: K) -> V | None:
         with self._lock:

@@ -75,11 +75,8 @@ class Codes:
 
 
 class Renderer(ABC):
-    """What ops and the app render with: handles in, images out, in one of ``modes``.
-
-    The model's weights are fixed for the renderer's life (see the module's docstring):
-    after changing them, call :meth:`clear_cache`.
-    """
+    """What ops and the app render with: handles in, images out, in one of ``modes`` (the model's weights
+    fixed for the renderer's life: the module's docstring)."""
 
     modes: tuple[str, ...] = ("exact",)
 
@@ -218,10 +215,9 @@ class Renderer(ABC):
 class ReferenceRenderer(Renderer):
     """Exact rendering with plain model calls; caches codes and pyramids, nothing else."""
 
-    def __init__(self, model: StyleMapGAN, mode: str = "exact", *, max_pyramids: int = 8,
-                 max_cache_bytes: int | None = 256 << 20) -> None:
-        super().__init__(model, mode, Codes())
-        self.pyramids: LRUCache[str, Pyramid] = LRUCache(max_pyramids, max_cache_bytes)
+    def __init__(self, model: StyleMapGAN) -> None:
+        super().__init__(model, "exact", Codes())
+        self.pyramids: LRUCache[str, Pyramid] = LRUCache(8, 256 << 20)  # a few images' pyramids
         self.codes.on_clear.append(self.pyramids.clear)
 
     def with_mode(self, mode: str) -> "ReferenceRenderer":

@@ -30,16 +30,12 @@ KINDS = ("background", "layer", "composite")
 
 @dataclass
 class _Entry:
-    background: bytes | None = None
-    layers: dict[int, bytes] = field(default_factory=dict)
-    composite: bytes | None = None
+    parts: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    """By (kind, layer index; 0 for the background and the composite)."""
     stamp: float = field(default_factory=time.monotonic)
 
-    def parts(self) -> int:
-        return (self.background is not None) + len(self.layers) + (self.composite is not None)
-
     def nbytes(self) -> int:
-        return len(self.background or b"") + sum(map(len, self.layers.values())) + len(self.composite or b"")
+        return sum(map(len, self.parts.values()))
 
 
 class BlobLimitError(limits.LimitError):
@@ -57,12 +53,6 @@ class BlobStore:
         for key in [k for k, e in self._items.items() if now - e.stamp > limits.BLOB_TTL_S]:
             del self._items[key]
 
-    def usage(self, session: str) -> tuple[int, int]:
-        """(parts, bytes) held for ``session``."""
-        with self._lock:
-            entries = [e for (s, _), e in self._items.items() if s == session]
-            return sum(e.parts() for e in entries), sum(e.nbytes() for e in entries)
-
     def put(self, session: str, blob_id: str, kind: str, index: int | None, data: bytes) -> None:
         if kind not in KINDS:
             raise BlobLimitError(f"unknown canvas part {kind!r}")
@@ -77,9 +67,9 @@ class BlobStore:
             self._expire(now)
             key = (session, blob_id)
             entry = self._items.get(key) or _Entry()
-            old = {"background": entry.background, "composite": entry.composite,
-                   "layer": entry.layers.get(index if index is not None else -1)}[kind]
-            parts = sum(e.parts() for (s, _), e in self._items.items() if s == session) + (old is None)
+            part = (kind, index if kind == "layer" else 0)
+            old = entry.parts.get(part)
+            parts = sum(len(e.parts) for (s, _), e in self._items.items() if s == session) + (old is None)
             held = sum(e.nbytes() for (s, _), e in self._items.items() if s == session) - len(old or b"")
             if parts > limits.MAX_SESSION_BLOBS:
                 raise BlobLimitError(f"too many canvas parts held for your session (limit {limits.MAX_SESSION_BLOBS})")
@@ -87,13 +77,7 @@ class BlobStore:
                 raise BlobLimitError(
                     f"canvas parts held for your session would exceed {limits.MAX_SESSION_BLOB_BYTES // 2**20} MiB"
                 )
-            if kind == "layer":
-                assert index is not None
-                entry.layers[index] = data
-            elif kind == "background":
-                entry.background = data
-            else:
-                entry.composite = data
+            entry.parts[part] = data
             entry.stamp = now
             self._items[key] = entry
             self._items.move_to_end(key)
@@ -108,11 +92,9 @@ class BlobStore:
             entry = self._items.pop((session, blob_id), None)
         if entry is None:
             return None
-        return {
-            "background": entry.background,
-            "layers": [entry.layers[i] for i in sorted(entry.layers)],
-            "composite": entry.composite,
-        }
+        parts = entry.parts
+        layers = [parts[p] for p in sorted(p for p in parts if p[0] == "layer")]
+        return {"background": parts.get(("background", 0)), "layers": layers, "composite": parts.get(("composite", 0))}
 
 
 STORE = BlobStore()

@@ -1,30 +1,12 @@
 """What stands between the public network and Gradio's routes: request limits and a fair queue.
 
 Gradio (6.x) offers a queue size (``max_size``), per-event ``concurrency_limit``/``concurrency_id``
-and ``max_file_size``, and nothing else this app needs against hostile use. So this module adds,
-each for a stated reason, and each tested in ``tests/test_reliability_hostile.py``:
-
-- :class:`BodyLimit`, an ASGI middleware (installed through ``launch(app_kwargs=...)``, a public
-  parameter): JSON API calls are refused past ``limits.MAX_REQUEST_BODY``, canvas-blob uploads
-  past ``limits.MAX_BLOB_BYTES`` and file uploads past ``limits.MAX_UPLOAD_BODY`` *before* the body
-  is read, parsed or stored. Gradio parses any
-  body it is sent (a 9 MB placements string took 4 s and +250 MB before the op saw it).
-- :func:`install_fair_queue`: one client must not fill the shared queue. Gradio has no per-client
-  cap, and a cap inside the handler would come too late (a job is in the queue before it runs),
-  so the queue's ``push`` (private) is wrapped: a job is refused with HTTP 429 when its session
-  already has ``limits.MAX_SESSION_JOBS`` queued or running, or its client address
-  ``limits.MAX_CLIENT_JOBS``, and with HTTP 422 when it carries more values than the event takes
-  (extra positional parameters); inputs left out at the end take their defaults
-  (:func:`complete_values`). Other clients' jobs are still accepted and served. Refinement is
-  priced like pixels (issue 29): a job's GFLOP are charged to its address's
-  :class:`RefineBudget` (at once and per minute, HTTP 429 past either) and it runs in a lane of
-  its own (:data:`REFINE_LANE`), so that encoder-only edits never queue behind it.
-- :func:`client_key`: the address those caps count, ``X-Forwarded-For`` believed only from a
-  trusted proxy (``SMAPGAN_TRUSTED_PROXIES``; docs/limits.md says what a deployer sets).
-- :class:`BodyLimit` also drops a request body that pauses or trickles (HTTP 408, connection
-  closed: ``limits.MIN_BODY_RATE`` after ``limits.BODY_GRACE_S``).
-- :func:`current_session`: the session of the request being handled (Gradio's request context),
-  so that the editor's canvas blobs are only usable by the session that uploaded them.
+and ``max_file_size``, and nothing else this app needs against hostile use. So this module adds
+:class:`BodyLimit` (a body refused past its limit before it is read, one that trickles dropped),
+:func:`install_fair_queue` (no session or client address holds more than its share of the queue;
+refinement priced in GFLOP and run in a lane of its own), :func:`client_key` (the address those
+caps count) and :func:`current_session` (whose canvas blobs a request may use). Each is tested in
+``tests/test_reliability_hostile.py``; docs/limits.md lists the limits and what a deployer sets.
 
 The Gradio internals this needs (the queue's ``push`` and its jobs, the request being served) are
 reached through :mod:`.gradio_internals`, which says why for each; if a Gradio upgrade removes one,
@@ -127,8 +109,9 @@ def body_limit_for(path: str) -> int | None:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it, and drop a
-    body that trickles (HTTP 408, connection closed: :data:`limits.MIN_BODY_RATE`)."""
+    """ASGI middleware: refuse an over-long POST body with HTTP 413 before the app reads it (Gradio parses
+    any body: a 9 MB placements string took 4 s and +250 MB before the op saw it), and drop a body that
+    trickles (HTTP 408, connection closed: :data:`limits.MIN_BODY_RATE`)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
@@ -283,6 +266,10 @@ class RefineBudget:
 def install_fair_queue(demo: Any, price: Callable[[Any, list[Any]], float] | None = None) -> None:
     """Wrap ``demo``'s queue so that no session or client address holds more than its share.
 
+    The queue's ``push`` is wrapped: Gradio has no per-client cap, and one inside the handler would come
+    too late (a job is in the queue before it runs). A session past ``limits.MAX_SESSION_JOBS`` queued or
+    running, or an address past ``limits.MAX_CLIENT_JOBS``, gets HTTP 429; more values than the event
+    takes, HTTP 422 (:func:`complete_values`).
     ``price(event, values)`` is a job's refinement work in GFLOP (0: none): such a job is charged
     to its address's :class:`RefineBudget` (HTTP 429 past it) and runs in :data:`REFINE_LANE`.
     """

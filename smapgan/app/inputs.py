@@ -259,10 +259,10 @@ def image_uploads(ui: WidgetFactory, item: spec.ImageInput) -> Widget:
 
     if item.count == 1:
         params = [item.name]
-        components = [make(item.title, item.name, item.optional)]
+        components = [make(item.title, item.name, False)]
     else:
         params = [f"{item.name}_{i}" for i in range(1, item.count + 1)]
-        components = [make(f"{item.title} 1", params[0], item.optional)]
+        components = [make(f"{item.title} 1", params[0], False)]
         with gr.Accordion(f"More ({item.count - 1})", open=False):
             components += [make(f"{item.title} {i}", params[i - 1], True) for i in range(2, item.count + 1)]
 
@@ -369,7 +369,7 @@ def _connect_points(tab: Tab, item: spec.PointsInput, box: Any) -> None:
         return
     image = target.components[0]
 
-    def add_point(payload: Any, points: str, evt: gr.SelectData, multiple: bool = item.multiple) -> str:
+    def add_point(payload: Any, points: str, evt: gr.SelectData) -> str:
         source = file_source(payload)
         if source is None or evt.index is None:
             return points
@@ -381,7 +381,7 @@ def _connect_points(tab: Tab, item: spec.PointsInput, box: Any) -> None:
         x = (evt.index[0] - (width - side) / 2 + 0.5) / side
         y = (evt.index[1] - (height - side) / 2 + 0.5) / side
         point = f"{min(max(x, 0.0), 1.0):.3f},{min(max(y, 0.0), 1.0):.3f}"
-        return f"{points}; {point}" if points and points.strip() and multiple else point
+        return f"{points}; {point}" if points and points.strip() else point
 
     image.select(add_point, [image, box], box, preprocess=False, api_visibility="private", **PREVIEW_EVENT)
 

@@ -129,21 +129,15 @@ class PhotoContext(OpContext):
         return self.photo.paste_back(imageio.tensor_to_image(result))
 
 
-def preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -> tuple[Image.Image, str, int]:
-    """What the model will see of an upload (its crop), a note, and the number of faces found."""
-    try:
-        aligned = align_photo(open_photo(source), model.config.size, align=crop_mode(crop_choice, model),
-                              face=face_number(face))
-    except FaceNotFound:
-        raise FaceNotFound("no face was found in the photo; choose Crop: center to use the center crop") from None
-    return aligned.crop, aligned.note, len(aligned.faces)
-
-
 def upload_preview(source: Any, model: Any, crop_choice: Any = "auto", face: Any = 0) -> tuple[int, Any, str, int]:
     """An upload as ``model`` will see it (:class:`~smapgan.app.inputs.PhotoIntake`): the model's side, and
     the crop to show beside the photo with a note and the number of faces; no crop (None) where the
     model simply center-crops, so that the center crop replaces the upload as any image's does."""
-    if crop_mode(crop_choice, model) == "center" and model.config.alignment != "ffhq":
+    mode = crop_mode(crop_choice, model)
+    if mode == "center" and model.config.alignment != "ffhq":
         return model.config.size, None, "", 0
-    cropped, note, faces = preview(source, model, crop_choice, face)
-    return model.config.size, cropped, note, faces
+    try:
+        aligned = align_photo(open_photo(source), model.config.size, align=mode, face=face_number(face))
+    except FaceNotFound:
+        raise FaceNotFound("no face was found in the photo; choose Crop: center to use the center crop") from None
+    return model.config.size, aligned.crop, aligned.note, len(aligned.faces)

@@ -41,15 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help=f"other inputs: {', '.join(keys)}"
             )
+        has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
+        cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
         if found.image_inputs:
             cmd.add_argument(
                 "--refine-steps", type=int, default=0, metavar="N",
                 help="refine each input image's stylemap by N optimisation steps before editing "
                 "(0: the encoder alone; see smapgan.latent.invert)",
             )
-        has_image = any(isinstance(o, ImageOutput) for o in found.outputs)
-        cmd.add_argument("--out", required=has_image, help="output image (PNG); frames go to <stem>_<name>.gif")
-        if found.image_inputs:
             cmd.add_argument(
                 "--align", choices=("auto", "face", "none"), default="auto",
                 help="how each image becomes the model's input: face (FFHQ alignment, needs smapgan[faces]), "

@@ -31,12 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.space_command == "deploy":
-        return _deploy(args)
-    raise ValueError(f"unknown action {args.space_command!r}")
-
-
-def _deploy(args: argparse.Namespace) -> int:
+    """``deploy``, the one action (argparse refuses any other)."""
     import tempfile
     from pathlib import Path
 

@@ -53,7 +53,7 @@ def open_image(source: ImageSource, *, max_bytes: int = MAX_BYTES, max_pixels: i
         return _from_array(source, max_pixels)
     if isinstance(source, Image.Image):
         image = source
-        _check_pixels(image, what, max_pixels)
+        _check_pixels(image.size, what, max_pixels)
         if image.tell() != 0:  # a caller's own animation: its first frame
             image.seek(0)
     else:
@@ -134,28 +134,23 @@ def decoding(source: ImageSource) -> Any:
 
 
 def _read(source: ImageSource, what: str, max_bytes: int) -> bytes:
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-        if len(data) > max_bytes:
-            raise ImageInputError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
-        if not data:
-            raise ImageInputError(f"{what} is empty")
-        return data
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
+        if not Path(source).is_file():
             raise ImageInputError(f"{what} does not exist or is not a file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageInputError(f"{what} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
-        if size == 0:
-            raise ImageInputError(f"{what} is empty")
-        return path.read_bytes()
-    raise ImageInputError(f"expected an image file, bytes or a PIL image, got {type(source).__name__}")
+        size = Path(source).stat().st_size
+    elif isinstance(source, (bytes, bytearray)):
+        size = len(source)
+    else:
+        raise ImageInputError(f"expected an image file, bytes or a PIL image, got {type(source).__name__}")
+    if size > max_bytes:
+        raise ImageInputError(f"{what} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+    if size == 0:
+        raise ImageInputError(f"{what} is empty")
+    return bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
 
 
-def _check_pixels(image: Image.Image, what: str, max_pixels: int) -> None:
-    w, h = image.size
+def _check_pixels(size: tuple[int, int], what: str, max_pixels: int) -> None:
+    w, h = size
     if w < 1 or h < 1:
         raise ImageInputError(f"{what} has no pixels ({w}x{h})")
     if w * h > max_pixels:
@@ -165,8 +160,7 @@ def _check_pixels(image: Image.Image, what: str, max_pixels: int) -> None:
 def _from_array(array: np.ndarray, max_pixels: int) -> Image.Image:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise ImageInputError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
-    if array.shape[0] * array.shape[1] > max_pixels:
-        raise ImageInputError(f"image is {array.shape[1]}x{array.shape[0]} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+    _check_pixels((array.shape[1], array.shape[0]), "image", max_pixels)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.dtype != np.uint8:

@@ -130,33 +130,22 @@ def charge_pixels(pixels: int, what: str) -> None:
     left[0] -= pixels
 
 
-class _Decoding:
-    """A weighted semaphore over pixels being decoded (see :data:`MAX_DECODING_PIXELS`)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.used = 0
-        self._cond = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, pixels: int, timeout: float = DECODE_WAIT_S) -> Iterator[None]:
-        pixels = min(max(int(pixels), 0), self.capacity)
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.used + pixels <= self.capacity, timeout):
-                raise LimitError("the server is busy decoding other images; try again in a moment")
-            self.used += pixels
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.used -= pixels
-                self._cond.notify_all()
+_room = threading.Condition()
+_decoding_now = [0]  # pixels being decoded in the whole process, held under _room
 
 
-_decoding = _Decoding(MAX_DECODING_PIXELS)
-
-
-def decoding(pixels: int) -> contextlib.AbstractContextManager[None]:
-    """Hold room for ``pixels`` being decoded (and converted) until the block ends."""
-    return _decoding.hold(pixels)
-
+@contextlib.contextmanager
+def decoding(pixels: int) -> Iterator[None]:
+    """Hold room for ``pixels`` being decoded (and converted) until the block ends: a weighted semaphore
+    over :data:`MAX_DECODING_PIXELS` (refused as "busy" after :data:`DECODE_WAIT_S`)."""
+    pixels = min(max(int(pixels), 0), MAX_DECODING_PIXELS)
+    with _room:
+        if not _room.wait_for(lambda: _decoding_now[0] + pixels <= MAX_DECODING_PIXELS, DECODE_WAIT_S):
+            raise LimitError("the server is busy decoding other images; try again in a moment")
+        _decoding_now[0] += pixels
+    try:
+        yield
+    finally:
+        with _room:
+            _decoding_now[0] -= pixels
+            _room.notify_all()

@@ -12,9 +12,7 @@ those without (negatives). Two methods:
   strong-regularization limit of the above; prefer it with very few images
   (under ~20 per side), where a classifier mostly fits noise.
 
-Without labels, :func:`sefa` finds directions in closed form from the weights
-(SeFa): the top eigenvectors of A^T A for the first layer that reads the
-stylemap; they are stored as ``sefa_0 ... sefa_{K-1}`` with their eigenvalues.
+Without labels, :func:`sefa` finds directions in closed form from the weights (SeFa).
 
 Convention: a direction has unit norm *per stylemap cell*: its L2 norm over all
 C*L*L values is ``L`` (= sqrt of the number of cells), i.e. the mean squared norm
@@ -125,12 +123,11 @@ class SefaFit:
     eigenvalues: torch.Tensor
 
 
-def sefa(weight: torch.Tensor, count: int, scale: float | None = None) -> SefaFit:
+def sefa(weight: torch.Tensor, count: int) -> SefaFit:
     """SeFa (Shen & Zhou, CVPR 2021): the top eigenvectors of A^T A for the first layer A reading the code.
 
     ``weight`` is that layer's conv weight (C_out, C, k, k) as stored (equalized
-    learning rate); ``scale`` is the factor the layer multiplies it by at run time
-    (default ``1/sqrt(C*k*k)``, the decoder's equalized scale). The k x k taps are
+    learning rate), used times ``1/sqrt(C*k*k)`` as the decoder does at run time. The k x k taps are
     summed, so A (C_out, C) is the layer's response to a code that is constant over
     the cells: a direction is one C-vector added to every cell (or to the cells of a
     mask). Eigenvectors are unit vectors, sorted by decreasing eigenvalue, each
@@ -141,8 +138,7 @@ def sefa(weight: torch.Tensor, count: int, scale: float | None = None) -> SefaFi
     c = weight.shape[1]
     if not 1 <= count <= c:
         raise ValueError(f"count must be between 1 and the stylemap's channels ({c}), got {count}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(c * weight.shape[2] * weight.shape[3])
+    scale = 1.0 / math.sqrt(c * weight.shape[2] * weight.shape[3])
     a = weight.detach().double().sum(dim=(2, 3)) * scale  # (C_out, C)
     eigenvalues, eigenvectors = torch.linalg.eigh(a.T @ a)  # ascending
     order = torch.argsort(eigenvalues, descending=True)[:count]

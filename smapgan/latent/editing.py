@@ -86,10 +86,7 @@ def blend_pyramid(
     """Blend two pyramids level by level, the mask pooled to each level: the "w+" space."""
     if len(original) != len(reference):
         raise ValueError("pyramids must have the same number of levels")
-    return [
-        blend(o, r, pool_mask(mask, o.shape[-2:], pooling, threshold).to(o.dtype) * strength)
-        for o, r in zip(original, reference)
-    ]
+    return [blend_stylemap(o, r, mask, pooling, strength, threshold) for o, r in zip(original, reference)]
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:

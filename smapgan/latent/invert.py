@@ -6,26 +6,15 @@ starts from ``model.encode(images)`` and optimises the code for a few dozen
 steps against the image (Adam on the code, the networks frozen), in the spirit
 of Image2StyleGAN++'s masked embedding:
 
-    loss = masked MSE(G(code), image) [+ perceptual weight * LPIPS]
+    loss = masked MSE(G(code), image) [+ LPIPS]
            + proximity * mean((code - encoder code)^2)
 
-* ``space="w"`` refines the stylemap (N,C,L,L) and returns it: every edit of
-  every op (blends in w or w+, lerps, directions) then starts from it.
-  ``space="w+"`` refines each level of the pyramid and returns the pyramid: it
-  fits closer, but only pyramid edits (w+ blends, style mix) can use it.
-* ``mask`` (N,1,S,S), 1 = fit here, limits the loss to those pixels and the
-  update to the code cells it touches (max-pooled to each code resolution);
-  the other cells stay the encoder's, bit for bit.
-* The proximity term keeps the refined code near the encoder's, where the
-  generator and the editing directions were trained, so that edits stay
-  semantic. :data:`DEFAULT_PROXIMITY` (0.1) was chosen from the trade-off
-  between reconstruction, code drift and local editing (paper Table 4)
-  measured with ``bench/refine.py`` (docs/refine.md).
-
-The encoder's and generator's weights are never changed: their
-``requires_grad`` flags are switched off for the run and restored after.
-Stopping early (``progress`` returns False, or ``stop`` is set) returns the
-best code seen so far, per image.
+``space="w"`` refines the stylemap, which every edit of every op (blends in w or w+,
+lerps, directions) then starts from; ``space="w+"`` each level of the pyramid, closer,
+but only pyramid edits can use it. A ``mask`` limits the loss to its pixels and the update
+to the code cells it touches. The proximity term keeps the code near the encoder's, where
+the generator and the editing directions were trained, so that edits stay semantic
+(:data:`DEFAULT_PROXIMITY`, measured with ``bench/refine.py``: docs/refine.md).
 """
 
 from __future__ import annotations
@@ -51,7 +40,6 @@ DEFAULT_LR = 0.05
 # the directions were trained) for 0.6-0.9 dB less PSNR, and gives the best MSE_ref: the sweep of
 # bench/refine.py on the bundled model is in docs/refine.md.
 DEFAULT_PROXIMITY = 0.1
-DEFAULT_PERCEPTUAL_WEIGHT = 1.0
 
 
 @dataclass
@@ -137,7 +125,6 @@ def refine(
     lr: float = DEFAULT_LR,
     proximity: float = DEFAULT_PROXIMITY,
     perceptual: object = None,
-    perceptual_weight: float = DEFAULT_PERCEPTUAL_WEIGHT,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     seed: int = 0,
@@ -202,11 +189,11 @@ def refine(
             pyramid = codes if space == "w+" else decoder.expand(codes[0])
             y = decoder.synthesize(pyramid)
             fit = _masked_mse(y, images, mask)
-            if loss_fn is not None and perceptual_weight:
+            if loss_fn is not None:
                 y_in, x_in = y, images
                 if mask is not None:  # perceptual term on the masked region only (outside: the target itself)
                     y_in = torch.lerp(images, y, mask.expand_as(y))
-                fit = fit + perceptual_weight * loss_fn(y_in, x_in).reshape(n, -1).mean(1)
+                fit = fit + loss_fn(y_in, x_in).reshape(n, -1).mean(1)
             prox = sum((c - a).pow(2).flatten(1).sum(1) for c, a in zip(codes, anchors)) / numel
             return fit + proximity * prox, fit
 
@@ -277,17 +264,3 @@ def reconstruct(model: StyleMapGAN, code: Code) -> torch.Tensor:
     """The image of a code returned by :func:`refine` (stylemap or pyramid), unclamped."""
     with torch.no_grad():
         return model.synthesize(code) if isinstance(code, list) else model.decode(code)
-
-
-__all__ = [
-    "DEFAULT_LR",
-    "DEFAULT_PROXIMITY",
-    "DEFAULT_STEPS",
-    "Differentiable",
-    "RefineStep",
-    "RefineTrace",
-    "frozen",
-    "psnr",
-    "reconstruct",
-    "refine",
-]

@@ -98,21 +98,12 @@ def load_release_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def config_from_train_args(train_args: Any) -> StyleMapGANConfig:
-    """Map the release's ``train_args`` (Namespace or dict) onto the config dataclass."""
+def model_from_release_checkpoint(checkpoint: dict[str, Any], alignment: str) -> StyleMapGAN:
+    """Build a model (its config from the ``train_args``, a Namespace or dict, with ``alignment``) and load
+    the EMA weights (and the discriminator, when present) strictly."""
+    train_args = checkpoint["train_args"]
     values = vars(train_args) if isinstance(train_args, argparse.Namespace) else dict(train_args)
-    return StyleMapGANConfig.from_dict(values)
-
-
-def model_from_release_checkpoint(checkpoint: dict[str, Any], alignment: str | None = None) -> StyleMapGAN:
-    """Build a model and load the EMA weights (and the discriminator, when present) strictly.
-
-    ``alignment``: the config's (default: from the ``train_args``' data set, :func:`release_alignment`).
-    """
-    config = config_from_train_args(checkpoint["train_args"])
-    if alignment is None:
-        alignment = release_alignment(getattr(checkpoint["train_args"], "dataset", None))
-    config = dataclasses.replace(config, alignment=alignment)
+    config = dataclasses.replace(StyleMapGANConfig.from_dict(values), alignment=alignment)
     has_d = isinstance(checkpoint.get("discriminator"), dict)
     model = StyleMapGAN(config, with_discriminator=has_d)
     try:

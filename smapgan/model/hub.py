@@ -38,10 +38,6 @@ class HubError(RuntimeError):
     """Any failure to resolve, download or push; the message says what to do about it."""
 
 
-def _rev(revision: str | None) -> str:
-    return revision or constants.DEFAULT_REVISION
-
-
 def _download_hint(repo_id: str, revision: str | None) -> str:
     rev = f" --revision {revision}" if revision else ""
     return (
@@ -127,7 +123,7 @@ def resolve_model_dir(
         return local
 
     repo_id = os.fspath(name_or_path)
-    rev = _rev(revision)
+    rev = revision or constants.DEFAULT_REVISION
     patterns = None
     if allow_patterns is not None:
         patterns = [allow_patterns] if isinstance(allow_patterns, str) else list(allow_patterns)
@@ -157,7 +153,7 @@ def resolve_model_dir(
 
 def _download_error(exc: Exception, repo_id: str, revision: str | None, offline: bool) -> HubError | None:
     """The HubError to raise for a failed ``snapshot_download``; None lets an unknown error through."""
-    rev = _rev(revision)
+    rev = revision or constants.DEFAULT_REVISION
     endpoint = constants.ENDPOINT
     where = f"{repo_id!r} (revision {rev!r})"
     if isinstance(exc, IncompleteSnapshotError):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from ..model import StyleMapGAN
-from ..preview import Previewer, nothing_newer
+from ..preview import nothing_newer, previewed
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
 from .picture import Picture, PictureSource, load_picture
@@ -83,9 +83,8 @@ class OpContext:
             return handle
 
         def refine(stylemap: torch.Tensor) -> tuple[torch.Tensor, bool]:
-            outcome = invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop,
-                             decoder=self.renderer.gradient_decoder())
-            return outcome.stylemap, outcome.complete
+            return invert(self.model, picture.image, stylemap, self.inversion, self.report, self.stop,
+                          decoder=self.renderer.gradient_decoder())
 
         return self.renderer.refined(handle, self.inversion.key, refine, self.session)[0]
 
@@ -111,7 +110,7 @@ class OpContext:
             self.showing_preview = False
             yield self.render(edit, base=base)
             return
-        for shown in Previewer(self.renderer, self.newer_edit).render(edit, base):
+        for shown in previewed(self.renderer, edit, base, self.newer_edit):
             self.showing_preview = not shown.exact
             yield shown.image
         self.showing_preview = False

@@ -9,7 +9,7 @@ made from an example shows exactly what a user gets from the CLI.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -30,20 +30,16 @@ def example_mask(mask: Any, size: int) -> torch.Tensor | None:
     return imageio.load_mask(mask, size)
 
 
-def example_values(
-    found: Op, ctx: OpContext, example: Mapping[str, Any] | None = None, examples_dir: str | Path = EXAMPLES_DIR
-) -> dict[str, Any]:
-    """Keyword values for ``found.run(ctx, **values)`` from one of its examples (default: the first).
+def example_values(found: Op, ctx: OpContext) -> dict[str, Any]:
+    """Keyword values for ``found.run(ctx, **values)`` from its first example.
 
-    Image file names are relative to ``examples_dir``; ``<input>_mask`` entries give
+    Image file names are relative to :data:`EXAMPLES_DIR`; ``<input>_mask`` entries give
     masks (boxes or files) paired in order with the images. Other inputs are passed
     as declared and parsed by the op (missing ones take their defaults).
     """
-    if example is None:
-        if not found.examples:
-            raise ValueError(f"op {found.name!r} declares no example")
-        example = found.examples[0]
-    folder = Path(examples_dir)
+    if not found.examples:
+        raise ValueError(f"op {found.name!r} declares no example")
+    example = found.examples[0]
     values: dict[str, Any] = {}
     for item in found.inputs:
         value = example.get(item.name)
@@ -58,7 +54,7 @@ def example_values(
         masks = list(masks) if item.count > 1 and masks is not None else [masks]
         pictures: list[Picture] = []
         for i, name in enumerate(files):
-            path = Path(name) if Path(name).is_absolute() else folder / name
+            path = Path(name) if Path(name).is_absolute() else EXAMPLES_DIR / name
             mask = masks[i] if i < len(masks) else None
             pictures.append(ctx.picture(path, example_mask(mask, ctx.size)))
         values[item.name] = pictures if item.count > 1 else pictures[0]

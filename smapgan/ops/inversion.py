@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from ..intake import limits
-from ..latent.invert import DEFAULT_LR, DEFAULT_PROXIMITY, Differentiable, RefineStep, RefineTrace, refine
+from ..latent.invert import Differentiable, RefineStep, RefineTrace, refine
 from ..model import StyleMapGAN
 
 ENCODER_ONLY = "encoder only"
@@ -28,11 +28,10 @@ MAX_STEPS = limits.MAX_REFINE_STEPS
 
 @dataclass(frozen=True)
 class Inversion:
-    """``steps`` = 0: the encoder's stylemap; > 0: that many refinement steps from it."""
+    """``steps`` = 0: the encoder's stylemap; > 0: that many refinement steps from it (``refine``'s
+    default proximity and learning rate)."""
 
     steps: int = 0
-    proximity: float = DEFAULT_PROXIMITY
-    lr: float = DEFAULT_LR
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.steps) <= MAX_STEPS:
@@ -54,7 +53,7 @@ class Inversion:
     @property
     def key(self) -> str:
         """Part of the cache key: codes refined with other settings are other entries."""
-        return "encoder" if not self.active else f"refine:{self.steps}:{self.proximity:g}:{self.lr:g}"
+        return "encoder" if not self.active else f"refine:{self.steps}"
 
 
 class InversionSession:
@@ -70,12 +69,6 @@ class InversionSession:
         return InversionSession()  # gr.State copies its initial value per session: a fresh event each
 
 
-@dataclass
-class Outcome:
-    stylemap: torch.Tensor
-    complete: bool  # False when stopped early: use it, but do not cache it as the refined code
-
-
 def invert(
     model: StyleMapGAN,
     image: torch.Tensor,
@@ -83,20 +76,16 @@ def invert(
     inversion: Inversion,
     report: Callable[[float, str], None],
     stop: threading.Event | None = None,
-    label: str = "image",
     decoder: Differentiable | None = None,
-) -> Outcome:
-    """The stylemap of ``image`` under ``inversion``, starting from its encoder code ``encoded``;
+) -> tuple[torch.Tensor, bool]:
+    """The stylemap of ``image`` refined per ``inversion`` (active), starting from its encoder code ``encoded``,
+    and whether it is complete (False when stopped early: use it, but do not cache it as the refined code);
     ``decoder``: what it back-propagates through (``refine``'s, the model by default)."""
-    if not inversion.active:
-        return Outcome(encoded, True)
 
     def progress(info: RefineStep) -> None:
-        report(info.step / info.steps, f"refining {label}: step {info.step}/{info.steps}")
+        report(info.step / info.steps, f"refining image: step {info.step}/{info.steps}")
 
     trace = RefineTrace()
-    code = refine(
-        model, image, steps=inversion.steps, proximity=inversion.proximity, lr=inversion.lr,
-        progress=progress, stop=stop, init=encoded, trace=trace, decoder=decoder,
-    )
-    return Outcome(code, not trace.stopped)
+    code = refine(model, image, steps=inversion.steps, progress=progress, stop=stop, init=encoded, trace=trace,
+                  decoder=decoder)
+    return code, not trace.stopped

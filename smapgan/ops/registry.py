@@ -183,20 +183,15 @@ def _load_paths(registry: Registry, folders: Sequence[str]) -> None:
             _add_module(registry, module, str(path), "path")
 
 
-def path_folders(value: str | None = None) -> list[str]:
-    """The folders named by ``SMAPGAN_OPS_PATH`` (or ``value``)."""
-    value = os.environ.get(PATH_ENV, "") if value is None else value
-    return [part for part in value.split(os.pathsep) if part.strip()]
+def path_folders() -> list[str]:
+    """The folders named by ``SMAPGAN_OPS_PATH``."""
+    return [part for part in os.environ.get(PATH_ENV, "").split(os.pathsep) if part.strip()]
 
 
-def discover(
-    *, builtin: bool = True, entry_points: bool = True, paths: Sequence[str] | None = None
-) -> Registry:
+def discover(*, paths: Sequence[str] | None = None) -> Registry:
     """Find every op; ``paths`` defaults to the folders in ``SMAPGAN_OPS_PATH``."""
     registry = Registry()
-    if builtin:
-        _load_builtin(registry)
-    if entry_points:
-        _load_entry_points(registry)
+    _load_builtin(registry)
+    _load_entry_points(registry)
     _load_paths(registry, path_folders() if paths is None else list(paths))
     return registry

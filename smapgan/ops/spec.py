@@ -129,7 +129,6 @@ class ImageInput(Input):
     """
 
     mask: MaskMode = "none"
-    optional: bool = False
     count: int = 1
     kind: ClassVar[str] = "image"
     needs_context: ClassVar[bool] = True
@@ -143,7 +142,7 @@ class ImageInput(Input):
         text = "image" if self.count == 1 else f"1-{self.count} images"
         if self.mask != "none":
             text += f" + {self.mask} mask"
-        return text + (" (optional)" if self.optional else "")
+        return text
 
     def check(self, op_: "Op") -> None:
         if self.count < 1:
@@ -173,14 +172,12 @@ class ImageInput(Input):
                     raise OpError(f"{self.name} takes one image, got {len(value)}")
                 value = value[0] if value else None
             if value is None:
-                if self.optional:
-                    return None
                 raise OpError("{field} needs an image", self)
             return one(value)
         items = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
         if len(items) > self.count:
             raise OpError(f"{self.name} takes at most {self.count} images, got {len(items)}")
-        if not items and not self.optional:
+        if not items:
             raise OpError("{field} needs at least one image", self)
         return [one(v) for v in items]
 
@@ -196,7 +193,7 @@ class ImageInput(Input):
             *self.cli_flags(),
             dest=f"image_{self.name}",
             action="append" if self.count > 1 else "store",
-            required=not self.optional,
+            required=True,
             metavar="FILE",
             help=self.title + (f" (up to {self.count})" if self.count > 1 else ""),
         )
@@ -213,23 +210,27 @@ class ImageInput(Input):
         return sources if self.count > 1 else (sources[0] if sources else None)
 
 
-def _number(item: Input, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise OpError(f"{item.name} must be a number, got {short_repr(value)}") from None
+class _Number:
+    """What the number kinds share: a ``default``, ``integer``, and parsing up to their own :meth:`check_range`."""
 
+    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
+        return int(self.default) if self.integer else float(self.default)
 
-def _whole(item: Input, number: float, value: Any, integer: bool) -> int | float:
-    if not integer:
-        return number
-    if number != int(number):
-        raise OpError(f"{item.name} must be a whole number, got {value!r}")
-    return int(number)
+    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
+        if value is None or value == "":
+            return self.default_value()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise OpError(f"{self.name} must be a number, got {short_repr(value)}") from None
+        self.check_range(number, value)
+        if self.integer and number != int(number):
+            raise OpError(f"{self.name} must be a whole number, got {value!r}")
+        return int(number) if self.integer else number
 
 
 @dataclass(frozen=True)
-class SliderInput(Input):
+class SliderInput(_Number, Input):
     """A number in [minimum, maximum]; ``integer`` rounds it.
 
     ``previews``: the name of a :class:`FramesOutput` rendered along this slider's range (first
@@ -245,16 +246,9 @@ class SliderInput(Input):
     previews: str = ""
     kind: ClassVar[str] = "slider"
 
-    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
-        return int(self.default) if self.integer else float(self.default)
-
-    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
-        if value is None or value == "":
-            return self.default_value()
-        number = _number(self, value)
+    def check_range(self, number: float, value: Any) -> None:
         if not (self.minimum <= number <= self.maximum):
             raise OpError(f"{self.name} must be in [{self.minimum:g}, {self.maximum:g}], got {number:g}")
-        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         kind = "integer" if self.integer else "number"
@@ -268,23 +262,16 @@ class SliderInput(Input):
 
 
 @dataclass(frozen=True)
-class NumberInput(Input):
+class NumberInput(_Number, Input):
     """A free number (e.g. a seed)."""
 
     default: float = 0
     integer: bool = True
     kind: ClassVar[str] = "number"
 
-    def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
-        return int(self.default) if self.integer else float(self.default)
-
-    def parse(self, value: Any, model: "StyleMapGAN | None" = None) -> Any:
-        if value is None or value == "":
-            return self.default_value()
-        number = _number(self, value)
+    def check_range(self, number: float, value: Any) -> None:
         if not math.isfinite(number) or abs(number) > limits.MAX_NUMBER:
             raise OpError(f"{self.name} must be a finite number of magnitude at most 2**53, got {short_repr(value)}")
-        return _whole(self, number, value, self.integer)
 
     def describe(self) -> str:
         return f"{'integer' if self.integer else 'number'}, default {self.default:g}"
@@ -359,11 +346,10 @@ def _floats(text: str, what: str) -> list[float]:
 class PointsInput(Input):
     """Points ``x,y`` in fractions of the image side (0..1); the app places them by clicks on ``on``.
 
-    Text form: ``"0.5,0.3; 0.2,0.3"``. ``multiple=False`` keeps only one point.
+    Text form: ``"0.5,0.3; 0.2,0.3"``.
     """
 
     on: str = ""
-    multiple: bool = True
     kind: ClassVar[str] = "points"
 
     def default_value(self, model: "StyleMapGAN | None" = None) -> Any:
@@ -384,8 +370,6 @@ class PointsInput(Input):
             if len(pair) != 2 or not all(0.0 <= float(v) <= 1.0 for v in pair):
                 raise OpError(f"{self.name}: each point is x,y with both in [0,1], got {pair}")
             points.append((float(pair[0]), float(pair[1])))
-        if not self.multiple and len(points) > 1:
-            raise OpError(f"{self.name} takes one point, got {len(points)}")
         return points
 
     def describe(self) -> str:

@@ -105,7 +105,6 @@ def augment(
     p: float,
     generator: torch.Generator,
     ops: Sequence[str] = OPS,
-    strengths: Strengths = Strengths(),
 ) -> torch.Tensor:
     """Each op of ``ops`` fires independently per sample with probability ``p``.
 
@@ -118,7 +117,7 @@ def augment(
     unknown = set(ops) - set(OPS)
     if unknown:
         raise ValueError(f"unknown augmentation ops {sorted(unknown)}; known: {OPS}")
-    n, device, s = x.shape[0], x.device, strengths
+    n, device, s = x.shape[0], x.device, Strengths()
     # Every draw on the CPU generator, in a fixed order, then one copy each to the device.
     gates = torch.rand(n, len(OPS), generator=generator) < p
     gates[:, [i for i, op in enumerate(OPS) if op not in ops]] = False
@@ -178,7 +177,6 @@ class AdaptiveAugment:
         kimg: float = 500.0,
         batch: int = 16,
         rec_p: float = 0.0,
-        strengths: Strengths = Strengths(),
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"augmentation mode {mode!r}: choose one of {MODES}")
@@ -186,7 +184,6 @@ class AdaptiveAugment:
         self.p = float(p) if mode != "off" else 0.0
         self.target, self.interval, self.kimg, self.batch = target, interval, kimg, batch
         self.rec_p = rec_p
-        self.strengths = strengths
         self.generator = torch.Generator().manual_seed(seed)
         self.rt: float | None = None
         self._signs: torch.Tensor | float = 0.0
@@ -200,11 +197,11 @@ class AdaptiveAugment:
         """D's view of ``x``: the same ops for reals and fakes, differentiable."""
         if self.mode == "off":
             return x
-        return augment(x, self.p, self.generator, OPS, self.strengths)
+        return augment(x, self.p, self.generator, OPS)
 
     def reconstruction_input(self, x: torch.Tensor) -> torch.Tensor:
         """A shifted/scaled/recoloured copy of the reals for E, at the fixed ``rec_p``."""
-        return augment(x, self.rec_p, self.generator, REC_OPS, self.strengths)
+        return augment(x, self.rec_p, self.generator, REC_OPS)
 
     def observe(self, real_logits: torch.Tensor) -> None:
         """Accumulate ``sum(sign(D(x_real)))``; stays on the device (no sync per step)."""

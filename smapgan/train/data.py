@@ -156,9 +156,7 @@ def decode_all(paths: Sequence[Path], size: int, workers: int = 0) -> tuple[torc
     """Decode ``paths`` into one uint8 tensor (N, 3, S, S); returns it and the indices that failed."""
     out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
     ok = torch.ones(len(paths), dtype=torch.bool)
-    loader = DataLoader(
-        _DecodeOrNone(paths, size), batch_size=None, num_workers=workers, collate_fn=_identity
-    )
+    loader = DataLoader(_DecodeOrNone(paths, size), batch_size=None, num_workers=workers)  # items as they are
     for i, image in enumerate(loader):
         if image is None:
             ok[i] = False
@@ -166,10 +164,6 @@ def decode_all(paths: Sequence[Path], size: int, workers: int = 0) -> tuple[torc
             out[i] = image
     failed = (~ok).nonzero().flatten().tolist()
     return out[ok], failed
-
-
-def _identity(x: torch.Tensor | None) -> torch.Tensor | None:
-    return x
 
 
 class _DecodeOrNone(Dataset):

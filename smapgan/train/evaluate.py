@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .data import to_float
 from .distributed import DistInfo, all_reduce_sum
 
 
@@ -22,13 +23,10 @@ def reconstruction_metrics(
 
     MSE is the mean over pixels of images in [-1, 1], the quantity of the paper's Table 2.
     """
-    device = dist.device
     shard = images[dist.rank :: dist.world_size]
     sums = torch.zeros(3, dtype=torch.float64)  # mse sum, lpips sum, count
     for start in range(0, shard.shape[0], batch):
-        x = shard[start : start + batch].to(device).float().div_(127.5).sub_(1.0)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = to_float(shard[start : start + batch], dist.device, channels_last)
         y = generator(encoder(x)).float()
         sums[0] += (y - x).pow(2).flatten(1).mean(1).sum().item()
         if lpips is not None:

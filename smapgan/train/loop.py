@@ -1,13 +1,5 @@
-"""One training iteration of the recipe (docs/release_facts.md §Training), one function per step.
-
-Order and semantics follow the release:
-
-1. ``g_adversarial_step``: G on ``softplus(-D(G(z)))``.
-2. ``e_latent_step``: E on ``MSE(E(G(z)), w)``, G(z) and w from step 1, detached.
-3. ``d_step``: D on ``softplus(-D(x)) + softplus(D(G(z'))) + softplus(D(G(E(x))))``;
-   ``r1_step`` every ``d_reg_every`` steps.
-4. ``reconstruction_step``: E and G on ``MSE + LPIPS + softplus(-D(G(E(x))))``.
-5. ``ema_step``.
+"""One training iteration of the recipe (docs/release_facts.md §Training), one function per step
+(``g_adversarial_step`` ... ``ema_step``, each saying its loss), in the release's order and semantics.
 
 With ``--augment`` every image D sees goes through ``state.augment`` first (``_d_view``), in
 all four places D runs; with ``--augment-rec`` E and G reconstruct an augmented copy of the
@@ -127,7 +119,7 @@ def _step(state: TrainState, loss: torch.Tensor, optims: list[torch.optim.Optimi
 
 
 def g_adversarial_step(state: TrainState) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Step 1. Returns the stats, and the detached stylemap w and image G(z) for step 2."""
+    """Step 1: G on ``softplus(-D(G(z)))``. Returns the stats, and the detached w and G(z) for step 2."""
     opts = state.opts
     state.discriminator.requires_grad_(False)
     z = state.sample_z(state.batch)
@@ -163,7 +155,8 @@ def reconstruction_forward(state: TrainState, real: torch.Tensor) -> torch.Tenso
 
 
 def d_step(state: TrainState, real: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Step 3: D on reals, fresh fakes G(z') and the in-domain reconstructions G(E(x))."""
+    """Step 3: D on ``softplus(-D(x)) + softplus(D(G(z'))) + softplus(D(G(E(x))))``: reals, fresh fakes and
+    the in-domain reconstructions."""
     opts = state.opts
     state.discriminator.requires_grad_(True)
     z = state.sample_z(state.batch)

@@ -131,32 +131,22 @@ class TrainOptions(ModelOptions):  # type: ignore[misc,valid-type]
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything expensive starts."""
-        if self.batch < 1:
-            raise ValueError("--batch must be positive")
-        if self.steps < 0:
-            raise ValueError("--steps must not be negative")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError("--val-fraction must be in [0, 1)")
-        if self.d_reg_every < 0:
-            raise ValueError("--d-reg-every must not be negative")
-        if not 0.0 <= self.ema_decay <= 1.0:
-            raise ValueError("--ema-decay must be in [0, 1]")
-        for name in ("save_every", "export_every", "sample_every", "log_every", "workers", "val_max_images"):
+        for name in ("batch", "ada_interval", "ada_kimg", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{flag_name(name)} must be positive")
+        for name in ("steps", "d_reg_every", "save_every", "export_every", "sample_every", "log_every", "workers",
+                     "val_max_images"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must not be negative")
-        if self.augment not in ("off", "fixed", "ada"):
-            raise ValueError("--augment must be off, fixed or ada")
-        for name in ("augment_p", "augment_rec_p", "ada_target"):
+                raise ValueError(f"{flag_name(name)} must not be negative")
+        for name in ("augment_p", "augment_rec_p", "ada_target", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{flag_name(name)} must be in [0, 1]")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("--val-fraction must be in [0, 1)")
+        if self.augment not in ("off", "fixed", "ada"):
+            raise ValueError("--augment must be off, fixed or ada")
         if self.augment == "fixed" and self.augment_p == 0:
             raise ValueError("--augment fixed needs --augment-p above 0 (0 would augment nothing)")
-        if self.ada_interval < 1:
-            raise ValueError("--ada-interval must be positive")
-        if self.ada_kimg <= 0:
-            raise ValueError("--ada-kimg must be positive")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError("--threads must be positive")
 
     def model_config_dict(self) -> dict[str, Any]:
         """The StyleMapGANConfig fields these options describe (the same names)."""

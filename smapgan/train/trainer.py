@@ -114,21 +114,17 @@ def build_lpips(opts: TrainOptions, device: torch.device) -> tuple[nn.Module | N
     """(loss network, metric network). The loss must load when its weight is non-zero;
     the validation metric is used when its weights happen to be at hand.
     """
+    from ..networks.lpips import LPIPS, PerceptualWeightsUnavailable, vgg16_cache_path
+
     if opts.lambda_perceptual:
-        try:
-            from ..networks.lpips import LPIPS, PerceptualWeightsUnavailable
-        except ImportError as exc:
-            raise StartupError(f"the LPIPS module cannot be imported ({exc}); pass --lambda-perceptual 0 to train without it") from exc
         try:
             net = LPIPS().to(device)
         except PerceptualWeightsUnavailable as exc:
             raise StartupError(f"the perceptual loss is on (--lambda-perceptual {opts.lambda_perceptual}) but {exc}") from exc
         return net, net
+    if not vgg16_cache_path().is_file():  # never reach for the network for a metric
+        return None, None
     try:
-        from ..networks.lpips import LPIPS, vgg16_cache_path
-
-        if not vgg16_cache_path().is_file():  # never reach for the network for a metric
-            return None, None
         return None, LPIPS().to(device)
     except Exception as exc:
         log.info("validation LPIPS unavailable (%s); reporting MSE only", exc)
@@ -501,7 +497,6 @@ class _Run:
         counts: dict[str, int] = {}
         window_start, window_steps = time.perf_counter(), 0
         bar_time, last_saved, last_exported = 0.0, state.step, -1
-        img_per_s = 0.0
         stopped = False
         while state.step < opts.steps:
             try:
