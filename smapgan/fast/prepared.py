@@ -21,6 +21,7 @@ Only LayerNorm models are prepared (every release); :func:`supports` says so.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -100,6 +101,10 @@ class Folded:
     def nbytes(self) -> int:
         return 0 if self._value is None else self._value.numel() * self._value.element_size()
 
+    def kept_in(self, dtype: torch.dtype) -> "Folded":
+        """The same weight folded and kept in ``dtype`` (built from the parameter, as a decoder of that dtype does)."""
+        return Folded(self.param, self.scale, dtype, True, first=self.first, transpose=self.transpose)
+
     def numel(self) -> int:
         return self.shape.numel()
 
@@ -164,6 +169,12 @@ class SkipUp:
         up = torch.empty((n, c, 2 * h + 3, 2 * w + 3), dtype=y.dtype, device=y.device, memory_format=CL).zero_()
         up[:, :, 2:2 * h + 1:2, 2:2 * w + 1:2] = y
         return F.conv2d(up, self.blur, groups=c)
+
+
+def conv_in(conv: "PlainConv | UpConv", dtype: torch.dtype) -> "PlainConv | UpConv":
+    """A copy of a prepared conv that computes in ``dtype`` (its weight kept in it; the input must be in it)."""
+    tensors = {name: value.to(dtype) for name, value in vars(conv).items() if isinstance(value, torch.Tensor)}
+    return dataclasses.replace(conv, weight=conv.weight.kept_in(dtype), **tensors)
 
 
 def _resizer_step(layer: ConvLayer, dtype: torch.dtype, keep: bool) -> PlainConv | UpConv:
@@ -268,6 +279,16 @@ class PreparedDecoder:
                 w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, True)  # (out, in, 1, 1)
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
+        self._convs_in: dict[torch.dtype, list[PlainConv | UpConv]] = {}
+
+    def convs_in(self, dtype: torch.dtype) -> list["PlainConv | UpConv"]:
+        """The styled layers' synthesis convs computing in ``dtype`` (made on first use and kept: the local
+        preview's bf16 windows, ``smapgan.fast.local``); this decoder's own where ``dtype`` is its own."""
+        if dtype == self.dtype:
+            return [step.conv for step in self.steps]
+        if dtype not in self._convs_in:
+            self._convs_in[dtype] = [conv_in(step.conv, dtype) for step in self.steps]
+        return self._convs_in[dtype]
 
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
@@ -280,6 +301,10 @@ class PreparedDecoder:
                     total += value.numel() * value.element_size()
                 elif isinstance(value, Folded):
                     total += value.nbytes()
+        for convs in self._convs_in.values():
+            for conv in convs:
+                total += conv.weight.nbytes() + sum(t.numel() * t.element_size() for t in vars(conv).values()
+                                                    if isinstance(t, torch.Tensor))
         return total
 
     # ---------------------------------------------------------------- pyramid

@@ -40,7 +40,7 @@ from .incremental import ModPatch, changed_cells, dilate, expand_window, modulat
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
 from . import local
-from .precision import EXACT, Precision, choose_fast
+from .precision import EXACT, Precision, choose_fast, cpu_has_native_bf16
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
 T = TypeVar("T")
@@ -180,6 +180,7 @@ class FastRenderer(Renderer):
         local_max_cost: float = LOCAL_MAX_COST,
         local_margin: float | None = LOCAL_MARGIN,
         local_max_area: float = LOCAL_MAX_AREA,
+        local_conv_dtype: torch.dtype | None = None,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``); the
         default bytes hold, at 256 px, an edited pair's pyramids and maps (730 MB) and the features one base
@@ -207,12 +208,20 @@ class FastRenderer(Renderer):
         how far around the edited pixels it recomputes, a fraction of the image side (None: as far as
         the edit reaches, so that it equals a full render with the base's statistics); ``local_max_area``:
         ``render_local`` renders exactly when the edit changes more than this fraction of the image
-        (1.0: whatever its area), where the frozen statistics would be too far from the edit's.
+        (1.0: whatever its area), where the frozen statistics would be too far from the edit's;
+        ``local_conv_dtype``: the dtype of ``render_local``'s window synthesis convs, even in the exact mode (it is
+        a preview the exact render follows); None (default): bfloat16 on CPUs with native bf16 dot products, where
+        those convs run 2x faster and the preview stays within the area limit's error,
+        else this mode's dtype. A copy of those convs' weights is kept in it (38 MB at 256 px in bf16). This
+        mode's dtype with ``local_margin=None``: the preview equals ``render_frozen`` to float tolerance.
         """
         super().__init__(model, mode, Codes())
         self.local_max_cost = local_max_cost
         self.local_margin = local_margin
         self.local_max_area = local_max_area
+        if local_conv_dtype is None:
+            local_conv_dtype = torch.bfloat16 if cpu_has_native_bf16() else None
+        self.local_conv_dtype = local_conv_dtype
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
         self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision,
@@ -372,7 +381,8 @@ class FastRenderer(Renderer):
             features = self._features(entry)
             engine.stats["renders"] += 1
             margin = None if self.local_margin is None else max(1, round(self.local_margin * features.image.shape[-1]))
-            image = local.render_local(decoder, mods, patches, features, self.local_max_cost, margin)
+            image = local.render_local(decoder, mods, patches, features, self.local_max_cost, margin,
+                                       self.local_conv_dtype)
             if image is None:
                 engine.stats["incremental"] += 1
                 return synthesize_patched(decoder, mods, patches), True
