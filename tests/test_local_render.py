@@ -108,7 +108,8 @@ def test_margin_keeps_the_base_beyond_it(model, images):
 
 @torch.no_grad()
 def test_large_regions_and_unsupported_cases_render_exactly(model, images):
-    renderer = FastRenderer(model, local_max_cost=0.0)  # nothing pays: always the exact render
+    # Nothing pays: always the exact render, not made of the bf16 preview's gamma/beta patches.
+    renderer = FastRenderer(model, local_max_cost=0.0, local_conv_dtype=torch.bfloat16)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     edit = editing.blend_pyramid(pa, pb, box_mask(0, 12, 0, 12))

@@ -295,7 +295,7 @@ def render_local(
     and normalization stay in the decoder's (bf16 windows of a float32 decoder: a cheaper preview).
     """
     steps = decoder.steps
-    convs = decoder.convs_in(conv_dtype or decoder.dtype)
+    convs = [step.conv for step in decoder.steps_in(conv_dtype or decoder.dtype)]
     sizes = [tuple(m[0].shape[-2:]) for m in base_mods]
     work = plan(decoder, sizes, [None if p is None else p.box for p in patches], margin)  # type: ignore[arg-type]
     if work.cost > max_cost:

@@ -236,6 +236,15 @@ def layer_norm_affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) 
     return out.permute(0, 3, 1, 2)
 
 
+def step_in(step: StyledStep, dtype: torch.dtype) -> StyledStep:
+    """A copy of a styled step that computes in ``dtype`` (every weight kept in it; inputs must be in it)."""
+    def cast(bias: torch.Tensor | None) -> torch.Tensor | None:
+        return None if bias is None else bias.to(dtype)
+
+    return StyledStep(step.gamma_weight.kept_in(dtype), cast(step.gamma_bias),  # type: ignore[arg-type]
+                      step.beta_weight.kept_in(dtype), cast(step.beta_bias), conv_in(step.conv, dtype))  # type: ignore[arg-type]
+
+
 def _styled_step(layer: StyledConv, dtype: torch.dtype, factor: float, keep: bool) -> StyledStep:
     """``factor`` multiplies the layer's output (sqrt(2) of the activation, 1/sqrt(2) of a residual sum)."""
     mod = layer.conv
@@ -279,16 +288,16 @@ class PreparedDecoder:
                 w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, True)  # (out, in, 1, 1)
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
-        self._convs_in: dict[torch.dtype, list[PlainConv | UpConv]] = {}
+        self._steps_in: dict[torch.dtype, list[StyledStep]] = {}
 
-    def convs_in(self, dtype: torch.dtype) -> list["PlainConv | UpConv"]:
-        """The styled layers' synthesis convs computing in ``dtype`` (made on first use and kept: the local
-        preview's bf16 windows, ``smapgan.fast.local``); this decoder's own where ``dtype`` is its own."""
+    def steps_in(self, dtype: torch.dtype) -> list[StyledStep]:
+        """The styled steps computing in ``dtype``, their gamma/beta and synthesis weights kept in it (made on first
+        use: the local preview's bf16 convolutions, ``smapgan.fast.local``); this decoder's own in its dtype."""
         if dtype == self.dtype:
-            return [step.conv for step in self.steps]
-        if dtype not in self._convs_in:
-            self._convs_in[dtype] = [conv_in(step.conv, dtype) for step in self.steps]
-        return self._convs_in[dtype]
+            return self.steps
+        if dtype not in self._steps_in:
+            self._steps_in[dtype] = [step_in(step, dtype) for step in self.steps]
+        return self._steps_in[dtype]
 
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
@@ -301,10 +310,12 @@ class PreparedDecoder:
                     total += value.numel() * value.element_size()
                 elif isinstance(value, Folded):
                     total += value.nbytes()
-        for convs in self._convs_in.values():
-            for conv in convs:
-                total += conv.weight.nbytes() + sum(t.numel() * t.element_size() for t in vars(conv).values()
-                                                    if isinstance(t, torch.Tensor))
+        for steps in self._steps_in.values():
+            for step in steps:
+                weights = [step.gamma_weight, step.beta_weight, step.conv.weight]
+                tensors = [step.gamma_bias, step.beta_bias, *(t for t in vars(step.conv).values()
+                                                             if isinstance(t, torch.Tensor))]
+                total += sum(w.nbytes() for w in weights) + sum(t.numel() * t.element_size() for t in tensors)
         return total
 
     # ---------------------------------------------------------------- pyramid

@@ -374,7 +374,7 @@ class FastRenderer(Renderer):
                 return self.render(pyramid, base=base), True
             if float(changed[-1].float().mean()) > self.local_max_area:  # too far from the base's statistics
                 return self.render(pyramid, base=base), True
-            mods, patches = self._patches(pyramid, entry, changed)
+            mods, patches = self._patches(pyramid, entry, changed, self.local_conv_dtype)
             if all(p is None for p in patches):
                 return self._image(entry).clone(), True
             decoder = engine.decoder(dtype)
@@ -385,6 +385,8 @@ class FastRenderer(Renderer):
                                        self.local_conv_dtype)
             if image is None:
                 engine.stats["incremental"] += 1
+                if self.local_conv_dtype not in (None, dtype):  # the patches were made for the preview
+                    mods, patches = self._patches(pyramid, entry, changed)
                 return synthesize_patched(decoder, mods, patches), True
             engine.stats["local"] += 1
             return image, False
@@ -436,6 +438,7 @@ class FastRenderer(Renderer):
             entry.features.clear()
             decoder = engine.decoder(dtype)
             features = local.synthesize_recording(decoder, engine.maps(entry, dtype).all(decoder))
+            decoder.steps_in(self.local_conv_dtype or dtype)  # the preview's weights, made now rather than in one
             entry.features[dtype] = features
             entry.images.setdefault(dtype, features.image)
             engine.cache.touch(entry)
@@ -451,11 +454,13 @@ class FastRenderer(Renderer):
             engine.cache.touch(entry)
         return image
 
-    def _patches(self, pyramid: Pyramid, base: ImageEntry,
-                 changed: Sequence[torch.Tensor] | None = None) -> tuple[list[Modulation], list[ModPatch | None]]:
+    def _patches(self, pyramid: Pyramid, base: ImageEntry, changed: Sequence[torch.Tensor] | None = None,
+                 compute_dtype: torch.dtype | None = None) -> tuple[list[Modulation], list[ModPatch | None]]:
         """The base's maps (made where the edit keeps them) and each styled layer's patch over them.
 
         ``changed``: each level's cells where the pyramid differs from the base's, when the caller compared them.
+        ``compute_dtype``: the dtype the patches' own cells are convolved in (default: this mode's; the local
+        preview's bf16), stored in this mode's; the base's maps and cells copied from cached images are this mode's.
 
         The base's maps are made only outside the cells an edit changes (and their neighbours); a
         cached image the edit copied from gives its maps only under the cells it gave (both lazily,
@@ -469,7 +474,8 @@ class FastRenderer(Renderer):
         mods, patches = [], []
         if changed is None:
             changed = changed_by_level(pyramid, base)
-        for i, (step, new, old) in enumerate(zip(decoder.steps, pyramid, base.pyramid)):
+        steps = decoder.steps_in(compute_dtype or dtype)
+        for i, (step, new, old) in enumerate(zip(steps, pyramid, base.pyramid)):
             new = new.to(old.dtype)
             mods.append(base_maps.level(decoder, i, ~dilate(changed[i], 1)))
             candidates = [
