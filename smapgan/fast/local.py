@@ -291,8 +291,8 @@ def render_local(
     ``base_mods``/``patches``: the base's maps and each layer's patch over them
     (``incremental.modulation_patch``). None when the region to compute costs
     more than ``max_cost`` of a full synthesis (a full render is then cheaper). ``margin``: see :func:`plan`.
-    ``conv_dtype``: the styled convs' dtype over the windows (default: the decoder's); the features, maps
-    and normalization stay in the decoder's (bf16 windows of a float32 decoder: a cheaper preview).
+    ``conv_dtype``: the dtype of the styled convs over the windows (default: the decoder's); the features,
+    maps and normalization stay in the decoder's (bf16 windows of a float32 decoder: a cheaper preview).
     """
     steps = decoder.steps
     convs = [step.conv for step in decoder.steps_in(conv_dtype or decoder.dtype)]
@@ -311,7 +311,7 @@ def render_local(
     def styled(i: int, x: Patched, out: Box) -> torch.Tensor:
         conv = convs[i]
         win = window(conv, out)
-        y = run(conv, normalized(i, x, win).to(convs[i].weight.dtype), win, out)
+        y = run(conv, normalized(i, x, win).to(conv.weight.dtype), win, out)
         return y.to(decoder.dtype)
 
     x = Patched(base.inputs[0])

@@ -209,11 +209,12 @@ class FastRenderer(Renderer):
         the edit reaches, so that it equals a full render with the base's statistics); ``local_max_area``:
         ``render_local`` renders exactly when the edit changes more than this fraction of the image
         (1.0: whatever its area), where the frozen statistics would be too far from the edit's;
-        ``local_conv_dtype``: the dtype of ``render_local``'s window synthesis convs, even in the exact mode (it is
-        a preview the exact render follows); None (default): bfloat16 on CPUs with native bf16 dot products, where
-        those convs run 2x faster and the preview stays within the area limit's error,
-        else this mode's dtype. A copy of those convs' weights is kept in it (38 MB at 256 px in bf16). This
-        mode's dtype with ``local_margin=None``: the preview equals ``render_frozen`` to float tolerance.
+        ``local_conv_dtype``: the dtype ``render_local`` convolves in (the windows' synthesis convs and the rim's
+        gamma/beta), even in the exact mode: it is a preview the exact render follows. None (default): bfloat16
+        on CPUs with native bf16 dot products (there both run 2x faster, and the worst-case error against exact
+        stays the float32 preview's: docs/benchmarks.md), else this mode's dtype. The decoder keeps a copy of
+        the styled layers' weights in it (113 MiB at 256 px in bf16). This mode's dtype with
+        ``local_margin=None``: the preview equals ``render_frozen`` to float tolerance.
         """
         super().__init__(model, mode, Codes())
         self.local_max_cost = local_max_cost
