@@ -20,6 +20,7 @@ Three parts, all in-process on ``--threads`` threads (2: the targets of issue 30
 
     python bench/local_edit.py [--rounds 7] [--threads 2] [--data /work/data/emoji] [--pairs 12]
         [--parts speed,crossover,quality] [--areas 0.06,0.09,0.12,0.16,0.25] [--margins]
+        [--margin 0.0625] [--convs float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -71,15 +72,16 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def speed(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
+def speed(name: str, model: Any, images: torch.Tensor, rounds: int, local: dict[str, Any]) -> None:
     from smapgan.fast import FastRenderer
     from smapgan.latent import editing
 
     size = images.shape[-1]
-    renderer = FastRenderer(model, local_max_area=1.0)  # the local render measured at every area
+    renderer = FastRenderer(model, local_max_area=1.0, **local)  # the local render measured at every area
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
-    print(f"\n[{name}] next edit, w+ blend, median of {rounds} (seconds); PSNR against exact (dB)")
+    print(f"\n[{name}] next edit, w+ blend, median of {rounds} (seconds); PSNR against exact (dB); "
+          f"local margin {renderer.local_margin}, window convs in {renderer.local_conv_dtype or renderer.dtype}")
     print(f"{'mask':>5} {'local':>7} {'frozen-full':>11} {'exact':>7} {'exact/local':>11} "
           f"{'PSNR local':>10} {'PSNR frozen':>11} {'local used':>10}")
     for fraction in (0.06, 0.25):
@@ -147,18 +149,20 @@ def crossover(name: str, model: Any, images: torch.Tensor, rounds: int) -> None:
         print(f"{fraction:>5.0%} {cost:>12.2f} {median(tl):>8.3f} {median(te):>8.3f} {median(tl) / median(te):>11.2f}")
 
 
-def quality(model: Any, data: Path | None, pairs: int, areas: list[float], margins: bool, sets: str = "") -> None:
+def quality(model: Any, data: Path | None, pairs: int, areas: list[float], margins: bool, local: dict[str, Any],
+            sets: str = "") -> None:
     from smapgan.fast import FastRenderer
     from smapgan.latent import editing
 
     size = model.config.size
-    renderers = {"default margin": FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)}
+    renderers = {"default margin": FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, **local)}
     if margins:
         renderers["no margin (frozen stats)"] = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0,
-                                                             local_margin=None)
+                                                             **{**local, "local_margin": None})
     places = [(size // 8, size // 8), (size // 3, size // 3), (0, size // 2)]
     print(f"\n[bundled model] PSNR local vs exact (dB), {len(places)} places per mask; "
-          f"margin {renderers['default margin'].local_margin:.4f} of the side")
+          f"margin {renderers['default margin'].local_margin:.4f} of the side; window convs in "
+          f"{renderers['default margin'].local_conv_dtype or torch.float32}")
     print(f"{'set':>20} {'renderer':>25} {'mask':>5} {'n':>4} {'min':>6} {'p5':>6} {'median':>7} {'mean':>6}")
     for set_name, images in eval_sets(data, size, pairs).items():
         if sets and not any(part in set_name for part in sets.split(",")):
@@ -192,9 +196,18 @@ def main() -> int:
     parser.add_argument("--areas", default="0.06,0.25", help="mask areas of the quality part")
     parser.add_argument("--margins", action="store_true", help="quality: also without a margin (frozen statistics)")
     parser.add_argument("--sets", default="", help="quality: only the sets whose name contains one of these")
+    parser.add_argument("--margin", type=float, default=None, help="speed, quality: local_margin (default: the "
+                        "renderer's)")
+    parser.add_argument("--convs", choices=("float32", "bfloat16"), default=None,
+                        help="speed, quality: local_conv_dtype (default: the renderer's, bf16 on CPUs with native bf16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
+    local: dict[str, Any] = {}
+    if args.margin is not None:
+        local["local_margin"] = args.margin
+    if args.convs is not None:
+        local["local_conv_dtype"] = getattr(torch, args.convs)
     print(f"CPU: {cpu_name()}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
           f"load at start {os.getloadavg()}")
     bundled = StyleMapGAN.from_pretrained(smapgan.DEFAULT_MODEL).eval()
@@ -204,13 +217,14 @@ def main() -> int:
         release = build_model()
         images = test_images(2)
     if "speed" in parts:
-        speed("release 256/8x8, random weights", release, images, args.rounds)
-        speed("bundled 64/16x16", bundled, small_images, args.rounds)
+        speed("release 256/8x8, random weights", release, images, args.rounds, local)
+        speed("bundled 64/16x16", bundled, small_images, args.rounds, local)
     if "crossover" in parts:
         crossover("release 256/8x8, random weights", release, images, max(3, args.rounds // 2))
         crossover("bundled 64/16x16", bundled, small_images, max(3, args.rounds // 2))
     if "quality" in parts:
-        quality(bundled, args.data, args.pairs, [float(a) for a in args.areas.split(",")], args.margins, args.sets)
+        quality(bundled, args.data, args.pairs, [float(a) for a in args.areas.split(",")], args.margins, local,
+                args.sets)
     print(f"\nload at end {os.getloadavg()}")
     return 0
 

@@ -43,7 +43,9 @@ def frozen_full(renderer: FastRenderer, edit: list[torch.Tensor], base) -> torch
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_local_equals_frozen_statistics_full_render(model, images, mask_name, mode):
-    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_margin=None).with_mode(mode)
+    convs = torch.float32 if mode == "exact" else None  # (the fast mode: its own dtype, bf16 where it pays)
+    renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_margin=None,
+                            local_conv_dtype=convs).with_mode(mode)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     for edit in (editing.blend_pyramid(pa, pb, box_mask(*MASKS[mask_name])),
@@ -56,6 +58,26 @@ def test_local_equals_frozen_statistics_full_render(model, images, mask_name, mo
         assert float((image - renderer.render_frozen(edit, base=a)).abs().max()) < tol
         # Frozen statistics are an approximation: the exact render differs, but little.
         assert psnr(image, renderer.render(edit, base=a)) > 25
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("mask_name", ["corner", "inside", "everything"])
+def test_bf16_window_convs_stay_close_to_the_float32_local_render(model, images, mask_name):
+    """The exact mode's preview with its window convs in bfloat16 differs from the float32 local render by bf16
+    rounding only (a wrongly folded or cast conv copy would not)."""
+    a_renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_conv_dtype=torch.float32)
+    b_renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0, local_conv_dtype=torch.bfloat16)
+    shown = {}
+    for name, renderer in (("float32", a_renderer), ("bfloat16", b_renderer)):
+        a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
+        edit = editing.blend_pyramid(renderer.pyramid(a), renderer.pyramid(b), box_mask(*MASKS[mask_name]))
+        image, exact = renderer.render_local(edit, base=a)
+        assert not exact and renderer.dtype == torch.float32
+        shown[name] = image
+    diff = shown["bfloat16"] - shown["float32"]
+    assert float(diff.abs().max()) > 0  # the convs did run in bf16
+    # (this model's images span about +-6: the fast mode's bf16 decoder differs from exact by up to 0.15)
+    assert float(diff.abs().max()) < 0.2 and psnr(shown["bfloat16"], shown["float32"]) > 40
 
 
 @torch.no_grad()
@@ -86,7 +108,8 @@ def test_margin_keeps_the_base_beyond_it(model, images):
 
 @torch.no_grad()
 def test_large_regions_and_unsupported_cases_render_exactly(model, images):
-    renderer = FastRenderer(model, local_max_cost=0.0)  # nothing pays: always the exact render
+    # Nothing pays: always the exact render, not made of the bf16 preview's gamma/beta patches.
+    renderer = FastRenderer(model, local_max_cost=0.0, local_conv_dtype=torch.bfloat16)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     edit = editing.blend_pyramid(pa, pb, box_mask(0, 12, 0, 12))

@@ -284,14 +284,18 @@ def render_local(
     base: BaseFeatures,
     max_cost: float = 1.0,
     margin: int | None = None,
+    conv_dtype: torch.dtype | None = None,
 ) -> torch.Tensor | None:
     """The edit's image with the base's statistics, computed only where it differs from the base's image.
 
     ``base_mods``/``patches``: the base's maps and each layer's patch over them
     (``incremental.modulation_patch``). None when the region to compute costs
     more than ``max_cost`` of a full synthesis (a full render is then cheaper). ``margin``: see :func:`plan`.
+    ``conv_dtype``: the dtype of the styled convs over the windows (default: the decoder's); the features,
+    maps and normalization stay in the decoder's (bf16 windows of a float32 decoder: a cheaper preview).
     """
     steps = decoder.steps
+    convs = [step.conv for step in decoder.steps_in(conv_dtype or decoder.dtype)]
     sizes = [tuple(m[0].shape[-2:]) for m in base_mods]
     work = plan(decoder, sizes, [None if p is None else p.box for p in patches], margin)  # type: ignore[arg-type]
     if work.cost > max_cost:
@@ -305,9 +309,10 @@ def render_local(
         return _zero_extend(frozen_affine(xs, base.stats[i], g, b, in_place=True), inner, win)
 
     def styled(i: int, x: Patched, out: Box) -> torch.Tensor:
-        conv = steps[i].conv
+        conv = convs[i]
         win = window(conv, out)
-        return run(conv, normalized(i, x, win), win, out)
+        y = run(conv, normalized(i, x, win).to(conv.weight.dtype), win, out)
+        return y.to(decoder.dtype)
 
     x = Patched(base.inputs[0])
     if outs[0] is not None:

@@ -21,6 +21,7 @@ Only LayerNorm models are prepared (every release); :func:`supports` says so.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -100,6 +101,10 @@ class Folded:
     def nbytes(self) -> int:
         return 0 if self._value is None else self._value.numel() * self._value.element_size()
 
+    def kept_in(self, dtype: torch.dtype) -> "Folded":
+        """The same weight folded and kept in ``dtype`` (built from the parameter, as a decoder of that dtype does)."""
+        return Folded(self.param, self.scale, dtype, True, first=self.first, transpose=self.transpose)
+
     def numel(self) -> int:
         return self.shape.numel()
 
@@ -166,6 +171,12 @@ class SkipUp:
         return F.conv2d(up, self.blur, groups=c)
 
 
+def conv_in(conv: "PlainConv | UpConv", dtype: torch.dtype) -> "PlainConv | UpConv":
+    """A copy of a prepared conv that computes in ``dtype`` (its weight kept in it; the input must be in it)."""
+    tensors = {name: value.to(dtype) for name, value in vars(conv).items() if isinstance(value, torch.Tensor)}
+    return dataclasses.replace(conv, weight=conv.weight.kept_in(dtype), **tensors)
+
+
 def _resizer_step(layer: ConvLayer, dtype: torch.dtype, keep: bool) -> PlainConv | UpConv:
     conv, blur = layer.conv, layer.blur
     assert isinstance(layer.activation, FusedLeakyReLU)
@@ -225,6 +236,15 @@ def layer_norm_affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) 
     return out.permute(0, 3, 1, 2)
 
 
+def step_in(step: StyledStep, dtype: torch.dtype) -> StyledStep:
+    """A copy of a styled step that computes in ``dtype`` (every weight kept in it; inputs must be in it)."""
+    def cast(bias: torch.Tensor | None) -> torch.Tensor | None:
+        return None if bias is None else bias.to(dtype)
+
+    return StyledStep(step.gamma_weight.kept_in(dtype), cast(step.gamma_bias),  # type: ignore[arg-type]
+                      step.beta_weight.kept_in(dtype), cast(step.beta_bias), conv_in(step.conv, dtype))  # type: ignore[arg-type]
+
+
 def _styled_step(layer: StyledConv, dtype: torch.dtype, factor: float, keep: bool) -> StyledStep:
     """``factor`` multiplies the layer's output (sqrt(2) of the activation, 1/sqrt(2) of a residual sum)."""
     mod = layer.conv
@@ -268,6 +288,16 @@ class PreparedDecoder:
                 w = Folded(skip_conv.weight, skip_conv.scale / SQRT2, dtype, True)  # (out, in, 1, 1)
                 self.skips.append(SkipUp(w, _blur_kernel(skip_blur, w.shape[0], 1.0, dtype)))
             self.steps.append(_styled_step(decoder.to_rgb, dtype, SQRT2, keep))
+        self._steps_in: dict[torch.dtype, list[StyledStep]] = {}
+
+    def steps_in(self, dtype: torch.dtype) -> list[StyledStep]:
+        """The styled steps computing in ``dtype``, their gamma/beta and synthesis weights kept in it (made on first
+        use: the local preview's bf16 convolutions, ``smapgan.fast.local``); this decoder's own in its dtype."""
+        if dtype == self.dtype:
+            return self.steps
+        if dtype not in self._steps_in:
+            self._steps_in[dtype] = [step_in(step, dtype) for step in self.steps]
+        return self._steps_in[dtype]
 
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
@@ -280,6 +310,12 @@ class PreparedDecoder:
                     total += value.numel() * value.element_size()
                 elif isinstance(value, Folded):
                     total += value.nbytes()
+        for steps in self._steps_in.values():
+            for step in steps:
+                weights = [step.gamma_weight, step.beta_weight, step.conv.weight]
+                tensors = [step.gamma_bias, step.beta_bias, *(t for t in vars(step.conv).values()
+                                                             if isinstance(t, torch.Tensor))]
+                total += sum(w.nbytes() for w in weights) + sum(t.numel() * t.element_size() for t in tensors)
         return total
 
     # ---------------------------------------------------------------- pyramid

@@ -40,7 +40,7 @@ from .incremental import ModPatch, changed_cells, dilate, expand_window, modulat
 from .idle import IdleWorker
 from .lazy_maps import LazyMaps
 from . import local
-from .precision import EXACT, Precision, choose_fast
+from .precision import EXACT, Precision, choose_fast, cpu_has_native_bf16
 from .prepared import Modulation, PreparedDecoder, PreparedEncoder, flops_decoder, supports
 
 T = TypeVar("T")
@@ -180,6 +180,7 @@ class FastRenderer(Renderer):
         local_max_cost: float = LOCAL_MAX_COST,
         local_margin: float | None = LOCAL_MARGIN,
         local_max_area: float = LOCAL_MAX_AREA,
+        local_conv_dtype: torch.dtype | None = None,
     ) -> None:
         """``max_images``/``max_cache_bytes`` bound the per-image cache (see ``smapgan.fast.cache``); the
         default bytes hold, at 256 px, an edited pair's pyramids and maps (730 MB) and the features one base
@@ -207,12 +208,21 @@ class FastRenderer(Renderer):
         how far around the edited pixels it recomputes, a fraction of the image side (None: as far as
         the edit reaches, so that it equals a full render with the base's statistics); ``local_max_area``:
         ``render_local`` renders exactly when the edit changes more than this fraction of the image
-        (1.0: whatever its area), where the frozen statistics would be too far from the edit's.
+        (1.0: whatever its area), where the frozen statistics would be too far from the edit's;
+        ``local_conv_dtype``: the dtype ``render_local`` convolves in (the windows' synthesis convs and the rim's
+        gamma/beta), even in the exact mode: it is a preview the exact render follows. None (default): bfloat16
+        on CPUs with native bf16 dot products (there both run 2x faster, and the worst-case error against exact
+        stays the float32 preview's: docs/benchmarks.md), else this mode's dtype. The decoder keeps a copy of
+        the styled layers' weights in it (113 MiB at 256 px in bf16). This mode's dtype with
+        ``local_margin=None``: the preview equals ``render_frozen`` to float tolerance.
         """
         super().__init__(model, mode, Codes())
         self.local_max_cost = local_max_cost
         self.local_margin = local_margin
         self.local_max_area = local_max_area
+        if local_conv_dtype is None:
+            local_conv_dtype = torch.bfloat16 if cpu_has_native_bf16() else None
+        self.local_conv_dtype = local_conv_dtype
         if keep_float32_weights is None:
             keep_float32_weights = _weight_bytes(model) <= KEEP_WEIGHTS_BYTES
         self._engine = _Engine(model, self.codes, max_images, max_cache_bytes, keep_float32_weights, fast_precision,
@@ -365,16 +375,19 @@ class FastRenderer(Renderer):
                 return self.render(pyramid, base=base), True
             if float(changed[-1].float().mean()) > self.local_max_area:  # too far from the base's statistics
                 return self.render(pyramid, base=base), True
-            mods, patches = self._patches(pyramid, entry, changed)
+            mods, patches = self._patches(pyramid, entry, changed, self.local_conv_dtype)
             if all(p is None for p in patches):
                 return self._image(entry).clone(), True
             decoder = engine.decoder(dtype)
             features = self._features(entry)
             engine.stats["renders"] += 1
             margin = None if self.local_margin is None else max(1, round(self.local_margin * features.image.shape[-1]))
-            image = local.render_local(decoder, mods, patches, features, self.local_max_cost, margin)
+            image = local.render_local(decoder, mods, patches, features, self.local_max_cost, margin,
+                                       self.local_conv_dtype)
             if image is None:
                 engine.stats["incremental"] += 1
+                if self.local_conv_dtype not in (None, dtype):  # the patches were made for the preview
+                    mods, patches = self._patches(pyramid, entry, changed)
                 return synthesize_patched(decoder, mods, patches), True
             engine.stats["local"] += 1
             return image, False
@@ -426,6 +439,7 @@ class FastRenderer(Renderer):
             entry.features.clear()
             decoder = engine.decoder(dtype)
             features = local.synthesize_recording(decoder, engine.maps(entry, dtype).all(decoder))
+            decoder.steps_in(self.local_conv_dtype or dtype)  # the preview's weights, made now rather than in one
             entry.features[dtype] = features
             entry.images.setdefault(dtype, features.image)
             engine.cache.touch(entry)
@@ -441,11 +455,13 @@ class FastRenderer(Renderer):
             engine.cache.touch(entry)
         return image
 
-    def _patches(self, pyramid: Pyramid, base: ImageEntry,
-                 changed: Sequence[torch.Tensor] | None = None) -> tuple[list[Modulation], list[ModPatch | None]]:
+    def _patches(self, pyramid: Pyramid, base: ImageEntry, changed: Sequence[torch.Tensor] | None = None,
+                 compute_dtype: torch.dtype | None = None) -> tuple[list[Modulation], list[ModPatch | None]]:
         """The base's maps (made where the edit keeps them) and each styled layer's patch over them.
 
         ``changed``: each level's cells where the pyramid differs from the base's, when the caller compared them.
+        ``compute_dtype``: the dtype the patches' own cells are convolved in (default: this mode's; the local
+        preview's bf16), stored in this mode's; the base's maps and cells copied from cached images are this mode's.
 
         The base's maps are made only outside the cells an edit changes (and their neighbours); a
         cached image the edit copied from gives its maps only under the cells it gave (both lazily,
@@ -459,7 +475,8 @@ class FastRenderer(Renderer):
         mods, patches = [], []
         if changed is None:
             changed = changed_by_level(pyramid, base)
-        for i, (step, new, old) in enumerate(zip(decoder.steps, pyramid, base.pyramid)):
+        steps = decoder.steps_in(compute_dtype or dtype)
+        for i, (step, new, old) in enumerate(zip(steps, pyramid, base.pyramid)):
             new = new.to(old.dtype)
             mods.append(base_maps.level(decoder, i, ~dilate(changed[i], 1)))
             candidates = [
