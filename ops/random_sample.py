@@ -10,8 +10,8 @@ from smapgan.ops import ChoiceInput, ImageOutput, NumberInput, OpContext, OpErro
 PRIOR = "prior"
 MAPPING = "mapping"
 # Best of 5 by StyleMapGAN.candidate_score (cycle error over the picture's detail): the bundled model's
-# clean faces among the card's 32 samples, counted alike, 18-19 for best of 4 by cycle error alone, 20-22
-# for best of 4 by this score, 23-25 for best of 5 (6: 24, 8: 27, but past ~0.5 s on 2 CPU threads).
+# clean faces among the card's 32 samples, counted strictly alike, 18 for best of 4 by cycle error alone,
+# 20 for best of 4 by this score, 22 for best of 5 (6: 24, 8: 27, but past ~0.5 s on 2 CPU threads).
 CANDIDATES = 5
 # Then one round of projection onto the encoder's codes (StyleMapGAN.project): fewer mottled and smeared features
 # (the model card counts both, and compares the samplers tried).

@@ -326,10 +326,10 @@ def card_section(figures: dict[str, Any]) -> list[str]:
                 "mouth or a slight smear): "
                 + "; ".join(f"{name}: {count} of {figures['seeds']}" for name, count in counted.items())
                 + ". The issue's target is 28 of 32. How the op's sampler was chosen, counted alike on the same "
-                "seeds (strict count, then lenient where they differ): best of 4 by cycle error alone 18-19 (3 "
-                "plain yellow discs, 4 featureless blobs among the failures), best of 4 by the score above 20-22, "
-                "best of 5 23-25, best of 6 24, best of 8 27-29 (but 0.75 s a sample on 2 CPU threads, where best "
-                "of 5 takes about 0.5 s); a second projection round changed no count.",
+                "seeds (strict count): best of 4 by cycle error alone 18 (3 plain yellow discs and 4 featureless "
+                "blobs among the failures), best of 4 by the score above 20, best of 5 22, best of 6 24, best of 8 "
+                "27 (with the detail cap at 0.15; but about 0.75 s a sample on 2 CPU threads, where best of 5 takes "
+                "about 0.5 s); a second projection round changed no count.",
                 "",
             ]
     else:
