@@ -10,6 +10,7 @@ import torch
 import smapgan
 from smapgan import StyleMapGAN
 from smapgan.model.prior import StylemapPrior
+from smapgan.model.stylemapgan import DETAIL_CAP, central_detail
 from smapgan.ops import OpContext, OpError, discover
 
 
@@ -52,15 +53,42 @@ def test_cycle_error_is_the_distance_of_the_reencoded_picture(model: StyleMapGAN
     torch.testing.assert_close(model.cycle_error(w), expected)
 
 
+def test_central_detail_is_the_luminance_variance_of_the_central_half() -> None:
+    flat = torch.full((1, 3, 16, 16), 0.5)
+    centre_dot, corner_dot = flat.clone(), flat.clone()
+    centre_dot[..., 6:10, 6:10] = -1.0  # 16 of the central half's 64 pixels
+    corner_dot[..., 0:4, 0:4] = -1.0  # outside it
+    detail = central_detail(torch.cat([flat, centre_dot, corner_dot]))
+    torch.testing.assert_close(detail, torch.tensor([0.0, 1.5**2 * (16 / 64) * (48 / 64), 0.0]))
+
+
+def test_candidate_score_is_cycle_error_over_capped_detail(model: StyleMapGAN) -> None:
+    w = model.prior.sample(6, 1.0, seed(0))
+    with torch.no_grad():
+        detail = central_detail(model.decode(w).clamp(-1, 1))
+    torch.testing.assert_close(model.candidate_score(w), model.cycle_error(w) / detail.clamp(1e-6, DETAIL_CAP))
+
+
 @pytest.mark.parametrize("source", ["prior", "mapping"])
-def test_each_sample_is_its_groups_most_consistent_draw(model: StyleMapGAN, source: str) -> None:
+def test_each_sample_is_its_groups_best_scored_draw(model: StyleMapGAN, source: str) -> None:
     n, k = 4, 5
     draws = model.sample(n * k, 0.9, source=source, generator=seed(3), candidates=1).reshape(n, k, 8, 4, 4)
-    errors = torch.stack([model.cycle_error(group) for group in draws])
+    errors = torch.stack([model.candidate_score(group) for group in draws])
     best, worst = errors.argmin(1), errors.argmax(1)
     assert len(set(best.tolist())) > 1 and (best != worst).all()  # the data can tell a broken picker apart
     picked = model.sample(n, 0.9, source=source, generator=seed(3), candidates=k)
     assert torch.equal(picked, draws[torch.arange(n), best])
+
+
+def test_bundled_model_passes_over_the_blank_face_cycle_error_alone_would_keep() -> None:
+    """Seed 9's five draws: the one that re-encodes best is a plain yellow disc; the score keeps a face."""
+    bundled = StyleMapGAN.from_pretrained(smapgan.DEFAULT_MODEL)
+    draws = bundled.sample(5, 0.7, generator=seed(9))  # sample(1, candidates=5) draws these five
+    with torch.no_grad():
+        detail = central_detail(bundled.decode(draws).clamp(-1, 1))
+    blank, kept = int(bundled.cycle_error(draws).argmin()), int(bundled.candidate_score(draws).argmin())
+    assert detail[blank] < 0.1 * DETAIL_CAP and detail[kept] >= DETAIL_CAP and kept != blank
+    assert torch.equal(bundled.sample(1, 0.7, generator=seed(9), candidates=5), draws[kept:kept + 1])
 
 
 def test_bad_candidates_are_refused(model: StyleMapGAN) -> None:

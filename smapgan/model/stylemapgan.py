@@ -27,6 +27,25 @@ CONFIG_NAME = "config.json"
 DIRECTIONS_NAME = "directions.safetensors"
 
 
+# Central detail (see central_detail) above which a picture counts as a face with features: on
+# the bundled model a prior draw with eyes and mouth gives 0.1-0.35, a blank disc or blob 0.02-0.08.
+DETAIL_CAP = 0.12
+
+
+def central_detail(pictures: torch.Tensor) -> torch.Tensor:
+    """Luminance variance of each picture's central half (N,): where a framed face has its eyes and mouth."""
+    side = pictures.shape[-1]
+    margin = side // 4
+    centre = pictures[..., margin:side - margin, margin:side - margin]
+    luminance = 0.299 * centre[:, 0] + 0.587 * centre[:, 1] + 0.114 * centre[:, 2]
+    return luminance.flatten(1).var(1, unbiased=False)
+
+
+def _score(cycle_error: torch.Tensor, pictures: torch.Tensor) -> torch.Tensor:
+    """StyleMapGAN.candidate_score from a round trip's cycle error and pictures."""
+    return cycle_error / central_detail(pictures).clamp(1e-6, DETAIL_CAP)
+
+
 class ModelLoadError(RuntimeError):
     """A model folder exists but its files are unusable (truncated, mismatched, missing)."""
 
@@ -126,7 +145,7 @@ class StyleMapGAN(
 
         ``candidates=k`` draws k stylemaps per sample (sample i from draws i*k .. i*k+k-1,
         so ``candidates=1`` is the plain draw) and keeps the one with the smallest
-        :meth:`cycle_error`. Each extra candidate costs one decode and one encode.
+        :meth:`candidate_score`. Each extra candidate costs one decode and one encode.
 
         ``project=r`` then moves each kept sample onto the encoder's codes with ``r`` rounds of
         :meth:`project`, one decode and one encode each.
@@ -140,8 +159,8 @@ class StyleMapGAN(
             return self.project(draws, project)
         kept, kept_projected = [], []
         for group in draws.reshape(n, candidates, *draws.shape[1:]):
-            projected, error = self._round_trip(group)
-            best = error.argmin()
+            projected, error, pictures = self._round_trip(group)
+            best = _score(error, pictures).argmin()
             kept.append(group[best])
             kept_projected.append(projected[best])
         if project == 0:
@@ -166,20 +185,30 @@ class StyleMapGAN(
     def cycle_error(self, stylemaps: torch.Tensor) -> torch.Tensor:
         """How far each stylemap moves when decoded and encoded again: MSE of ``E(clamp(G(w)))`` to ``w``, (N,).
 
-        Why it picks good samples: the encoder was trained only on real images and the
-        decoder is good only where the encoder's codes lie, so a draw whose picture the
-        encoder maps back onto it is one the two networks agree is a face. Chosen by
-        counting clean faces among 32 prior samples (seeds 0-31, truncation 0.7, bundled
-        model, grids of ``scripts/evaluate_prior.py``), one pass alike for all: one draw 15,
-        best of 4 by the discriminator's logit 16, best of 4 by this error 24 (best of 8:
-        26, less varied).
+        Why it tells good samples: the encoder was trained only on real images and the decoder
+        is good only where the encoder's codes lie, so a draw whose picture the encoder maps
+        back onto it is one the two networks agree is a face. :meth:`candidate_score` builds on it.
         """
         return self._round_trip(stylemaps)[1]
 
-    def _round_trip(self, stylemaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One round of :meth:`project`, and how far it moved each stylemap (:meth:`cycle_error`)."""
-        projected = self.project(stylemaps)
-        return projected, (projected - stylemaps).pow(2).flatten(1).mean(1)
+    @torch.no_grad()
+    def candidate_score(self, stylemaps: torch.Tensor) -> torch.Tensor:
+        """What ``sample(..., candidates=k)`` minimises: :meth:`cycle_error` over the picture's detail, (N,).
+
+        Why: a blank face (a plain disc, a blob with only a blush) re-encodes best of all, so cycle
+        error alone picks it; dividing by :func:`central_detail`, capped at ``DETAIL_CAP``, makes a
+        picture flatter than a face with eyes and mouth pay in proportion, while among faces with
+        features cycle error alone decides.
+        """
+        _, error, pictures = self._round_trip(stylemaps)
+        return _score(error, pictures)
+
+    def _round_trip(self, stylemaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One round of :meth:`project`, how far it moved each stylemap (:meth:`cycle_error`), and the pictures."""
+        self._check_stylemap(stylemaps)
+        pictures = self.decode(stylemaps).clamp(-1, 1)
+        projected = self.encode(pictures)
+        return projected, (projected - stylemaps).pow(2).flatten(1).mean(1), pictures
 
     def _draw(
         self,
