@@ -9,7 +9,7 @@ from smapgan import StyleMapGAN, StyleMapGANConfig
 from smapgan.fast import FastRenderer
 from smapgan.fast.local import synthesize_frozen
 from smapgan.latent import editing
-from smapgan.preview import Previewer
+from smapgan.preview import previewed
 from tests.models import NARROW, images, model, psnr  # noqa: F401  (fixtures)
 
 SIZE = NARROW.size
@@ -134,41 +134,31 @@ def test_features_are_bounded_with_the_cache(model, images):
 
 
 @torch.no_grad()
-def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, images):
+def test_the_exact_render_follows_and_a_caller_that_stops_after_the_preview_skips_it(model, images):
     renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)
-    previewer = Previewer(renderer)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
     first = editing.blend_pyramid(pa, pb, box_mask(8, 24, 8, 24))
     # The first edit of a base: the exact render at once (no features to record before it), then recorded.
     assert not renderer.local_ready(a)
-    shown = list(previewer.render(first, a))
+    shown = list(previewed(renderer, first, a))
     assert [s.exact for s in shown] == [True] and renderer.stats["local"] == 0 and renderer.local_ready(a)
     assert torch.equal(shown[0].image, renderer.render(first, base=a))
-    shown = list(previewer.render(first, a))
+    shown = list(previewed(renderer, first, a))
     assert [s.exact for s in shown] == [False, True]
     assert torch.equal(shown[-1].image, renderer.render(first, base=a))  # the last image shown is the exact one
     assert not torch.equal(shown[0].image, shown[-1].image)
-    # A newer edit begun before the stale one's exact render: the stale one stops after its preview.
-    stale = previewer.render(first, a)
-    assert not next(stale).exact
+    # The app stops iterating once a newer edit waits (smapgan.app.builder): no exact render is made then.
     moved = editing.blend_pyramid(pa, pb, box_mask(24, 40, 24, 40))
-    newer = previewer.render(moved, a)
-    assert not next(newer).exact
-    exact_renders = renderer.stats["renders"]
-    assert list(stale) == []
-    assert renderer.stats["renders"] == exact_renders  # no exact render was made for the stale edit
-    last = list(newer)
-    assert len(last) == 1 and last[0].exact and torch.equal(last[0].image, renderer.render(moved, base=a))
-    # A newer edit waiting elsewhere (the app's queue: ``newer``) cancels the exact render too.
-    waiting = Previewer(renderer, newer=lambda: True)
-    exact_renders = renderer.stats["renders"]
-    assert [s.exact for s in waiting.render(moved, a)] == [False]
-    assert renderer.stats["renders"] == exact_renders + 1  # the local render alone
+    stale = previewed(renderer, moved, a)
+    renders = renderer.stats["renders"]
+    assert not next(stale).exact
+    stale.close()
+    assert renderer.stats["renders"] == renders + 1  # the local render alone
     # Where the local render is the exact one (nothing pays), it is shown once, marked exact.
     exact_only = FastRenderer(model, local_max_cost=0.0)
     exact_only.prepare_local(a)
-    assert [s.exact for s in Previewer(exact_only).render(first, a)] == [True]
+    assert [s.exact for s in previewed(exact_only, first, a)] == [True]
 
 
 @torch.no_grad()
@@ -187,5 +177,5 @@ def test_other_normalizations_are_never_rendered_locally(normalize_mode):
     edit = editing.blend_pyramid(renderer.pyramid(a), renderer.pyramid(b), mask)
     image, exact = renderer.render_local(edit, base=a)
     assert exact and float((image - model.synthesize(edit)).abs().max()) < ATOL
-    shown = list(Previewer(renderer).render(edit, a))  # the app's path: the exact render alone
+    shown = list(previewed(renderer, edit, a))  # the app's path: the exact render alone
     assert [s.exact for s in shown] == [True] and float((shown[0].image - model.synthesize(edit)).abs().max()) < ATOL
