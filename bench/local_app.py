@@ -140,7 +140,7 @@ def over_http(
         job = client.submit(api_name="/local_transplant", preview=preview, **payload)
         first, last, images = timed_stream(job, lambda u: u is not None and (isinstance(u, str) or bool(u and u[0])))
         own = time.process_time() - own0
-        wait_quiet(server)
+        wait_quiet(server, idle_rate=idle_rate)
         cpu = process_cpu_s(server) - cpu0 - idle_rate * (time.perf_counter() - t0)
         client_cpu.append(own)
         return first, last, images, cpu + own
