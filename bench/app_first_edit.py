@@ -83,14 +83,15 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_quiet(pid: int, timeout: float = 120.0) -> None:
-    """Until the process has used under 2% of a core for half a second (its idle worker is done)."""
+def wait_quiet(pid: int, timeout: float = 120.0, idle_rate: float = 0.0) -> None:
+    """Until the process has used under 2% of a core beyond ``idle_rate`` (its CPU seconds per second when
+    idle: Gradio's queue loop polls every millisecond) for half a second (its idle worker is done)."""
     deadline = time.time() + timeout
     before = process_cpu_s(pid)
     while time.time() < deadline:
         time.sleep(0.5)
         now = process_cpu_s(pid)
-        if now - before < 0.01:
+        if now - before < 0.01 + 0.5 * idle_rate:
             return
         before = now
 

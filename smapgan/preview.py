@@ -1,18 +1,18 @@
-"""A quick local render of an edit first, then the exact one, unless a newer edit came in meanwhile.
+"""A quick local render of an edit first, then the exact one.
 
 A person moving a mask wants to see the edit at once; the local render
 (``Renderer.render_local``: the base's normalization statistics, only the
 changed region recomputed) gives an approximation in a fraction of the exact
 render's time. :func:`previewed` yields that first, then the exact render, so
-that the last image shown is always exact; an edit superseded by a newer one
-(``newer()`` says one is waiting: the app's next job of the same session) skips
-its exact render, since nobody would see it.
+that the last image shown is always exact. It is a generator: a caller that
+finds the edit superseded after the preview (the app's endpoint: the same
+person's next edit is queued) stops iterating, and the exact render is never made.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -27,16 +27,8 @@ class Shown:
     exact: bool
 
 
-def nothing_newer() -> bool:
-    """The default ``newer``: no edit waits anywhere else (a single caller: the CLI, a script)."""
-    return False
-
-
-def previewed(
-    renderer: Renderer, edit: Sequence[torch.Tensor], base: Encoded, newer: Callable[[], bool] = nothing_newer
-) -> Iterator[Shown]:
-    """Yield the local render (when it differs from the exact one), then the exact render unless ``newer()``
-    says a newer edit of the same person is waiting (the app's queue) once the local one was shown.
+def previewed(renderer: Renderer, edit: Sequence[torch.Tensor], base: Encoded) -> Iterator[Shown]:
+    """Yield the edit's local render (when it differs from the exact one), then its exact render.
 
     The first edit of a base is rendered exactly at once (a local render would first record the
     base's features: a full synthesis before the preview); the features are recorded after it
@@ -48,5 +40,5 @@ def previewed(
         return
     image, exact = renderer.render_local(edit, base)
     yield Shown(image, exact)
-    if not exact and not newer():
+    if not exact:
         yield Shown(renderer.render(edit, base=base), True)

@@ -157,7 +157,7 @@ def test_features_are_bounded_with_the_cache(model, images):
 
 
 @torch.no_grad()
-def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, images):
+def test_the_exact_render_follows_and_a_caller_that_stops_after_the_preview_skips_it(model, images):
     renderer = FastRenderer(model, local_max_cost=1.0, local_max_area=1.0)
     a, b = renderer.encode(images[:1]), renderer.encode(images[1:2])
     pa, pb = renderer.pyramid(a), renderer.pyramid(b)
@@ -171,11 +171,13 @@ def test_the_exact_render_follows_and_a_newer_edit_cancels_the_stale_one(model, 
     assert [s.exact for s in shown] == [False, True]
     assert torch.equal(shown[-1].image, renderer.render(first, base=a))  # the last image shown is the exact one
     assert not torch.equal(shown[0].image, shown[-1].image)
-    # A newer edit waiting (the app's queue: ``newer``) cancels the exact render.
+    # The app stops iterating once a newer edit waits (smapgan.app.builder): no exact render is made then.
     moved = editing.blend_pyramid(pa, pb, box_mask(24, 40, 24, 40))
-    exact_renders = renderer.stats["renders"]
-    assert [s.exact for s in previewed(renderer, moved, a, newer=lambda: True)] == [False]
-    assert renderer.stats["renders"] == exact_renders + 1  # the local render alone
+    stale = previewed(renderer, moved, a)
+    renders = renderer.stats["renders"]
+    assert not next(stale).exact
+    stale.close()
+    assert renderer.stats["renders"] == renders + 1  # the local render alone
     # Where the local render is the exact one (nothing pays), it is shown once, marked exact.
     exact_only = FastRenderer(model, local_max_cost=0.0)
     exact_only.prepare_local(a)

@@ -578,7 +578,7 @@ def _handler(
             model, renderer.with_mode(mode), cache,
             inversion_control.reporter(lambda f, d: progress(f, desc=d), stop, memo),
             inversion=inversion, stop=stop, align=photos.crop_mode(crop, model), face=photos.face_number(face),
-            previews=preview, newer_edit=previews.newer_edit,
+            previews=preview,
         )
         return ctx, {w.item.name: w.to_value([values.get(p) for p in w.params]) for w in inputs}
 
@@ -602,6 +602,12 @@ def _handler(
             shown: dict[str, Any] = {}  # by output: the op's value sent last (what the page's views show)
             memo["values"] = shown
             state: dict[str, Any] = {}
+
+            def unseen() -> bool:
+                """Would nobody see what the run sends or makes next? Its client left, or it has shown a
+                preview and the same session's next edit of the op waits (which replaces the image)."""
+                return departures.left() or ("preview_s" in memo and previews.newer_edit())
+
             with (
                 tempfile.TemporaryDirectory(dir=files, prefix="run-") as folder,
                 contextlib.closing(found.stream(ctx, **kwargs)) as states,
@@ -610,9 +616,7 @@ def _handler(
                 sent: dict[str, list[Any]] = {}  # by output: the component values sent last
                 last: list[list[Any]] | None = None  # the last update sent, by output
                 for previous, state in itertools.pairwise(itertools.chain([{}], states)):
-                    if departures.left():  # between frames: the client is gone, nobody will see the rest
-                        return
-                    if "preview_s" in memo and ctx.newer_edit():  # after a preview: the exact one is stale
+                    if unseen():  # what the op has just made (an exact render made stale while it ran)
                         return
                     if "before" not in memo:  # the inputs were decoded by the op's first step
                         memo["before"] = _first_image(found, ctx.inputs)
@@ -628,7 +632,7 @@ def _handler(
                         # Every output in every update (see OutputBinding.cleared): what was sent, again.
                         last = [sent.get(o.item.name) or o.cleared() for o in outputs]
                         yield _update(last)
-                    if ctx.showing_preview and ctx.newer_edit():  # its exact render would never be seen
+                    if ctx.showing_preview and unseen():  # before the op makes the exact render
                         return
                 final = [o.to_values(state[o.item.name], convert) for o in outputs]  # every one: the API's result
                 memo.update(values=dict(state), elapsed=time.perf_counter() - started, **_in_photo(found, ctx, state, files))

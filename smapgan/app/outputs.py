@@ -130,11 +130,19 @@ def build_output(
             elem_id=f"{elem_id}-download" if elem_id else None,
         )
 
+        last: list[Any] = [None]  # (before, value, views) of the last pair shown
+
         def compared(before: Any, value: Any) -> list[Any]:
             # Shown while a run streams and again when it ends: files written once (Gradio copies each
-            # once) rather than images, whose cache files Gradio would rewrite while they load.
+            # once) rather than images, whose cache files Gradio would rewrite while they load. The run's
+            # end shows the pair its last update showed: those files again, not encoded a second time.
+            seen = last[0]
+            if seen is not None and seen[0] is before and seen[1] is value and all(map(os.path.exists, seen[2][0])):
+                return seen[2]
             image = imageio.tensor_to_image(value)
-            return [tuple(str(write_file(side, gif_dir, ".png")) for side in display_pair(before, image, display))]
+            views = [tuple(str(write_file(side, gif_dir, ".png")) for side in display_pair(before, image, display))]
+            last[0] = (before, value, views)
+            return views
 
         def show(before: Any, value: Any) -> list[Any]:
             image = imageio.tensor_to_image(value)

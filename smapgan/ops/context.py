@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from ..model import StyleMapGAN
-from ..preview import nothing_newer, previewed
+from ..preview import previewed
 from ..render import Encoded, Pyramid, ReferenceRenderer, Renderer
 from .inversion import Inversion, invert
 from .picture import Picture, PictureSource, load_picture
@@ -47,9 +47,6 @@ class OpContext:
     previews: bool = False
     """Show an edit's local render before its exact one (:meth:`render_previewed`): the app's page asks
     for it; the CLI, Python callers and the API by default get the exact render alone."""
-    newer_edit: Callable[[], bool] = nothing_newer
-    """True when a newer edit of the same caller is waiting (the app's queue): a preview's exact render
-    is then skipped."""
     showing_preview: bool = field(default=False, init=False)
     """Whether the image :meth:`render_previewed` gave last is a local preview (the exact one follows)."""
 
@@ -102,15 +99,16 @@ class OpContext:
 
     def render_previewed(self, edit: Sequence[torch.Tensor], *, base: Encoded) -> Iterator[torch.Tensor]:
         """The edit's image, the exact render last; with ``previews`` its local render first where it pays
-        (``showing_preview`` says which one was given), and no exact render once a newer edit waits.
+        (``showing_preview`` says which one was given).
 
-        Yield each image as an output (``yield {"image": image}``): the caller shows the preview at once.
+        Yield each image as an output (``yield {"image": image}``): the caller shows the preview at once,
+        and a caller that stops iterating after it (the app, once a newer edit waits) skips the exact render.
         """
         if not self.previews:
             self.showing_preview = False
             yield self.render(edit, base=base)
             return
-        for shown in previewed(self.renderer, edit, base, self.newer_edit):
+        for shown in previewed(self.renderer, edit, base):
             self.showing_preview = not shown.exact
             yield shown.image
         self.showing_preview = False
