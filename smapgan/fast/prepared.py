@@ -302,7 +302,8 @@ class PreparedDecoder:
     def nbytes(self) -> int:
         """Bytes this holds beyond the model (kept weights, biases, blur kernels)."""
         total = 0
-        for obj in [*self.resizer, *self.steps, *self.skips]:
+        kept_in_other_dtypes = [step for steps in self._steps_in.values() for step in steps]
+        for obj in [*self.resizer, *self.steps, *self.skips, *kept_in_other_dtypes]:
             values = list(vars(obj).values())
             values += [v for x in values if isinstance(x, (PlainConv, UpConv)) for v in vars(x).values()]
             for value in values:
@@ -310,12 +311,6 @@ class PreparedDecoder:
                     total += value.numel() * value.element_size()
                 elif isinstance(value, Folded):
                     total += value.nbytes()
-        for steps in self._steps_in.values():
-            for step in steps:
-                weights = [step.gamma_weight, step.beta_weight, step.conv.weight]
-                tensors = [step.gamma_bias, step.beta_bias, *(t for t in vars(step.conv).values()
-                                                             if isinstance(t, torch.Tensor))]
-                total += sum(w.nbytes() for w in weights) + sum(t.numel() * t.element_size() for t in tensors)
         return total
 
     # ---------------------------------------------------------------- pyramid
